@@ -1,1 +1,256 @@
 #![forbid(unsafe_code)]
+//! Channel adapters for Handoff behind one trait.
+//!
+//! A [`Channel`] turns what an AI support product sends when it escalates (an
+//! [`EscalationInput`]) into the one [`Conversation`] model, and says which Salesforce path it
+//! prefers. Channels are looked up by [`ChannelKind`] in a [`Registry`] built from configuration.
+//! This crate knows neither Salesforce nor the database.
+
+mod address;
+pub mod email;
+mod error;
+mod messaging;
+mod model;
+mod normalize;
+mod registry;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+pub use address::{EmailAddress, EmailAddressError};
+pub use email::EmailChannel;
+pub use error::{ChannelError, RawEmailProblem};
+pub use messaging::MessagingChannel;
+pub use model::{Conversation, Customer, EmailThread, Role, Turn};
+pub use registry::{BuiltInConfig, ChannelConfig, Registry};
+
+/// Which channel a conversation came through.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ChannelKind {
+    Email,
+    Chat,
+    Sms,
+    Whatsapp,
+    Voice,
+    /// A configured bridge channel, by its configured name.
+    Plugin(String),
+}
+
+impl ChannelKind {
+    /// The built-in channels, in the order they are listed to users.
+    pub const BUILT_IN: [ChannelKind; 5] = [
+        ChannelKind::Email,
+        ChannelKind::Chat,
+        ChannelKind::Sms,
+        ChannelKind::Whatsapp,
+        ChannelKind::Voice,
+    ];
+
+    /// A plugin channel name: 1–64 of `a-z`, `0-9`, `_`, `-`, starting with a letter, and not
+    /// the name of a built-in channel.
+    ///
+    /// # Errors
+    /// [`ChannelError::InvalidPluginName`].
+    pub fn plugin(name: &str) -> Result<Self, ChannelError> {
+        let well_formed = (1..=64).contains(&name.len())
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if !well_formed || name.parse::<ChannelKind>().is_ok() {
+            return Err(ChannelError::InvalidPluginName);
+        }
+        Ok(Self::Plugin(name.to_owned()))
+    }
+
+    /// The wire name (`email`, `chat`, `sms`, `whatsapp`, `voice`, or the plugin's name).
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Email => "email",
+            Self::Chat => "chat",
+            Self::Sms => "sms",
+            Self::Whatsapp => "whatsapp",
+            Self::Voice => "voice",
+            Self::Plugin(name) => name,
+        }
+    }
+
+    /// The built-in names joined for error messages.
+    pub(crate) fn built_in_names() -> String {
+        Self::BUILT_IN
+            .iter()
+            .map(ChannelKind::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Parses a built-in channel name; plugin names are resolved by [`Registry::resolve`].
+impl FromStr for ChannelKind {
+    type Err = ChannelError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::BUILT_IN
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| ChannelError::UnknownChannel {
+                name: printable_prefix(s),
+                valid: Self::built_in_names(),
+            })
+    }
+}
+
+/// At most 64 characters of `s`, control characters replaced, for echoing a name in an error.
+pub(crate) fn printable_prefix(s: &str) -> String {
+    s.chars()
+        .take(64)
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
+}
+
+impl fmt::Display for ChannelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ChannelKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// The Salesforce path an escalation takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Route {
+    /// A Case with the transcript as internal CaseComments.
+    Case,
+    /// A live Messaging for In-App and Web conversation.
+    Messaging,
+}
+
+/// What an AI product sends when it escalates, before any channel has looked at it.
+/// The gateway has already checked `session_id`, `channel`, `priority` and the like.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EscalationInput {
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub customer: Customer,
+    #[serde(default = "default_language")]
+    pub language: String,
+    #[serde(default)]
+    pub transcript: Option<Vec<Turn>>,
+    /// RFC 5322 messages, oldest first (email only).
+    #[serde(default)]
+    pub raw_email: Option<Vec<String>>,
+}
+
+fn default_language() -> String {
+    "en".to_owned()
+}
+
+/// One channel adapter.
+pub trait Channel: Send + Sync + 'static {
+    fn kind(&self) -> ChannelKind;
+
+    /// The Salesforce path this channel prefers (email → Case, others → Messaging).
+    fn preferred_route(&self) -> Route;
+
+    /// Turn what the AI product sent into the conversation model.
+    ///
+    /// # Errors
+    /// A [`ChannelError`] whose `code()` and `field()` say what is wrong with the input.
+    fn normalize(&self, input: EscalationInput) -> Result<Conversation, ChannelError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_names_round_trip() {
+        for kind in ChannelKind::BUILT_IN {
+            assert_eq!(kind.as_str().parse::<ChannelKind>().unwrap(), kind);
+            assert_eq!(
+                serde_json::to_string(&kind).unwrap(),
+                format!("\"{}\"", kind.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_names_list_the_valid_ones() {
+        let err = "fax".parse::<ChannelKind>().unwrap_err();
+        assert_eq!(err.code(), "unknown_channel");
+        assert_eq!(err.field().as_deref(), Some("channel"));
+        assert_eq!(
+            err.to_string(),
+            "unknown channel `fax`; valid channels are: email, chat, sms, whatsapp, voice"
+        );
+        // Names are exact: no case folding, no whitespace trimming.
+        assert!("Email".parse::<ChannelKind>().is_err());
+        assert!(" sms".parse::<ChannelKind>().is_err());
+    }
+
+    #[test]
+    fn unknown_name_echo_is_bounded_and_printable() {
+        let long = format!("a\n{}", "b".repeat(500));
+        let ChannelError::UnknownChannel { name, .. } = long.parse::<ChannelKind>().unwrap_err()
+        else {
+            panic!("wrong error");
+        };
+        assert_eq!(name.chars().count(), 64);
+        assert!(name.starts_with("a\u{fffd}b"));
+    }
+
+    #[test]
+    fn plugin_names_are_checked() {
+        assert_eq!(
+            ChannelKind::plugin("line-bridge").unwrap(),
+            ChannelKind::Plugin("line-bridge".to_owned())
+        );
+        assert_eq!(ChannelKind::plugin("teams_2").unwrap().as_str(), "teams_2");
+        for bad in ["", "email", "Line", "2line", "li ne", &"x".repeat(65)] {
+            let err = ChannelKind::plugin(bad).unwrap_err();
+            assert_eq!(err.code(), "invalid_channel_name", "{bad:?}");
+            assert_eq!(err.field().as_deref(), Some("channel"));
+        }
+    }
+
+    #[test]
+    fn route_and_role_wire_names() {
+        assert_eq!(serde_json::to_string(&Route::Case).unwrap(), "\"case\"");
+        assert_eq!(
+            serde_json::to_string(&Route::Messaging).unwrap(),
+            "\"messaging\""
+        );
+        for (role, name) in [
+            (Role::Customer, "customer"),
+            (Role::Bot, "bot"),
+            (Role::Agent, "agent"),
+            (Role::System, "system"),
+        ] {
+            assert_eq!(serde_json::to_string(&role).unwrap(), format!("\"{name}\""));
+            assert_eq!(role.to_string(), name);
+        }
+    }
+
+    #[test]
+    fn escalation_input_defaults_language_and_parses_turns() {
+        let input: EscalationInput = serde_json::from_str(
+            r#"{"customer":{"email":"Ann@Example.com"},
+                "transcript":[{"role":"customer","text":"hi","at":"2026-11-16T09:00:00+01:00"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(input.language, "en");
+        assert_eq!(input.customer.email.unwrap().as_str(), "Ann@example.com");
+        let turns = input.transcript.unwrap();
+        assert_eq!(turns[0].role, Role::Customer);
+        assert_eq!(turns[0].at.to_rfc3339(), "2026-11-16T08:00:00+00:00");
+    }
+}

@@ -1,1 +1,19 @@
 #![forbid(unsafe_code)]
+//! Handoff: hands AI-bot support conversations to human reps in Salesforce.
+//!
+//! Start here: [`app::Application`] builds the gateway from a [`config::Config`]
+//! and a listener; `main.rs` and the tests start it the same way.
+
+pub mod app;
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod escalation;
+pub mod http;
+pub mod store;
+pub mod telemetry;
+
+pub use app::{Application, RunningApp, StartError};
+pub use config::Config;

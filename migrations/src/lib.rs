@@ -1,1 +1,25 @@
 #![forbid(unsafe_code)]
+//! Database migrations for Handoff. They run at startup and with `handoff migrate`.
+//! Migrations never import the gateway's entities: entities change, old migrations must not.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_sessions;
+mod m20261122_000002_create_events;
+mod m20261122_000003_create_jobs;
+mod m20261122_000004_create_api_tokens;
+
+/// All migrations, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261122_000001_create_sessions::Migration),
+            Box::new(m20261122_000002_create_events::Migration),
+            Box::new(m20261122_000003_create_jobs::Migration),
+            Box::new(m20261122_000004_create_api_tokens::Migration),
+        ]
+    }
+}

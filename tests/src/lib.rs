@@ -1,1 +1,214 @@
 #![forbid(unsafe_code)]
+//! Test harness: the real gateway over real sockets, against the Salesforce
+//! emulator, on a fresh SQLite file or a fresh PostgreSQL database per test.
+
+use std::time::Duration;
+
+use gateway::config::Config;
+use gateway::store::Scope;
+use gateway::{Application, RunningApp};
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+pub use gateway::demo::Driver;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs a test body once per database: `both_databases!(name, |db| async move { … })`.
+/// PostgreSQL comes from `HANDOFF_TEST_POSTGRES_URL` (an admin URL; each test
+/// creates its own database). Without it the PostgreSQL variant reports itself
+/// skipped — unless `HANDOFF_REQUIRE_POSTGRES=1` (set by `.ci/run`), where a
+/// missing server fails the test.
+#[macro_export]
+macro_rules! both_databases {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                ($body)($crate::Db::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if $crate::postgres_admin_url().is_none() {
+                    return;
+                }
+                ($body)($crate::Db::Postgres).await
+            }
+        }
+    };
+}
+
+/// The PostgreSQL admin URL, or `None` (and a note) when PostgreSQL tests are off.
+pub fn postgres_admin_url() -> Option<String> {
+    match std::env::var("HANDOFF_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            if std::env::var("HANDOFF_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+                panic!("HANDOFF_REQUIRE_POSTGRES=1 but HANDOFF_TEST_POSTGRES_URL is not set");
+            }
+            eprintln!("PostgreSQL variant skipped: set HANDOFF_TEST_POSTGRES_URL to run it");
+            None
+        }
+    }
+}
+
+/// A database URL no other test uses, and what keeps it alive.
+pub async fn fresh_database(db: Db) -> (String, Option<tempfile::TempDir>) {
+    match db {
+        Db::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("handoff.db").display());
+            (url, Some(dir))
+        }
+        Db::Postgres => {
+            use sea_orm::ConnectionTrait;
+            let admin = postgres_admin_url().expect("postgres url");
+            let name = format!("handoff_test_{}", uuid::Uuid::new_v4().simple());
+            let conn = sea_orm::Database::connect(&admin).await.expect("connect to PostgreSQL");
+            conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create test database");
+            let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+            (format!("{base}/{name}"), None)
+        }
+    }
+}
+
+/// A running gateway and emulator, plus tokens for each scope.
+pub struct TestApp {
+    pub gateway: RunningApp,
+    pub emulator: sf_emulator::EmulatorHandle,
+    pub escalate_token: String,
+    pub read_token: String,
+    pub http: reqwest::Client,
+    pub salesforce: salesforce::Client,
+    pub config: Config,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Test settings: fast retries, the emulator's default app.
+pub fn test_config(db_url: &str, emulator: &sf_emulator::EmulatorHandle) -> Config {
+    let mut config = Config::defaults();
+    config.database_url = db_url.to_string();
+    config.salesforce.login_url = emulator.url();
+    let app = emulator.config().connected_apps[0].clone();
+    config.salesforce.credentials = Some(salesforce::Credentials::ClientCredentials {
+        client_id: app.client_id,
+        client_secret: app.client_secret.into(),
+    });
+    config.worker.retry_base_ms = 50;
+    config.worker.retry_max_ms = 500;
+    config.worker.poll_interval_ms = 50;
+    config
+}
+
+pub async fn spawn_emulator() -> sf_emulator::EmulatorHandle {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind emulator");
+    sf_emulator::spawn(sf_emulator::EmulatorConfig::default(), listener)
+        .await
+        .expect("start emulator")
+}
+
+pub async fn spawn_app(db: Db) -> TestApp {
+    spawn_app_with(db, |_| {}).await
+}
+
+/// Like [`spawn_app`], letting the test adjust the config first.
+pub async fn spawn_app_with(db: Db, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let emulator = spawn_emulator().await;
+    let (url, dir) = fresh_database(db).await;
+    let mut config = test_config(&url, &emulator);
+    adjust(&mut config);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind gateway");
+    let app = Application::build(config.clone(), listener)
+        .await
+        .expect("gateway builds");
+    let store = app.state().store.clone();
+    let escalate_token = store
+        .create_token("test-escalate", &[Scope::Escalate])
+        .await
+        .expect("token")
+        .secret;
+    let read_token = store
+        .create_token("test-read", &[Scope::Read])
+        .await
+        .expect("token")
+        .secret;
+    let gateway = app.spawn().expect("gateway runs");
+    let salesforce = salesforce::Client::new(salesforce::ClientConfig {
+        login_url: emulator.url(),
+        api_version: config.salesforce.api_version.clone(),
+        credentials: config.salesforce.credentials.clone().expect("credentials"),
+        timeout: Duration::from_secs(10),
+        max_concurrency: 4,
+    })
+    .expect("salesforce client");
+    TestApp {
+        gateway,
+        emulator,
+        escalate_token,
+        read_token,
+        http: reqwest::Client::new(),
+        salesforce,
+        config,
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.gateway.url())
+    }
+
+    pub fn driver(&self) -> Driver {
+        Driver::new(self.gateway.url(), self.escalate_token.clone()).expect("driver")
+    }
+
+    /// POSTs a JSON escalation with the escalate token; returns status and body.
+    pub async fn post_escalation(&self, body: &Value) -> (u16, Value) {
+        self.post_raw(
+            "/v1/escalations",
+            Some(&self.escalate_token),
+            "application/json",
+            body.to_string().into_bytes(),
+        )
+        .await
+    }
+
+    pub async fn post_raw(&self, path: &str, token: Option<&str>, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut request = self.http.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// SOQL against the emulator, all pages.
+    pub async fn soql(&self, query: &str) -> Vec<Value> {
+        self.salesforce.query_all_pages(query).await.expect("SOQL query")
+    }
+}

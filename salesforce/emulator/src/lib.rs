@@ -1,1 +1,35 @@
 #![forbid(unsafe_code)]
+//! A local Salesforce for tests, demos and development: OAuth token endpoint, REST sObjects,
+//! SOQL query with paging, composite, sObject Collections, limits, configured flows, and
+//! runtime fault injection. See `docs/emulator.md`.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let sf = sf_emulator::spawn(sf_emulator::EmulatorConfig::default(), listener).await?;
+//! println!("Salesforce at {}", sf.url());
+//! sf.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+pub mod faults;
+pub mod ids;
+pub mod schema;
+pub mod soql;
+pub mod stats;
+
+mod admin;
+mod dml;
+mod error;
+mod oauth;
+mod rest;
+mod server;
+mod store;
+
+pub use config::{ApiVersions, ConnectedApp, EmulatorConfig, FlowConfig, RefreshTokenConfig, UserConfig};
+pub use faults::Faults;
+pub use oauth::decoding_key;
+pub use schema::Record;
+pub use server::{EmulatorHandle, spawn};
+pub use stats::Stats;

@@ -1,1 +1,91 @@
-fn main() {}
+#![forbid(unsafe_code)]
+//! `sf-emulator`: runs the local Salesforce until Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use figment::Figment;
+use figment::providers::{Format, Json, Serialized, Toml};
+use sf_emulator::EmulatorConfig;
+use tracing_subscriber::EnvFilter;
+
+/// A local Salesforce (OAuth, REST, SOQL, composite, limits, fault injection).
+#[derive(Debug, Parser)]
+#[command(name = "sf-emulator", version)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "SF_EMULATOR_LISTEN", default_value = "127.0.0.1:7070")]
+    listen: SocketAddr,
+    /// Configuration file (TOML, or JSON when the name ends in .json). Unset keys keep their defaults.
+    #[arg(long, env = "SF_EMULATOR_CONFIG")]
+    config: Option<PathBuf>,
+    /// Print the effective configuration as TOML-compatible JSON and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<EmulatorConfig> {
+    let mut figment = Figment::from(Serialized::defaults(EmulatorConfig::default()));
+    if let Some(path) = path {
+        anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
+        figment = if path.extension().is_some_and(|e| e == "json") {
+            figment.merge(Json::file(path))
+        } else {
+            figment.merge(Toml::file(path))
+        };
+    }
+    let config: EmulatorConfig = figment
+        .extract()
+        .with_context(|| "invalid emulator configuration")?;
+    config.validate().map_err(anyhow::Error::msg)?;
+    Ok(config)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let config = load_config(args.config.as_ref())?;
+    if args.print_config {
+        println!("{}", serde_json::to_string_pretty(&config)?);
+        return Ok(());
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let handle = sf_emulator::spawn(config, listener).await?;
+    let url = handle.url();
+    println!("Salesforce emulator listening on {url}");
+    println!("  token endpoint: {url}/services/oauth2/token");
+    println!("  REST base:      {url}/services/data/v66.0/");
+    println!("  org id:         {}", handle.config().org_id);
+    for app in &handle.config().connected_apps {
+        println!(
+            "  connected app:  client_id={} client_secret={} run_as={}",
+            app.client_id,
+            app.client_secret,
+            app.run_as.as_deref().unwrap_or("(none)")
+        );
+    }
+    for user in &handle.config().users {
+        println!(
+            "  user:           username={} password={} security_token={}",
+            user.username, user.password, user.security_token
+        );
+    }
+    println!(
+        "  try: curl -s {url}/services/oauth2/token -d grant_type=client_credentials -d client_id=… -d client_secret=…"
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot listen for Ctrl-C")?;
+    tracing::info!("shutting down");
+    handle.shutdown().await;
+    Ok(())
+}

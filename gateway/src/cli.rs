@@ -1,0 +1,193 @@
+//! The `handoff` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::Application;
+use crate::config::Config;
+use crate::store::{Scope, Store};
+
+#[derive(Debug, Parser)]
+#[command(name = "handoff", version, about = "Hands AI-bot support conversations to human reps in Salesforce.")]
+pub struct Cli {
+    /// Config file (TOML). HANDOFF_* environment variables override it.
+    #[arg(long, global = true, env = "HANDOFF_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway: HTTP API and worker.
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Run against the built-in Salesforce emulator, on a scratch SQLite database
+        /// unless HANDOFF_DATABASE_URL is set; GET /v1/sandbox tells how to reach it.
+        #[arg(long)]
+        sandbox: bool,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Find sessions.
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
+    /// Manage API tokens.
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
+    /// Escalate a handful of real conversations end to end against the built-in
+    /// emulator, on a scratch database, and print what happened.
+    Demo,
+    /// Measure: Salesforce calls per escalation, and accepted escalations per second.
+    Bench {
+        #[command(subcommand)]
+        command: crate::bench::BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// Print the sessions matching any id: session id, Case id (15 or 18),
+    /// CaseNumber, MIAW id, MessagingSession id, customer email or phone.
+    Find { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create a token and print it once (only its hash is stored).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: read, escalate, admin.
+        #[arg(long, default_value = "escalate")]
+        scopes: String,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { listen, sandbox } => {
+            crate::telemetry::init("info,sqlx=warn");
+            let mut config = Config::load(cli.config.as_deref())?;
+            if let Some(addr) = listen {
+                config.listen = addr;
+            }
+            let listener = TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}; is another process using it? Pick another with --listen", config.listen))?;
+            let scratch = std::env::var_os("HANDOFF_DATABASE_URL").is_none();
+            let app = if sandbox {
+                Application::build_sandbox(config, listener, scratch).await?
+            } else {
+                Application::build(config, listener).await?
+            };
+            let addr = app.local_addr()?;
+            if let Some(info) = app.sandbox() {
+                println!("Handoff sandbox listening on http://{addr}");
+                println!("  Salesforce emulator: {}", info.salesforce_url);
+                println!("  API token (every scope): {}", info.api_token);
+                println!("  GET http://{addr}/v1/sandbox for the same, as JSON");
+            } else {
+                tracing::info!(%addr, "Handoff listening.");
+            }
+            let shutdown = CancellationToken::new();
+            let signal = shutdown.clone();
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                tracing::info!("Shutting down: finishing in-flight work.");
+                signal.cancel();
+            });
+            app.run(shutdown).await?;
+            Ok(())
+        }
+        Command::Migrate => {
+            let config = Config::load(cli.config.as_deref())?;
+            Store::open(&config.database_url).await.context("migration failed")?;
+            println!("Database is up to date.");
+            Ok(())
+        }
+        Command::Sessions {
+            command: SessionsCommand::Find { id },
+        } => {
+            let config = Config::load(cli.config.as_deref())?;
+            let store = Store::open(&config.database_url).await?;
+            let sessions = store.find_sessions(&id).await?;
+            if sessions.is_empty() {
+                println!("No session matches {id:?}.");
+                return Ok(());
+            }
+            println!(
+                "{:<36} {:<9} {:<6} {:<10} {:<18} {:<10} {}",
+                "SESSION", "CHANNEL", "ROUTE", "STATUS", "CASE ID", "CASE #", "CREATED"
+            );
+            for s in sessions {
+                println!(
+                    "{:<36} {:<9} {:<6} {:<10} {:<18} {:<10} {}",
+                    s.id,
+                    s.channel,
+                    s.route,
+                    s.status,
+                    s.salesforce_case_id.as_deref().unwrap_or("-"),
+                    s.salesforce_case_number.as_deref().unwrap_or("-"),
+                    s.created_at.format("%Y-%m-%d %H:%M:%S")
+                );
+            }
+            Ok(())
+        }
+        Command::Tokens {
+            command: TokensCommand::Create { name, scopes },
+        } => {
+            let mut parsed = Vec::new();
+            for s in scopes.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                match Scope::parse(s) {
+                    Some(scope) => parsed.push(scope),
+                    None => bail!("unknown scope {s:?}; use read, escalate or admin"),
+                }
+            }
+            if parsed.is_empty() {
+                bail!("give at least one scope: --scopes read,escalate");
+            }
+            let config = Config::load(cli.config.as_deref())?;
+            let store = Store::open(&config.database_url).await?;
+            let token = store.create_token(&name, &parsed).await?;
+            println!("{}", token.secret);
+            eprintln!("Token {} created. It is shown only now; store it safely.", token.id);
+            Ok(())
+        }
+        Command::Demo => crate::demo::run().await,
+        Command::Bench { command } => crate::bench::run(command).await,
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,126 @@
+//! Configuration: compiled-in defaults, then a TOML file, then `HANDOFF_*`
+//! environment variables (`HANDOFF_SALESFORCE__LOGIN_URL` → `salesforce.login_url`).
+//! Secrets are `SecretString` and never printed.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("../handoff.default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub max_body_bytes: usize,
+    pub salesforce: SalesforceConfig,
+    pub case: CaseConfig,
+    pub worker: WorkerConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SalesforceConfig {
+    /// Token endpoint host: login/test.salesforce.com or the My Domain URL.
+    pub login_url: String,
+    pub api_version: String,
+    pub timeout_secs: u64,
+    pub max_concurrency: usize,
+    /// How Handoff authenticates (`type` = jwt_bearer | client_credentials | password | refresh_token).
+    #[serde(default)]
+    pub credentials: Option<salesforce::Credentials>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CaseConfig {
+    pub from_field: String,
+    pub from_value: String,
+    pub external_id_field: String,
+    /// channel name → Case.Origin value.
+    pub origin: BTreeMap<String, String>,
+    /// low|medium|high|critical → Case.Priority value.
+    pub priority: BTreeMap<String, String>,
+    /// caller attribute name → Case field API name (the allow-list).
+    pub attribute_fields: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkerConfig {
+    pub concurrency: usize,
+    pub max_attempts: u32,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    pub poll_interval_ms: u64,
+    pub lease_secs: u64,
+}
+
+/// A configuration problem, naming the setting and what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Defaults → optional file → environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::new().merge(Toml::string(DEFAULTS));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist; create it (see deploy/handoff.example.toml) or drop --config",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment.merge(Env::prefixed("HANDOFF_").split("__").ignore(&["config"]));
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The built-in defaults alone (the demo, the sandbox and tests start from these).
+    pub fn defaults() -> Config {
+        Figment::new()
+            .merge(Toml::string(DEFAULTS))
+            .extract()
+            .expect("built-in defaults parse")
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError("max_body_bytes must be at least 1024".into()));
+        }
+        if !self.salesforce.api_version.starts_with('v') {
+            return Err(ConfigError(format!(
+                "salesforce.api_version must look like \"v66.0\", got {:?}",
+                self.salesforce.api_version
+            )));
+        }
+        if self.worker.concurrency == 0 || self.worker.max_attempts == 0 {
+            return Err(ConfigError(
+                "worker.concurrency and worker.max_attempts must be at least 1".into(),
+            ));
+        }
+        for (key, name) in [
+            ("case.from_field", &self.case.from_field),
+            ("case.external_id_field", &self.case.external_id_field),
+        ] {
+            if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || name.is_empty() {
+                return Err(ConfigError(format!(
+                    "{key} must be a Salesforce field API name, got {name:?}"
+                )));
+            }
+        }
+        for level in ["low", "medium", "high", "critical"] {
+            if !self.case.priority.contains_key(level) {
+                return Err(ConfigError(format!("case.priority.{level} is missing")));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,263 @@
+//! `handoff demo`: the whole Case path on embedded defaults — the built-in
+//! Salesforce emulator, a scratch SQLite database, real HTTP on loopback.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::app::Application;
+use crate::config::Config;
+use crate::http::sessions::SessionView;
+
+/// Talks to a running gateway over HTTP, as an AI product would.
+pub struct Driver {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Driver {
+    pub fn new(base: String, token: String) -> anyhow::Result<Driver> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .context("cannot build an HTTP client")?;
+        Ok(Driver { http, base, token })
+    }
+
+    /// `POST /v1/escalations`; expects 202.
+    pub async fn escalate(&self, body: &Value) -> anyhow::Result<SessionView> {
+        let response = self
+            .http
+            .post(format!("{}/v1/escalations", self.base))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await?;
+        let status = response.status();
+        if status.as_u16() != 202 {
+            bail!("escalation answered {status}: {}", response.text().await.unwrap_or_default());
+        }
+        Ok(response.json().await?)
+    }
+
+    pub async fn session(&self, id: &str) -> anyhow::Result<SessionView> {
+        let response = self
+            .http
+            .get(format!("{}/v1/sessions/{id}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(response.json().await?)
+    }
+
+    pub async fn find(&self, any_id: &str) -> anyhow::Result<Vec<SessionView>> {
+        let response: Value = self
+            .http
+            .get(format!("{}/v1/sessions", self.base))
+            .query(&[("id", any_id)])
+            .bearer_auth(&self.token)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(serde_json::from_value(response["sessions"].clone())?)
+    }
+
+    /// Polls until the session has its Case (or failed), up to `timeout`.
+    pub async fn wait_escalated(&self, id: &str, timeout: Duration) -> anyhow::Result<SessionView> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let session = self.session(id).await?;
+            match session.status.as_str() {
+                "escalated" => return Ok(session),
+                "failed" => bail!(
+                    "session {id} failed: {}",
+                    session.last_error.unwrap_or_default()
+                ),
+                _ if Instant::now() > deadline => bail!("session {id} has no Case after {timeout:?}"),
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+}
+
+/// The demo's conversations: short, long, non-English, HTML-only raw email, and
+/// a raw multi-message email thread.
+pub fn demo_conversations(run: &str) -> Vec<(&'static str, Value)> {
+    let t = |minute: u32| format!("2026-11-22T09:{minute:02}:00Z");
+    let short = json!({
+        "session_id": format!("demo-{run}-short"),
+        "channel": "email",
+        "customer": {"name": "Ann Example", "email": "ann@example.com"},
+        "priority": "high",
+        "subject": "Cannot reset my password",
+        "summary": "Customer cannot reset her password: the reset email never arrives. Bot checked the address and spam folder; escalating to a human.",
+        "transcript": [
+            {"role": "customer", "text": "Hi, I asked for a password reset three times and got nothing.", "at": t(0)},
+            {"role": "bot", "text": "Sorry about that! Can you confirm the address you use to sign in?", "at": t(1)},
+            {"role": "customer", "text": "ann@example.com — and it's not in spam either.", "at": t(2)},
+            {"role": "bot", "text": "Thanks. I'm handing this to a colleague who can check the mail logs.", "at": t(3)},
+        ]
+    });
+
+    let mut long_turns = Vec::new();
+    for i in 0..160u32 {
+        let (role, text) = if i % 2 == 0 {
+            ("customer", format!(
+                "Order #A-{:04} arrived with item {} missing. I already sent photos of the parcel and the packing slip, and the courier says it was delivered complete. Could you check the warehouse scan for this line?",
+                1000 + i, i / 2 + 1
+            ))
+        } else {
+            ("bot", format!(
+                "Thanks — I see line {} on the packing slip. Our warehouse scan shows it was picked; I'm recording your photos against the order so the team can open a claim.",
+                i / 2 + 1
+            ))
+        };
+        long_turns.push(json!({"role": role, "text": text, "at": format!("2026-11-22T{:02}:{:02}:00Z", 8 + i / 60, i % 60)}));
+    }
+    let long = json!({
+        "session_id": format!("demo-{run}-long"),
+        "channel": "email",
+        "customer": {"name": "Bo Builder", "email": "bo@example.org", "phone": "+1 415 555 0100"},
+        "subject": "Several items missing from a large order",
+        "summary": "Large order delivered with many lines missing; customer sent photos. Needs a warehouse claim across 80 lines.",
+        "transcript": long_turns,
+    });
+
+    let german = json!({
+        "session_id": format!("demo-{run}-de"),
+        "channel": "email",
+        "language": "de",
+        "customer": {"name": "Jürgen Müller", "email": "juergen@example.de"},
+        "priority": "medium",
+        "subject": "Rückerstattung für doppelte Abbuchung",
+        "summary": "Kunde wurde zweimal belastet (2 × 49,90 €) und bittet um Erstattung einer Zahlung.",
+        "transcript": [
+            {"role": "customer", "text": "Guten Tag, mein Konto wurde zweimal mit 49,90 € belastet.", "at": t(10)},
+            {"role": "bot", "text": "Das tut mir leid! Ich sehe zwei Zahlungen vom 21. November.", "at": t(11)},
+            {"role": "customer", "text": "Genau. Bitte erstatten Sie eine davon — danke schön!", "at": t(12)},
+        ]
+    });
+
+    let html_only = format!(
+        "From: Chloé Dupont <chloe@example.fr>\r\nTo: support@shop.example\r\nSubject: Colis endommagé\r\nDate: Sun, 22 Nov 2026 09:20:00 +0100\r\nMessage-ID: <m1-{run}@example.fr>\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n<html><body><p>Bonjour,</p><p>Mon colis est arrivé <b>endommagé</b> et le vase est cassé.</p><p>Pouvez-vous m&#8217;envoyer un remplacement&nbsp;?</p><p>Merci,<br>Chloé</p></body></html>\r\n"
+    );
+    let html = json!({
+        "session_id": format!("demo-{run}-html"),
+        "channel": "email",
+        "language": "fr",
+        "summary": "Le client a reçu un colis endommagé (vase cassé) et demande un remplacement.",
+        "raw_email": [html_only],
+    });
+
+    let first = format!(
+        "From: Dev Patel <dev@example.in>\r\nTo: support@shop.example\r\nSubject: Invoice shows the wrong company name\r\nDate: Sun, 22 Nov 2026 08:00:00 +0000\r\nMessage-ID: <t1-{run}@example.in>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHello, our invoice INV-2291 shows our old company name. Can you reissue it?\r\n"
+    );
+    let reply = format!(
+        "From: Shop Assistant <support@shop.example>\r\nTo: dev@example.in\r\nSubject: Re: Invoice shows the wrong company name\r\nDate: Sun, 22 Nov 2026 08:01:00 +0000\r\nMessage-ID: <t2-{run}@shop.example>\r\nIn-Reply-To: <t1-{run}@example.in>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nI can help. What is the new legal name?\r\n\r\nOn Sun, 22 Nov 2026 at 08:00, Dev Patel <dev@example.in> wrote:\r\n> Hello, our invoice INV-2291 shows our old company name.\r\n"
+    );
+    let third = format!(
+        "From: Dev Patel <dev@example.in>\r\nTo: support@shop.example\r\nSubject: Re: Invoice shows the wrong company name\r\nDate: Sun, 22 Nov 2026 08:05:00 +0000\r\nMessage-ID: <t3-{run}@example.in>\r\nIn-Reply-To: <t2-{run}@shop.example>\r\nReferences: <t1-{run}@example.in> <t2-{run}@shop.example>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nIt is Patel Analytics Pvt Ltd. Thanks!\r\n\r\nOn Sun, 22 Nov 2026 at 08:01, Shop Assistant <support@shop.example> wrote:\r\n> I can help. What is the new legal name?\r\n"
+    );
+    let thread = json!({
+        "session_id": format!("demo-{run}-thread"),
+        "channel": "email",
+        "summary": "Customer needs invoice INV-2291 reissued under the new legal name Patel Analytics Pvt Ltd.",
+        "raw_email": [first, reply, third],
+    });
+
+    vec![
+        ("short transcript", short),
+        ("long transcript", long),
+        ("non-English", german),
+        ("HTML-only email", html),
+        ("email thread", thread),
+    ]
+}
+
+pub async fn run() -> anyhow::Result<()> {
+    crate::telemetry::init("warn");
+    let started = Instant::now();
+    println!("Starting the built-in Salesforce emulator and the gateway on a scratch SQLite database…");
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let app = Application::build_sandbox(Config::defaults(), listener, true).await?;
+    let info = app.sandbox().cloned().context("sandbox info missing")?;
+    let running = app.spawn()?;
+    println!("  gateway:    {}", running.url());
+    println!("  Salesforce: {} (emulator)", info.salesforce_url);
+
+    let driver = Driver::new(running.url(), info.api_token.clone())?;
+    let run_id = uuid::Uuid::now_v7().simple().to_string()[24..].to_string();
+    let conversations = demo_conversations(&run_id);
+    println!("Escalating {} email conversations…", conversations.len());
+    let mut accepted = Vec::new();
+    for (label, body) in &conversations {
+        let session = driver.escalate(body).await?;
+        println!("  202 accepted  {:<18} {}", label, session.id);
+        accepted.push((*label, session.id));
+    }
+
+    println!("Waiting for each Case in Salesforce…");
+    let sf = salesforce::Client::new(salesforce::ClientConfig {
+        login_url: info.salesforce_url.clone(),
+        api_version: running.state.config.salesforce.api_version.clone(),
+        credentials: salesforce::Credentials::ClientCredentials {
+            client_id: info.client_id.clone(),
+            client_secret: info.client_secret.clone().into(),
+        },
+        timeout: Duration::from_secs(10),
+        max_concurrency: 2,
+    })?;
+    let mut rows = Vec::new();
+    for (label, id) in &accepted {
+        let session = driver.wait_escalated(id, Duration::from_secs(60)).await?;
+        let case_id = session.salesforce_case_id.clone().context("no Case id")?;
+        // Count in Salesforce itself, not in our own bookkeeping.
+        let count = sf
+            .query(&format!("SELECT COUNT() FROM CaseComment WHERE ParentId = '{case_id}'"))
+            .await?
+            .total_size;
+        println!("  Case {} ready for {}", session.salesforce_case_number.as_deref().unwrap_or("?"), label);
+        rows.push((session, count));
+    }
+
+    println!();
+    println!(
+        "{:<24} {:<18} {:<10} {:>8} {:>16}",
+        "SESSION", "CASE ID", "CASE #", "COMMENTS", "SALESFORCE CALLS"
+    );
+    for (session, comments) in &rows {
+        println!(
+            "{:<24} {:<18} {:<10} {:>8} {:>16}",
+            session.id,
+            session.salesforce_case_id.as_deref().unwrap_or("-"),
+            session.salesforce_case_number.as_deref().unwrap_or("-"),
+            comments,
+            session.salesforce_calls
+        );
+    }
+
+    if let Some((session, _)) = rows.first()
+        && let Some(number) = &session.salesforce_case_number
+    {
+        let found = driver.find(number).await?;
+        println!();
+        println!(
+            "Support ops can find any session by any id: GET /v1/sessions?id={number} → {}",
+            found.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    println!(
+        "Done in {:.1}s: {} conversations, {} Cases. Try `handoff serve --sandbox` to drive it yourself.",
+        started.elapsed().as_secs_f64(),
+        rows.len(),
+        rows.len()
+    );
+    running.stop().await;
+    Ok(())
+}

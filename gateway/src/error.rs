@@ -1,0 +1,134 @@
+//! The one error type of the HTTP API and its single `IntoResponse`:
+//! `application/problem+json` with `type`, `title`, `status`, `detail`, a stable
+//! `code`, and the offending `field` where there is one. 5xx answers are generic;
+//! their cause is logged once, never sent.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed or a field is invalid.
+    #[error("{detail}")]
+    Invalid {
+        code: &'static str,
+        field: Option<String>,
+        detail: String,
+    },
+    /// 401: no token, or not a token we know.
+    #[error("missing or invalid bearer token")]
+    Unauthenticated,
+    /// 403: the token lacks the scope.
+    #[error("this token lacks the '{0}' scope")]
+    Forbidden(&'static str),
+    /// 404: nothing there (never says whether something else exists).
+    #[error("not found")]
+    NotFound,
+    /// 409: the same session id was used with a different body.
+    #[error("{0}")]
+    Conflict(String),
+    /// 413: body over the configured limit.
+    #[error("request body is larger than the limit of {0} bytes")]
+    TooLarge(usize),
+    /// 415: not JSON.
+    #[error("expected Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// 503: a dependency (the database) is unavailable; retry later.
+    #[error("service temporarily unavailable")]
+    Unavailable(String),
+    /// 500: a bug or an unexpected failure; details only in the log.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(code: &'static str, field: impl Into<Option<String>>, detail: impl Into<String>) -> Self {
+        ApiError::Invalid {
+            code,
+            field: field.into(),
+            detail: detail.into(),
+        }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ApiError::Invalid { code, .. } => (StatusCode::BAD_REQUEST, code, "Invalid request"),
+            ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated", "Unauthenticated"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "insufficient_scope", "Forbidden"),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "session_conflict", "Conflict"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "Payload too large"),
+            ApiError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported media type",
+            ),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        // Connection-level failures are transient: answer 503 so clients retry.
+        match &e {
+            sea_orm::DbErr::Conn(_) | sea_orm::DbErr::ConnectionAcquire(_) => {
+                ApiError::Unavailable(e.to_string())
+            }
+            _ => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, title) = self.parts();
+        match &self {
+            ApiError::Internal(cause) => tracing::error!(error = %cause, "Request failed with an internal error."),
+            ApiError::Unavailable(cause) => tracing::warn!(error = %cause, "Request failed: a dependency is unavailable."),
+            _ => {}
+        }
+        let field = match &self {
+            ApiError::Invalid { field, .. } => field.as_deref(),
+            _ => None,
+        };
+        let body = Problem {
+            kind: format!("https://handoff.dev/problems/{code}"),
+            title,
+            status: status.as_u16(),
+            detail: self.to_string(),
+            code,
+            field,
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if matches!(self, ApiError::Unauthenticated) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if matches!(self, ApiError::Unavailable(_)) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
+    }
+}

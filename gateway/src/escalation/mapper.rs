@@ -1,0 +1,249 @@
+//! The one place where the channel world meets the Salesforce world: a
+//! conversation becomes Case fields and internal CaseComments.
+
+use serde_json::{Map, Value, json};
+
+use channels::{ChannelKind, Conversation, Role, Turn};
+
+use crate::config::CaseConfig;
+use crate::escalation::request::{EscalationPayload, SessionId};
+
+/// `CaseComment.CommentBody` holds at most 4,000 bytes (UTF-8).
+pub const COMMENT_MAX_BYTES: usize = 4_000;
+/// Room kept for the "Transcript k/N" header line of every comment.
+const HEADER_RESERVE: usize = 32;
+const SUBJECT_MAX_CHARS: usize = 255;
+
+/// Every comment starts with this header line; retries use it to find which parts exist.
+pub fn comment_header(index: usize, total: usize) -> String {
+    format!("Transcript {index}/{total}\n")
+}
+
+/// Parses a header written by [`comment_header`] back into `(index, total)`.
+pub fn parse_comment_header(body: &str) -> Option<(usize, usize)> {
+    let line = body.strip_prefix("Transcript ")?.split('\n').next()?;
+    let (i, n) = line.split_once('/')?;
+    Some((i.parse().ok()?, n.parse().ok()?))
+}
+
+fn role_label(role: Role) -> &'static str {
+    match role {
+        Role::Customer => "Customer",
+        Role::Bot => "Bot",
+        Role::Agent => "Agent",
+        Role::System => "System",
+    }
+}
+
+/// One turn as it appears in the transcript: speaker, time, text.
+pub fn render_turn(turn: &Turn) -> String {
+    format!(
+        "[{}] {}: {}\n\n",
+        turn.at.format("%Y-%m-%d %H:%M:%S UTC"),
+        role_label(turn.role),
+        turn.text.trim_end()
+    )
+}
+
+/// The whole transcript as one text: the concatenation of every comment's body
+/// (headers removed) equals this, byte for byte.
+pub fn render_transcript(turns: &[Turn]) -> String {
+    turns.iter().map(render_turn).collect()
+}
+
+/// Packs the transcript into as few comment bodies as fit in 4,000 bytes each:
+/// cut on turn boundaries; a turn that does not fit in one comment is cut
+/// mid-text, on a character boundary (preferring whitespace). Each body starts
+/// with "Transcript k/N".
+pub fn pack_comments(turns: &[Turn]) -> Vec<String> {
+    let budget = COMMENT_MAX_BYTES - HEADER_RESERVE;
+    let mut chunks: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for turn in turns {
+        let mut piece = render_turn(turn);
+        if current.len() + piece.len() <= budget {
+            current.push_str(&piece);
+            continue;
+        }
+        if !current.is_empty() && piece.len() <= budget {
+            chunks.push(std::mem::take(&mut current));
+            current.push_str(&piece);
+            continue;
+        }
+        // The turn is larger than what is left: fill the current comment, then whole ones.
+        while current.len() + piece.len() > budget {
+            let room = budget - current.len();
+            let cut = split_point(&piece, room);
+            if cut == 0 {
+                chunks.push(std::mem::take(&mut current));
+                continue;
+            }
+            current.push_str(&piece[..cut]);
+            piece = piece[cut..].to_string();
+            chunks.push(std::mem::take(&mut current));
+        }
+        current.push_str(&piece);
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    let total = chunks.len();
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, chunk)| {
+            let body = format!("{}{}", comment_header(i + 1, total), chunk);
+            debug_assert!(body.len() <= COMMENT_MAX_BYTES);
+            body
+        })
+        .collect()
+}
+
+/// The largest cut ≤ `room` bytes that lands on a char boundary, preferring just
+/// after a whitespace character in the last quarter of the window.
+fn split_point(text: &str, room: usize) -> usize {
+    if text.len() <= room {
+        return text.len();
+    }
+    let mut cut = room;
+    while cut > 0 && !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let window_start = cut - cut / 4;
+    if let Some(pos) = text[window_start..cut].rfind(char::is_whitespace) {
+        let ws_end = window_start + pos + text[window_start + pos..].chars().next().map_or(1, char::len_utf8);
+        if ws_end <= cut && ws_end > 0 {
+            return ws_end;
+        }
+    }
+    cut
+}
+
+fn truncate_chars(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+/// The Case fields for an escalation (without the external-id field, which is the
+/// upsert key and goes in the URL).
+pub fn case_fields(
+    config: &CaseConfig,
+    channel: &ChannelKind,
+    session_id: &SessionId,
+    payload: &EscalationPayload,
+) -> Map<String, Value> {
+    let conversation: &Conversation = &payload.conversation;
+    let mut fields = Map::new();
+    fields.insert("Subject".into(), json!(subject(channel, conversation, payload.summary.as_deref())));
+    let description = payload.summary.clone().unwrap_or_else(|| {
+        format!(
+            "No AI summary was provided. The full transcript of Handoff session {session_id} is in the internal comments."
+        )
+    });
+    fields.insert("Description".into(), json!(description));
+    fields.insert(config.from_field.clone(), json!(config.from_value));
+    if let Some(origin) = config.origin.get(&channel.to_string()) {
+        fields.insert("Origin".into(), json!(origin));
+    }
+    if let Some(priority) = config.priority.get(payload.priority.as_str()) {
+        fields.insert("Priority".into(), json!(priority));
+    }
+    let customer = &conversation.customer;
+    if let Some(email) = &customer.email {
+        fields.insert("SuppliedEmail".into(), json!(truncate_chars(email.as_str(), 80)));
+    }
+    if let Some(name) = &customer.name {
+        fields.insert("SuppliedName".into(), json!(truncate_chars(name, 80)));
+    }
+    if let Some(phone) = &customer.phone {
+        fields.insert("SuppliedPhone".into(), json!(truncate_chars(phone, 40)));
+    }
+    for (attribute, value) in &payload.attributes {
+        if let Some(field) = config.attribute_fields.get(attribute) {
+            fields.insert(field.clone(), json!(value));
+        }
+    }
+    fields
+}
+
+fn subject(channel: &ChannelKind, conversation: &Conversation, summary: Option<&str>) -> String {
+    let from_summary = summary
+        .and_then(|s| s.lines().map(str::trim).find(|l| !l.is_empty()))
+        .map(str::to_string);
+    let raw = conversation
+        .subject
+        .clone()
+        .filter(|s| !s.trim().is_empty())
+        .or(from_summary)
+        .unwrap_or_else(|| format!("Escalated {channel} conversation"));
+    truncate_chars(raw.trim(), SUBJECT_MAX_CHARS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn turn(role: Role, text: &str, minute: u32) -> Turn {
+        Turn {
+            role,
+            text: text.to_string(),
+            at: Utc.with_ymd_and_hms(2026, 11, 22, 9, minute % 60, 0).unwrap(),
+        }
+    }
+
+    fn strip_headers(bodies: &[String]) -> String {
+        bodies
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let header = comment_header(i + 1, bodies.len());
+                assert!(b.starts_with(&header), "comment {i} lacks its header");
+                b[header.len()..].to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn short_transcript_is_one_comment() {
+        let turns = vec![turn(Role::Customer, "My order is late", 1), turn(Role::Bot, "Sorry!", 2)];
+        let bodies = pack_comments(&turns);
+        assert_eq!(bodies.len(), 1);
+        assert!(bodies[0].starts_with("Transcript 1/1\n[2026-11-22 09:01:00 UTC] Customer: My order is late"));
+        assert_eq!(strip_headers(&bodies), render_transcript(&turns));
+    }
+
+    #[test]
+    fn long_transcript_packs_under_the_byte_limit_in_order() {
+        let turns: Vec<Turn> = (0..300)
+            .map(|i| turn(if i % 2 == 0 { Role::Customer } else { Role::Bot }, &format!("turn {i} — ünïcödé text {}", "x".repeat(i % 97)), i as u32))
+            .collect();
+        let bodies = pack_comments(&turns);
+        assert!(bodies.len() > 1);
+        for b in &bodies {
+            assert!(b.len() <= COMMENT_MAX_BYTES, "{} bytes", b.len());
+        }
+        assert_eq!(strip_headers(&bodies), render_transcript(&turns));
+        // Few comments: no comment except the last is less than half full.
+        for b in &bodies[..bodies.len() - 1] {
+            assert!(b.len() > COMMENT_MAX_BYTES / 2);
+        }
+    }
+
+    #[test]
+    fn huge_multibyte_turn_is_split_on_char_boundaries() {
+        let text = "日本語のテキスト".repeat(2_000); // 3 bytes per char, ~48 KB
+        let turns = vec![turn(Role::Customer, "hi", 0), turn(Role::Customer, &text, 1), turn(Role::Bot, "ok", 2)];
+        let bodies = pack_comments(&turns);
+        assert!(bodies.len() >= 12);
+        for b in &bodies {
+            assert!(b.len() <= COMMENT_MAX_BYTES);
+        }
+        assert_eq!(strip_headers(&bodies), render_transcript(&turns));
+    }
+
+    #[test]
+    fn headers_round_trip() {
+        assert_eq!(parse_comment_header(&comment_header(3, 12)), Some((3, 12)));
+        assert_eq!(parse_comment_header("hello"), None);
+    }
+}

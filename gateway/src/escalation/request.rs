@@ -1,0 +1,419 @@
+//! Parse, don't validate: the JSON body of `POST /v1/escalations` becomes an
+//! [`Escalation`] or an error naming the field. Nothing downstream re-checks.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use channels::{ChannelKind, Conversation, Customer, EmailAddress, EscalationInput, Role, Turn};
+
+use crate::error::ApiError;
+
+/// The caller's session id: 1–128 of `A-Za-z0-9_.:-` (design §7).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SessionId(String);
+
+impl SessionId {
+    pub fn parse(s: &str) -> Result<SessionId, String> {
+        if s.is_empty() || s.len() > 128 {
+            return Err("must be 1 to 128 characters".into());
+        }
+        if !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
+        {
+            return Err("may only contain A-Z a-z 0-9 _ . : -".into());
+        }
+        Ok(SessionId(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Priority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Medium => "medium",
+            Priority::High => "high",
+            Priority::Critical => "critical",
+        }
+    }
+}
+
+/// What is stored with the session and read back by the worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EscalationPayload {
+    pub conversation: Conversation,
+    pub summary: Option<String>,
+    pub priority: Priority,
+    pub attributes: BTreeMap<String, String>,
+    #[serde(default)]
+    pub reply_to: Option<Value>,
+}
+
+/// A fully parsed escalation request.
+#[derive(Debug, Clone)]
+pub struct Escalation {
+    pub session_id: SessionId,
+    pub channel: ChannelKind,
+    pub payload: EscalationPayload,
+    /// SHA-256 (hex) of the canonical request body: same body → same hash.
+    pub request_hash: String,
+}
+
+pub const SUMMARY_MAX_CHARS: usize = 32_000;
+const TURN_MAX_CHARS: usize = 100_000;
+const MAX_TURNS: usize = 10_000;
+
+fn bad(code: &'static str, field: &str, detail: impl Into<String>) -> ApiError {
+    ApiError::invalid(code, Some(field.to_string()), detail)
+}
+
+fn opt_string(obj: &Map<String, Value>, key: &str, field: &str) -> Result<Option<String>, ApiError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(bad("invalid_field", field, format!("{field} must be a string"))),
+    }
+}
+
+/// Parses the body. `channel_of` turns the channel name into a registered channel.
+pub fn parse(
+    body: &Value,
+    normalize: impl FnOnce(&ChannelKind, EscalationInput) -> Result<Conversation, ApiError>,
+    known_channel: impl Fn(&str) -> Result<ChannelKind, ApiError>,
+) -> Result<Escalation, ApiError> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::invalid("invalid_body", None, "the body must be a JSON object"))?;
+
+    let session_id = match obj.get("session_id") {
+        None | Some(Value::Null) => {
+            return Err(bad("missing_field", "session_id", "session_id is required"));
+        }
+        Some(Value::String(s)) => SessionId::parse(s)
+            .map_err(|why| bad("invalid_session_id", "session_id", format!("session_id {why}")))?,
+        Some(_) => return Err(bad("invalid_session_id", "session_id", "session_id must be a string")),
+    };
+
+    let channel_name = opt_string(obj, "channel", "channel")?
+        .ok_or_else(|| bad("missing_field", "channel", "channel is required"))?;
+    let channel = known_channel(&channel_name)?;
+
+    let customer = parse_customer(obj.get("customer"))?;
+
+    let language = opt_string(obj, "language", "language")?.unwrap_or_else(|| "en".into());
+    if !is_language_tag(&language) {
+        return Err(bad(
+            "invalid_language",
+            "language",
+            "language must be a BCP-47 tag such as en, fr-CA or pt-BR",
+        ));
+    }
+
+    let priority = match opt_string(obj, "priority", "priority")?.as_deref() {
+        None => Priority::Medium,
+        Some("low") => Priority::Low,
+        Some("medium") => Priority::Medium,
+        Some("high") => Priority::High,
+        Some("critical") => Priority::Critical,
+        Some(_) => {
+            return Err(bad(
+                "invalid_priority",
+                "priority",
+                "priority must be one of low, medium, high, critical",
+            ));
+        }
+    };
+
+    let subject = opt_string(obj, "subject", "subject")?;
+    let summary = opt_string(obj, "summary", "summary")?.filter(|s| !s.trim().is_empty());
+    if let Some(s) = &summary
+        && s.chars().count() > SUMMARY_MAX_CHARS
+    {
+        return Err(bad(
+            "summary_too_long",
+            "summary",
+            format!("summary is longer than {SUMMARY_MAX_CHARS} characters (the Case Description limit)"),
+        ));
+    }
+
+    let transcript = match obj.get("transcript") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => Some(parse_turns(items)?),
+        Some(_) => return Err(bad("invalid_transcript", "transcript", "transcript must be a list of turns")),
+    };
+    let raw_email = match obj.get("raw_email") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                match item {
+                    Value::String(s) => out.push(s.clone()),
+                    _ => {
+                        return Err(bad(
+                            "invalid_raw_email",
+                            &format!("raw_email[{i}]"),
+                            "each raw_email entry must be an RFC 5322 message as a string",
+                        ));
+                    }
+                }
+            }
+            Some(out)
+        }
+        Some(_) => return Err(bad("invalid_raw_email", "raw_email", "raw_email must be a list of messages")),
+    };
+
+    let attributes = match obj.get("attributes") {
+        None | Some(Value::Null) => BTreeMap::new(),
+        Some(Value::Object(map)) => {
+            let mut out = BTreeMap::new();
+            for (k, v) in map {
+                match v {
+                    Value::String(s) => {
+                        out.insert(k.clone(), s.clone());
+                    }
+                    _ => {
+                        return Err(bad(
+                            "invalid_attributes",
+                            &format!("attributes.{k}"),
+                            "attribute values must be strings",
+                        ));
+                    }
+                }
+            }
+            out
+        }
+        Some(_) => return Err(bad("invalid_attributes", "attributes", "attributes must be an object of strings")),
+    };
+    let reply_to = obj.get("reply_to").filter(|v| !v.is_null()).cloned();
+
+    let input = EscalationInput {
+        subject,
+        customer,
+        language,
+        transcript,
+        raw_email,
+    };
+    let conversation = normalize(&channel, input)?;
+
+    Ok(Escalation {
+        session_id,
+        channel,
+        payload: EscalationPayload {
+            conversation,
+            summary,
+            priority,
+            attributes,
+            reply_to,
+        },
+        request_hash: canonical_hash(body),
+    })
+}
+
+fn parse_customer(value: Option<&Value>) -> Result<Customer, ApiError> {
+    let obj = match value {
+        None | Some(Value::Null) => return Ok(Customer::default()),
+        Some(Value::Object(obj)) => obj,
+        Some(_) => return Err(bad("invalid_customer", "customer", "customer must be an object")),
+    };
+    let name = opt_string(obj, "name", "customer.name")?.filter(|s| !s.trim().is_empty());
+    let email = match opt_string(obj, "email", "customer.email")? {
+        None => None,
+        Some(raw) => Some(EmailAddress::parse(&raw).map_err(|_| {
+            bad(
+                "invalid_email",
+                "customer.email",
+                "customer.email is not a valid email address",
+            )
+        })?),
+    };
+    let phone = match opt_string(obj, "phone", "customer.phone")? {
+        None => None,
+        Some(raw) => Some(parse_phone(&raw).ok_or_else(|| {
+            bad(
+                "invalid_phone",
+                "customer.phone",
+                "customer.phone must be a phone number such as +14155550100",
+            )
+        })?),
+    };
+    Ok(Customer { name, email, phone })
+}
+
+/// E.164-ish: an optional leading `+`, then 5–20 digits; spaces, dots, dashes and
+/// parentheses are dropped.
+fn parse_phone(raw: &str) -> Option<String> {
+    let trimmed = raw.trim();
+    let (plus, rest) = match trimmed.strip_prefix('+') {
+        Some(r) => ("+", r),
+        None => ("", trimmed),
+    };
+    let mut digits = String::new();
+    for c in rest.chars() {
+        match c {
+            '0'..='9' => digits.push(c),
+            ' ' | '.' | '-' | '(' | ')' => {}
+            _ => return None,
+        }
+    }
+    (5..=20).contains(&digits.len()).then(|| format!("{plus}{digits}"))
+}
+
+fn parse_turns(items: &[Value]) -> Result<Vec<Turn>, ApiError> {
+    if items.len() > MAX_TURNS {
+        return Err(bad(
+            "transcript_too_long",
+            "transcript",
+            format!("transcript has more than {MAX_TURNS} turns"),
+        ));
+    }
+    let now = Utc::now();
+    let mut turns = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let field = |name: &str| format!("transcript[{i}].{name}");
+        let obj = item
+            .as_object()
+            .ok_or_else(|| bad("invalid_turn", &format!("transcript[{i}]"), "each turn must be an object"))?;
+        let role = match opt_string(obj, "role", &field("role"))?.as_deref() {
+            Some("customer") => Role::Customer,
+            Some("bot") => Role::Bot,
+            Some("agent") => Role::Agent,
+            Some("system") => Role::System,
+            _ => {
+                return Err(bad(
+                    "invalid_role",
+                    &field("role"),
+                    "role must be one of customer, bot, agent, system",
+                ));
+            }
+        };
+        let text = opt_string(obj, "text", &field("text"))?
+            .ok_or_else(|| bad("missing_field", &field("text"), "each turn needs text"))?;
+        if text.chars().count() > TURN_MAX_CHARS {
+            return Err(bad(
+                "turn_too_long",
+                &field("text"),
+                format!("a turn may hold at most {TURN_MAX_CHARS} characters"),
+            ));
+        }
+        let at = match opt_string(obj, "at", &field("at"))? {
+            None => now,
+            Some(s) => DateTime::parse_from_rfc3339(&s)
+                .map_err(|_| bad("invalid_time", &field("at"), "at must be an RFC 3339 time such as 2026-11-22T09:30:00Z"))?
+                .with_timezone(&Utc),
+        };
+        turns.push(Turn { role, text, at });
+    }
+    Ok(turns)
+}
+
+fn is_language_tag(tag: &str) -> bool {
+    if tag.len() > 35 {
+        return false;
+    }
+    let mut parts = tag.split('-');
+    let primary = parts.next().unwrap_or("");
+    (2..=3).contains(&primary.len())
+        && primary.chars().all(|c| c.is_ascii_alphabetic())
+        && parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+/// SHA-256 of a canonical rendering (object keys sorted at every level), so key
+/// order and whitespace do not make "the same body" look different.
+pub fn canonical_hash(value: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let mut out = String::new();
+    canonical(value, &mut out);
+    let digest = Sha256::digest(out.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String((*k).clone()).to_string());
+                out.push(':');
+                canonical(&map[*k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(v, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn session_ids() {
+        assert!(SessionId::parse("abc-123_x.y:z").is_ok());
+        assert!(SessionId::parse("").is_err());
+        assert!(SessionId::parse(&"a".repeat(128)).is_ok());
+        assert!(SessionId::parse(&"a".repeat(129)).is_err());
+        assert!(SessionId::parse("a b").is_err());
+        assert!(SessionId::parse("é").is_err());
+    }
+
+    #[test]
+    fn canonical_hash_ignores_key_order_but_not_values() {
+        let a = json!({"a": 1, "b": {"x": [1, 2], "y": "z"}});
+        let b: Value = serde_json::from_str(r#"{"b":{"y":"z","x":[1,2]},"a":1}"#).unwrap();
+        let c = json!({"a": 1, "b": {"x": [2, 1], "y": "z"}});
+        assert_eq!(canonical_hash(&a), canonical_hash(&b));
+        assert_ne!(canonical_hash(&a), canonical_hash(&c));
+    }
+
+    #[test]
+    fn languages_and_phones() {
+        for ok in ["en", "fr-CA", "zh-Hant-TW", "pt-BR"] {
+            assert!(is_language_tag(ok), "{ok}");
+        }
+        for bad in ["", "e", "english-language-x", "en_US", "en--US"] {
+            assert!(!is_language_tag(bad), "{bad}");
+        }
+        assert_eq!(parse_phone("+1 (415) 555-0100").as_deref(), Some("+14155550100"));
+        assert_eq!(parse_phone("call me"), None);
+        assert_eq!(parse_phone("+12"), None);
+    }
+}

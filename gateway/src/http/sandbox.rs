@@ -1,0 +1,28 @@
+//! `GET /v1/sandbox`: in sandbox mode, how to reach the built-in Salesforce
+//! emulator and a token with every scope. 404 otherwise.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use super::AppState;
+use crate::error::ApiError;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SandboxInfo {
+    pub salesforce_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub api_token: String,
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/sandbox", get(sandbox))
+}
+
+async fn sandbox(State(state): State<AppState>) -> Result<Json<Arc<SandboxInfo>>, ApiError> {
+    state.sandbox.clone().map(Json).ok_or(ApiError::NotFound)
+}

@@ -1,0 +1,148 @@
+//! Reading sessions: by id, by any id, and their event timeline.
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::AppState;
+use super::auth::require;
+use crate::error::ApiError;
+use crate::store::{Scope, event, session};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/sessions", get(find))
+        .route("/v1/sessions/{id}", get(one))
+        .route("/v1/sessions/{id}/events", get(events))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CustomerView {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// The public shape of a session (design §7).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SessionView {
+    pub id: String,
+    pub channel: String,
+    pub route: String,
+    pub status: String,
+    pub salesforce_case_id: Option<String>,
+    pub salesforce_case_number: Option<String>,
+    pub salesforce_miaw_session_id: Option<String>,
+    pub salesforce_messaging_session_id: Option<String>,
+    pub customer: CustomerView,
+    pub comments_written: i32,
+    pub salesforce_calls: i32,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl From<session::Model> for SessionView {
+    fn from(s: session::Model) -> Self {
+        SessionView {
+            id: s.id,
+            channel: s.channel,
+            route: s.route,
+            status: s.status,
+            salesforce_case_id: s.salesforce_case_id,
+            salesforce_case_number: s.salesforce_case_number,
+            salesforce_miaw_session_id: s.salesforce_miaw_session_id,
+            salesforce_messaging_session_id: s.salesforce_messaging_session_id,
+            customer: CustomerView {
+                name: s.customer_name,
+                email: s.customer_email,
+                phone: s.customer_phone,
+            },
+            comments_written: s.comments_written,
+            salesforce_calls: s.salesforce_calls,
+            last_error: s.last_error,
+            created_at: rfc3339(s.created_at),
+            updated_at: rfc3339(s.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventView {
+    pub at: String,
+    pub kind: String,
+    pub data: Value,
+}
+
+impl From<event::Model> for EventView {
+    fn from(e: event::Model) -> Self {
+        EventView {
+            at: rfc3339(e.at),
+            kind: e.kind,
+            data: serde_json::from_str(&e.data).unwrap_or(Value::Null),
+        }
+    }
+}
+
+async fn one(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<SessionView>, ApiError> {
+    require(&state, &headers, Scope::Read).await?;
+    let session = state.store.session(&id).await?.ok_or(ApiError::NotFound)?;
+    Ok(Json(session.into()))
+}
+
+#[derive(Deserialize)]
+struct FindQuery {
+    id: Option<String>,
+}
+
+async fn find(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<FindQuery>,
+) -> Result<Json<Value>, ApiError> {
+    require(&state, &headers, Scope::Read).await?;
+    let id = query.id.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+        ApiError::invalid(
+            "missing_field",
+            Some("id".into()),
+            "give ?id= a session id, Case id, CaseNumber, MIAW id, email or phone",
+        )
+    })?;
+    let sessions: Vec<SessionView> = state
+        .store
+        .find_sessions(&id)
+        .await?
+        .into_iter()
+        .map(SessionView::from)
+        .collect();
+    Ok(Json(serde_json::json!({ "sessions": sessions })))
+}
+
+async fn events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    require(&state, &headers, Scope::Read).await?;
+    state.store.session(&id).await?.ok_or(ApiError::NotFound)?;
+    let events: Vec<EventView> = state
+        .store
+        .events(&id)
+        .await?
+        .into_iter()
+        .map(EventView::from)
+        .collect();
+    Ok(Json(serde_json::json!({ "events": events })))
+}

@@ -1,0 +1,240 @@
+//! Sessions and their event timeline.
+
+use chrono::Utc;
+use sea_orm::ExprTrait;
+use sea_orm::sea_query::{Expr, Order};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, SqlErr, TransactionTrait,
+};
+use serde_json::Value;
+
+use super::entities::{event, job, session};
+use super::{Store, now_ms};
+use crate::escalation::request::Escalation;
+
+/// The outcome of accepting an escalation.
+#[derive(Debug)]
+pub enum Accepted {
+    /// Stored now, with its job.
+    New(session::Model),
+    /// The session id was already there with the same request body.
+    Same(session::Model),
+    /// The session id was already there with a different body.
+    Conflict,
+}
+
+impl Store {
+    /// Stores the session, its first event and its job in one transaction, so
+    /// that an accepted escalation is durable before the caller hears 202.
+    pub async fn accept_escalation(
+        &self,
+        escalation: &Escalation,
+        route: &str,
+        job_kind: &str,
+        max_attempts: u32,
+    ) -> Result<Accepted, DbErr> {
+        let now = Utc::now();
+        let conversation = &escalation.payload.conversation;
+        let payload = serde_json::to_string(&escalation.payload)
+            .map_err(|e| DbErr::Custom(format!("payload does not serialize: {e}")))?;
+        let row = session::ActiveModel {
+            id: Set(escalation.session_id.to_string()),
+            channel: Set(escalation.channel.to_string()),
+            route: Set(route.to_string()),
+            status: Set("accepted".into()),
+            customer_name: Set(conversation.customer.name.clone()),
+            customer_email: Set(conversation
+                .customer
+                .email
+                .as_ref()
+                .map(|e| e.as_str().to_lowercase())),
+            customer_phone: Set(conversation.customer.phone.clone()),
+            language: Set(conversation.language.clone()),
+            priority: Set(escalation.payload.priority.as_str().into()),
+            subject: Set(conversation.subject.clone()),
+            request_hash: Set(escalation.request_hash.clone()),
+            payload: Set(payload),
+            salesforce_case_id: Set(None),
+            salesforce_case_id15: Set(None),
+            salesforce_case_number: Set(None),
+            salesforce_miaw_session_id: Set(None),
+            salesforce_messaging_session_id: Set(None),
+            comments_written: Set(0),
+            salesforce_calls: Set(0),
+            last_error: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+
+        let txn = self.db.begin().await?;
+        match row.insert(&txn).await {
+            Ok(model) => {
+                event_row(
+                    &model.id,
+                    "accepted",
+                    serde_json::json!({
+                        "channel": model.channel,
+                        "route": route,
+                        "turns": conversation.turns.len(),
+                    }),
+                )
+                .insert(&txn)
+                .await?;
+                let t = now_ms();
+                job::ActiveModel {
+                    kind: Set(job_kind.into()),
+                    session_id: Set(model.id.clone()),
+                    state: Set("queued".into()),
+                    attempts: Set(0),
+                    max_attempts: Set(max_attempts as i32),
+                    run_at: Set(t),
+                    lease_until: Set(None),
+                    locked_by: Set(None),
+                    last_error: Set(None),
+                    created_at: Set(t),
+                    updated_at: Set(t),
+                    ..Default::default()
+                }
+                .insert(&txn)
+                .await?;
+                txn.commit().await?;
+                Ok(Accepted::New(model))
+            }
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                txn.rollback().await?;
+                let existing = self
+                    .session(escalation.session_id.as_str())
+                    .await?
+                    .ok_or_else(|| DbErr::Custom("session vanished after a conflict".into()))?;
+                if existing.request_hash == escalation.request_hash {
+                    Ok(Accepted::Same(existing))
+                } else {
+                    Ok(Accepted::Conflict)
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn session(&self, id: &str) -> Result<Option<session::Model>, DbErr> {
+        session::Entity::find_by_id(id.to_string()).one(&self.db).await
+    }
+
+    /// Sessions matching any id: session id, Case id (15 or 18 chars), CaseNumber,
+    /// MIAW conversation id, MessagingSession id, customer email or phone.
+    pub async fn find_sessions(&self, any_id: &str) -> Result<Vec<session::Model>, DbErr> {
+        let needle = any_id.trim();
+        if needle.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut condition = Condition::any()
+            .add(session::Column::Id.eq(needle))
+            .add(session::Column::SalesforceCaseNumber.eq(needle))
+            .add(session::Column::SalesforceMiawSessionId.eq(needle))
+            .add(session::Column::CustomerEmail.eq(needle.to_lowercase()))
+            .add(session::Column::CustomerPhone.eq(needle));
+        if let Ok(id) = salesforce::SalesforceId::parse(needle) {
+            // Case-insensitive 18-char form, and the case-sensitive 15-char form.
+            condition = condition
+                .add(session::Column::SalesforceCaseId15.eq(id.to_15()))
+                .add(session::Column::SalesforceMessagingSessionId.eq(id.as_str()));
+        }
+        session::Entity::find()
+            .filter(condition)
+            .order_by(session::Column::CreatedAt, Order::Desc)
+            .limit(100)
+            .all(&self.db)
+            .await
+    }
+
+    pub async fn events(&self, session_id: &str) -> Result<Vec<event::Model>, DbErr> {
+        event::Entity::find()
+            .filter(event::Column::SessionId.eq(session_id))
+            .order_by(event::Column::Id, Order::Asc)
+            .all(&self.db)
+            .await
+    }
+
+    pub async fn add_event(&self, session_id: &str, kind: &str, data: Value) -> Result<(), DbErr> {
+        event_row(session_id, kind, data).insert(&self.db).await.map(|_| ())
+    }
+
+    /// Records the Case on the session, with its event, in one transaction.
+    pub async fn record_case(
+        &self,
+        session_id: &str,
+        case_id: &salesforce::SalesforceId,
+        case_number: Option<&str>,
+        comments_written: usize,
+        salesforce_calls: u64,
+        event_data: Value,
+    ) -> Result<(), DbErr> {
+        let txn = self.db.begin().await?;
+        session::Entity::update_many()
+            .col_expr(session::Column::Status, Expr::value("escalated"))
+            .col_expr(session::Column::SalesforceCaseId, Expr::value(case_id.as_str()))
+            .col_expr(session::Column::SalesforceCaseId15, Expr::value(case_id.to_15()))
+            .col_expr(session::Column::SalesforceCaseNumber, Expr::value(case_number.map(str::to_string)))
+            .col_expr(session::Column::CommentsWritten, Expr::value(comments_written as i32))
+            .col_expr(
+                session::Column::SalesforceCalls,
+                Expr::col(session::Column::SalesforceCalls).add(salesforce_calls as i32),
+            )
+            .col_expr(session::Column::LastError, Expr::value(Option::<String>::None))
+            .col_expr(session::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(session::Column::Id.eq(session_id))
+            .exec(&txn)
+            .await?;
+        event_row(session_id, "case.created", event_data).insert(&txn).await?;
+        txn.commit().await
+    }
+
+    /// Adds calls spent by an attempt that did not finish, and the error seen.
+    pub async fn record_attempt_failure(
+        &self,
+        session_id: &str,
+        salesforce_calls: u64,
+        error: &str,
+        failed: bool,
+        event_kind: &str,
+        event_data: Value,
+    ) -> Result<(), DbErr> {
+        let txn = self.db.begin().await?;
+        let mut update = session::Entity::update_many()
+            .col_expr(
+                session::Column::SalesforceCalls,
+                Expr::col(session::Column::SalesforceCalls).add(salesforce_calls as i32),
+            )
+            .col_expr(session::Column::LastError, Expr::value(error))
+            .col_expr(session::Column::UpdatedAt, Expr::value(Utc::now()));
+        if failed {
+            update = update.col_expr(session::Column::Status, Expr::value("failed"));
+        }
+        update
+            .filter(session::Column::Id.eq(session_id))
+            .exec(&txn)
+            .await?;
+        event_row(session_id, event_kind, event_data).insert(&txn).await?;
+        txn.commit().await
+    }
+
+    /// Counts sessions by status (for the demo and benchmarks).
+    pub async fn count_sessions_with_status(&self, status: &str) -> Result<u64, DbErr> {
+        use sea_orm::PaginatorTrait;
+        session::Entity::find()
+            .filter(session::Column::Status.eq(status))
+            .count(&self.db)
+            .await
+    }
+}
+
+fn event_row(session_id: &str, kind: &str, data: Value) -> event::ActiveModel {
+    event::ActiveModel {
+        session_id: Set(session_id.to_string()),
+        at: Set(Utc::now()),
+        kind: Set(kind.to_string()),
+        data: Set(data.to_string()),
+        ..Default::default()
+    }
+}

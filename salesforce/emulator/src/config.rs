@@ -1,0 +1,230 @@
+//! Emulator configuration (TOML or JSON via serde). Every field has a default, so an
+//! empty file (or `EmulatorConfig::default()`) gives a working org.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::schema::{CustomField, FieldDef, FieldKind};
+
+/// The whole emulated org.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EmulatorConfig {
+    /// 15-character organization id (`00D…`). Tokens start with it; identity URLs use its 18-char form.
+    pub org_id: String,
+    /// Connected (or External Client) apps allowed at the token endpoint.
+    pub connected_apps: Vec<ConnectedApp>,
+    /// Users that can log in (password, JWT `sub`, client-credentials run-as).
+    pub users: Vec<UserConfig>,
+    /// `DailyApiRequests` maximum (the `MAX` in `Sforce-Limit-Info: api-usage=N/MAX`).
+    pub daily_api_limit: u64,
+    /// Custom fields added to the standard schema.
+    pub custom_fields: Vec<CustomField>,
+    /// First `CaseNumber` handed out (`1001` → `00001001`).
+    pub case_number_start: u64,
+    /// Accepted API versions (inclusive range of major numbers).
+    pub api_versions: ApiVersions,
+    /// Access tokens die after this many seconds (Salesforce's default session timeout is 2 hours).
+    pub session_timeout_secs: u64,
+    /// Maximum length of `EmailMessage.TextBody` / `HtmlBody` (the describe length is 32000;
+    /// some orgs report 131072).
+    pub email_body_max_length: usize,
+    /// Autolaunched flows answerable at `actions/custom/flow/{name}`.
+    pub flows: Vec<FlowConfig>,
+}
+
+/// A connected app / external client app.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ConnectedApp {
+    pub client_id: String,
+    pub client_secret: String,
+    /// PEM public key (`BEGIN PUBLIC KEY`) or certificate (`BEGIN CERTIFICATE`) for the JWT bearer flow.
+    #[serde(default)]
+    pub jwt_public_key_pem: Option<String>,
+    /// Username the client-credentials flow runs as. Without it that grant answers
+    /// `invalid_grant` / `no client credentials user enabled`, as Salesforce does.
+    #[serde(default)]
+    pub run_as: Option<String>,
+    /// Refresh tokens this app accepts (the emulator never issues refresh tokens itself, because
+    /// the flows it implements never do on Salesforce).
+    #[serde(default)]
+    pub refresh_tokens: Vec<RefreshTokenConfig>,
+}
+
+/// A pre-issued refresh token and the user it logs in as.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RefreshTokenConfig {
+    pub token: String,
+    pub username: String,
+}
+
+/// A user of the org.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UserConfig {
+    pub username: String,
+    pub password: String,
+    /// Appended to the password in the username-password flow.
+    #[serde(default)]
+    pub security_token: String,
+    /// Full name (`User.Name`); defaults to the username.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `User.Email`; defaults to the username.
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// Inclusive range of accepted API major versions (`v20.0` … `v67.0`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ApiVersions {
+    pub min: u32,
+    pub max: u32,
+}
+
+/// A configured autolaunched flow that creates one record per input.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FlowConfig {
+    /// Flow API name, the last path segment of `actions/custom/flow/{name}`.
+    pub name: String,
+    /// Object the flow creates (default `Case`).
+    #[serde(default = "default_flow_object")]
+    pub creates: String,
+    /// Flow input variable → field of the created record.
+    #[serde(default)]
+    pub mapping: BTreeMap<String, String>,
+    /// Field values set on every created record (input values win).
+    #[serde(default)]
+    pub defaults: serde_json::Map<String, serde_json::Value>,
+}
+
+fn default_flow_object() -> String {
+    "Case".to_string()
+}
+
+pub const DEFAULT_CLIENT_ID: &str = "handoff-local-client";
+pub const DEFAULT_CLIENT_SECRET: &str = "handoff-local-secret";
+pub const DEFAULT_USERNAME: &str = "integration@handoff.local";
+pub const DEFAULT_PASSWORD: &str = "handoff-password";
+pub const DEFAULT_SECURITY_TOKEN: &str = "handoff-token";
+pub const DEFAULT_ORG_ID: &str = "00D5g000004Hnd0";
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        EmulatorConfig {
+            org_id: DEFAULT_ORG_ID.to_string(),
+            connected_apps: vec![ConnectedApp {
+                client_id: DEFAULT_CLIENT_ID.to_string(),
+                client_secret: DEFAULT_CLIENT_SECRET.to_string(),
+                jwt_public_key_pem: None,
+                run_as: Some(DEFAULT_USERNAME.to_string()),
+                refresh_tokens: Vec::new(),
+            }],
+            users: vec![UserConfig {
+                username: DEFAULT_USERNAME.to_string(),
+                password: DEFAULT_PASSWORD.to_string(),
+                security_token: DEFAULT_SECURITY_TOKEN.to_string(),
+                name: Some("Handoff Integration".to_string()),
+                email: None,
+            }],
+            daily_api_limit: 100_000,
+            custom_fields: default_custom_fields(),
+            case_number_start: 1001,
+            api_versions: ApiVersions::default(),
+            session_timeout_secs: 7200,
+            email_body_max_length: 32_000,
+            flows: Vec::new(),
+        }
+    }
+}
+
+impl Default for ApiVersions {
+    fn default() -> Self {
+        ApiVersions { min: 20, max: 67 }
+    }
+}
+
+/// The custom fields Handoff's Salesforce package adds to Case.
+pub fn default_custom_fields() -> Vec<CustomField> {
+    let string_field = |name: &str, label: &str, length: usize| FieldDef {
+        name: name.to_string(),
+        label: label.to_string(),
+        kind: FieldKind::String,
+        length: Some(length),
+        length_in_bytes: false,
+        required: false,
+        createable: true,
+        updateable: true,
+        external_id: false,
+        unique: false,
+        default: None,
+        reference_to: None,
+        relationship_name: None,
+    };
+    vec![
+        CustomField {
+            object: "Case".to_string(),
+            field: string_field("Case_From__c", "Case From", 255),
+        },
+        CustomField {
+            object: "Case".to_string(),
+            field: FieldDef {
+                external_id: true,
+                unique: true,
+                ..string_field("Handoff_Session_Id__c", "Handoff Session Id", 128)
+            },
+        },
+    ]
+}
+
+impl EmulatorConfig {
+    /// Checks the parts that would otherwise fail later in confusing ways.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.org_id.len() != 15
+            || !self.org_id.starts_with("00D")
+            || !self.org_id.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return Err(format!(
+                "org_id must be a 15-character id starting with 00D, got '{}'",
+                self.org_id
+            ));
+        }
+        if self.api_versions.min > self.api_versions.max {
+            return Err("api_versions.min is greater than api_versions.max".to_string());
+        }
+        for app in &self.connected_apps {
+            if let Some(run_as) = &app.run_as
+                && self.user(run_as).is_none()
+            {
+                return Err(format!(
+                    "connected app '{}' runs as unknown user '{run_as}'",
+                    app.client_id
+                ));
+            }
+            for rt in &app.refresh_tokens {
+                if self.user(&rt.username).is_none() {
+                    return Err(format!(
+                        "refresh token of app '{}' names unknown user '{}'",
+                        app.client_id, rt.username
+                    ));
+                }
+            }
+            if let Some(pem) = &app.jwt_public_key_pem {
+                crate::oauth::decoding_key(pem).map_err(|e| {
+                    format!("jwt_public_key_pem of app '{}': {e}", app.client_id)
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn user(&self, username: &str) -> Option<&UserConfig> {
+        self.users
+            .iter()
+            .find(|u| u.username.eq_ignore_ascii_case(username))
+    }
+
+    pub(crate) fn app(&self, client_id: &str) -> Option<&ConnectedApp> {
+        self.connected_apps.iter().find(|a| a.client_id == client_id)
+    }
+}

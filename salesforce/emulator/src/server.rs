@@ -1,0 +1,271 @@
+//! The HTTP server: shared state, the accept loop (which can drop a connection after a request
+//! committed), and the public `spawn` / `EmulatorHandle` API.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use axum::Router;
+use axum::routing::{any, get, post};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::EmulatorConfig;
+use crate::faults::{FaultState, Faults};
+use crate::rest::query::Cursors;
+use crate::schema::Record;
+use crate::stats::Stats;
+use crate::store::Store;
+use crate::{admin, oauth, rest};
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A live access token.
+#[derive(Debug, Clone)]
+pub(crate) struct Session {
+    pub(crate) user_id: String,
+    pub(crate) issued: Instant,
+    /// API calls made with this token.
+    pub(crate) calls: u32,
+}
+
+/// Everything the handlers share.
+pub(crate) struct AppState {
+    pub(crate) config: EmulatorConfig,
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub(crate) url: String,
+    pub(crate) store: Mutex<Store>,
+    pub(crate) sessions: Mutex<HashMap<String, Session>>,
+    pub(crate) faults: Mutex<FaultState>,
+    pub(crate) stats: Mutex<Stats>,
+    pub(crate) cursors: Mutex<Cursors>,
+    /// username (lower-case) → 18-char User id.
+    users: HashMap<String, String>,
+}
+
+impl AppState {
+    pub(crate) fn new(config: EmulatorConfig, url: String) -> Result<Self, String> {
+        config.validate()?;
+        let mut store = Store::new(&config)?;
+        let mut users = HashMap::new();
+        let ids: Vec<String> = config.users.iter().map(|_| store.mint_id("User")).collect();
+        let now = crate::dml::now_string();
+        let first = ids.first().cloned().unwrap_or_default();
+        let user_def = store
+            .schema
+            .object("User")
+            .cloned()
+            .ok_or("schema has no User object")?;
+        for (u, id) in config.users.iter().zip(&ids) {
+            let mut r = Record::new();
+            for f in &user_def.fields {
+                r.insert(
+                    f.name.clone(),
+                    f.default.clone().unwrap_or(Value::Null),
+                );
+            }
+            r.insert("Id".into(), Value::String(id.clone()));
+            r.insert("IsDeleted".into(), Value::Bool(false));
+            r.insert("Username".into(), Value::String(u.username.clone()));
+            r.insert(
+                "Name".into(),
+                Value::String(u.name.clone().unwrap_or_else(|| u.username.clone())),
+            );
+            r.insert(
+                "Email".into(),
+                Value::String(u.email.clone().unwrap_or_else(|| u.username.clone())),
+            );
+            for f in ["CreatedDate", "LastModifiedDate", "SystemModstamp"] {
+                r.insert(f.into(), Value::String(now.clone()));
+            }
+            for f in ["CreatedById", "LastModifiedById"] {
+                r.insert(f.into(), Value::String(first.clone()));
+            }
+            store.insert("User", r);
+            users.insert(u.username.to_ascii_lowercase(), id.clone());
+        }
+        Ok(AppState {
+            config,
+            url,
+            store: Mutex::new(store),
+            sessions: Mutex::new(HashMap::new()),
+            faults: Mutex::new(FaultState::new(Faults::default())),
+            stats: Mutex::new(Stats::default()),
+            cursors: Mutex::new(Cursors::default()),
+            users,
+        })
+    }
+
+    pub(crate) fn user_id(&self, username: &str) -> String {
+        self.users
+            .get(&username.to_ascii_lowercase())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The daily API limit in force (fault override or config).
+    pub(crate) fn daily_limit(&self) -> u64 {
+        lock(&self.faults)
+            .faults
+            .daily_limit
+            .unwrap_or(self.config.daily_api_limit)
+    }
+}
+
+/// Request extension: the connection's drop signal. Notifying it makes the connection task
+/// close the socket without writing a response.
+#[derive(Clone)]
+pub(crate) struct DropSignal(pub(crate) Arc<Notify>);
+
+/// The axum router (used per connection with a `DropSignal` extension added).
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/services/oauth2/token", post(oauth::token))
+        .route("/services/oauth2/revoke", post(oauth::revoke))
+        .route("/services/data", get(rest::versions))
+        .route("/services/data/", get(rest::versions))
+        .route("/services/data/{version}", any(rest::entry))
+        .route("/services/data/{version}/", any(rest::entry))
+        .route("/services/data/{version}/{*rest}", any(rest::entry))
+        .route(
+            "/__emulator/faults",
+            get(admin::get_faults).put(admin::put_faults),
+        )
+        .route("/__emulator/stats", get(admin::get_stats))
+        .route("/__emulator/reset-stats", post(admin::reset_stats))
+        .route("/__emulator/records/{object}", get(admin::get_records))
+        .fallback(rest::not_found)
+        .with_state(state)
+}
+
+/// A running emulator.
+pub struct EmulatorHandle {
+    state: Arc<AppState>,
+    addr: SocketAddr,
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl EmulatorHandle {
+    /// `http://127.0.0.1:PORT` (no trailing slash): both the login URL and the instance URL.
+    pub fn url(&self) -> String {
+        self.state.url.clone()
+    }
+
+    /// The socket address the emulator listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn config(&self) -> &EmulatorConfig {
+        &self.state.config
+    }
+
+    pub fn stats(&self) -> Stats {
+        lock(&self.state.stats).clone()
+    }
+
+    /// Replaces the fault plan (and reseeds its RNG).
+    pub fn set_faults(&self, faults: Faults) {
+        lock(&self.state.faults).set(faults);
+    }
+
+    /// The fault plan as it stands now (`fail_next` & co. count down as they fire).
+    pub fn faults(&self) -> Faults {
+        lock(&self.state.faults).faults.clone()
+    }
+
+    /// Snapshot of the live records of an object (empty for an unknown object).
+    pub fn records(&self, object: &str) -> Vec<Record> {
+        lock(&self.state.store).snapshot(object)
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and waits for the server to end.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Starts an emulator on `listener` (bind `127.0.0.1:0` in tests).
+pub async fn spawn(config: EmulatorConfig, listener: TcpListener) -> std::io::Result<EmulatorHandle> {
+    let addr = listener.local_addr()?;
+    let url = format!("http://{addr}");
+    let state = AppState::new(config, url)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let state = Arc::new(state);
+    let app = router(state.clone());
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(accept_loop(listener, app, cancel.clone()));
+    Ok(EmulatorHandle {
+        state,
+        addr,
+        cancel,
+        task,
+    })
+}
+
+async fn accept_loop(listener: TcpListener, app: Router, cancel: CancellationToken) {
+    let tracker = TaskTracker::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = cancel.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let signal = Arc::new(Notify::new());
+        let ext = DropSignal(signal.clone());
+        let svc = tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut req: http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ext.clone());
+                req
+            },
+        );
+        let cancel = cancel.clone();
+        tracker.spawn(async move {
+            let builder = Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
+            tokio::pin!(conn);
+            let mut shutting_down = false;
+            loop {
+                tokio::select! {
+                    res = conn.as_mut() => {
+                        if let Err(e) = res {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    _ = signal.notified() => {
+                        tracing::info!(%peer, "dropping connection after commit (fault injection)");
+                        break;
+                    }
+                    _ = cancel.cancelled(), if !shutting_down => {
+                        conn.as_mut().graceful_shutdown();
+                        shutting_down = true;
+                    }
+                }
+            }
+        });
+    }
+    tracker.close();
+    tracker.wait().await;
+}
