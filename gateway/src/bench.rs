@@ -1,10 +1,248 @@
-//! `handoff bench …`: the figures in docs/benchmarks.md come from here.
+//! `handoff bench …`: the figures in docs/benchmarks.md come from here. Each
+//! bench starts the built-in Salesforce emulator and the gateway in-process, on
+//! loopback, and drives the gateway over HTTP.
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
 use clap::Subcommand;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::app::{Application, RunningApp};
+use crate::config::Config;
+use crate::demo::Driver;
+use crate::store::Scope;
 
 #[derive(Debug, Subcommand)]
-pub enum BenchCommand {}
+pub enum BenchCommand {
+    /// Salesforce calls (and token requests) per escalation, by transcript length.
+    Calls {
+        /// Transcript lengths to measure, in turns.
+        #[arg(long, value_delimiter = ',', default_value = "5,50,500")]
+        turns: Vec<usize>,
+        /// Escalations per length.
+        #[arg(long, default_value_t = 20)]
+        escalations: usize,
+    },
+    /// Accepted escalations per second and accept latency (POST → 202).
+    Accept {
+        /// Total escalations to send.
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Turns per transcript.
+        #[arg(long, default_value_t = 10)]
+        turns: usize,
+        /// Database (default: a scratch SQLite file). A postgres:// URL benches PostgreSQL.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+}
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
-    match command {}
+    crate::telemetry::init("warn");
+    match command {
+        BenchCommand::Calls { turns, escalations } => calls(&turns, escalations).await,
+        BenchCommand::Accept {
+            requests,
+            concurrency,
+            turns,
+            database_url,
+        } => accept(requests, concurrency, turns, database_url).await,
+    }
+}
+
+/// The gateway against a fresh emulator, and a token with every scope.
+struct Stack {
+    app: RunningApp,
+    emulator: sf_emulator::EmulatorHandle,
+    token: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn start(database_url: Option<String>) -> anyhow::Result<Stack> {
+    let emulator = sf_emulator::spawn(
+        sf_emulator::EmulatorConfig::default(),
+        TcpListener::bind("127.0.0.1:0").await?,
+    )
+    .await?;
+    let mut config = Config::defaults();
+    let dir = match database_url {
+        Some(url) => {
+            config.database_url = url;
+            None
+        }
+        None => {
+            let dir = tempfile::tempdir()?;
+            config.database_url = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
+            Some(dir)
+        }
+    };
+    let app_config = emulator
+        .config()
+        .connected_apps
+        .first()
+        .cloned()
+        .context("emulator has no app")?;
+    config.salesforce.login_url = emulator.url();
+    config.salesforce.credentials = Some(salesforce::Credentials::ClientCredentials {
+        client_id: app_config.client_id,
+        client_secret: app_config.client_secret.into(),
+    });
+    let app = Application::build(config, TcpListener::bind("127.0.0.1:0").await?).await?;
+    let token = app
+        .state()
+        .store
+        .create_token("bench", &[Scope::Escalate])
+        .await?
+        .secret;
+    Ok(Stack {
+        app: app.spawn()?,
+        emulator,
+        token,
+        _dir: dir,
+    })
+}
+
+fn body(session_id: &str, turns: usize) -> Value {
+    let transcript: Vec<Value> = (0..turns)
+        .map(|i| {
+            json!({
+                "role": if i % 2 == 0 { "customer" } else { "bot" },
+                "text": format!("Turn {i}. My order number is A-{:05} and the parcel has not moved for a week; the tracking page says it is at the depot. Could you check with the courier, please?", i * 7),
+                "at": format!("2026-11-22T{:02}:{:02}:{:02}Z", 8 + i / 3600, (i / 60) % 60, i % 60),
+            })
+        })
+        .collect();
+    json!({
+        "session_id": session_id,
+        "channel": "email",
+        "customer": {"name": "Bench Customer", "email": "bench@example.com"},
+        "subject": "Parcel stuck at the depot",
+        "summary": "Parcel stuck at the depot for a week; customer wants a courier investigation.",
+        "transcript": transcript,
+    })
+}
+
+async fn calls(lengths: &[usize], escalations: usize) -> anyhow::Result<()> {
+    println!("Measuring Salesforce calls per escalation ({escalations} escalations per length)…");
+    println!();
+    println!(
+        "{:>6} {:>12} {:>10} {:>22} {:>16}",
+        "TURNS", "TRANSCRIPT", "COMMENTS", "SF CALLS / ESCALATION", "TOKEN REQUESTS"
+    );
+    for &turns in lengths {
+        // A fresh stack per length, so token requests are counted from zero.
+        let stack = start(None).await?;
+        let driver = Driver::new(stack.app.url(), stack.token.clone())?;
+        let mut ids = Vec::new();
+        let mut transcript_bytes = 0usize;
+        for n in 0..escalations {
+            let id = format!("calls-{turns}-{n}");
+            let b = body(&id, turns);
+            transcript_bytes = b["transcript"].to_string().len();
+            driver.escalate(&b).await?;
+            ids.push(id);
+        }
+        let (mut calls, mut comments) = (0i64, 0i64);
+        for id in &ids {
+            let s = driver.wait_escalated(id, Duration::from_secs(120)).await?;
+            calls += i64::from(s.salesforce_calls);
+            comments += i64::from(s.comments_written);
+        }
+        let stats = stack.emulator.stats();
+        let n = escalations as f64;
+        println!(
+            "{:>6} {:>9} KB {:>10.1} {:>22.2} {:>16}",
+            turns,
+            transcript_bytes / 1024,
+            comments as f64 / n,
+            calls as f64 / n,
+            stats.token_requests
+        );
+        // Cross-check against what the emulator itself counted.
+        anyhow::ensure!(
+            stats.api_calls as i64 == calls,
+            "the emulator counted {} API calls, the gateway {calls}",
+            stats.api_calls
+        );
+        stack.app.stop().await;
+        stack.emulator.shutdown().await;
+    }
+    println!();
+    println!("SF calls are counted by the gateway per session and cross-checked against the emulator's own count.");
+    Ok(())
+}
+
+async fn accept(requests: usize, concurrency: usize, turns: usize, database_url: Option<String>) -> anyhow::Result<()> {
+    let backend = match &database_url {
+        Some(url) if url.starts_with("postgres") => "PostgreSQL",
+        _ => "SQLite (scratch file, WAL, synchronous=FULL)",
+    };
+    let stack = start(database_url).await?;
+    println!("Sending {requests} escalations of {turns} turns, {concurrency} at a time, on {backend}…");
+    let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
+    let url = format!("{}/v1/escalations", stack.app.url());
+    let run = uuid::Uuid::now_v7().simple().to_string();
+    let bodies: Arc<Vec<String>> = Arc::new(
+        (0..requests)
+            .map(|i| body(&format!("acc-{run}-{i}"), turns).to_string())
+            .collect(),
+    );
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (http, url, token, bodies, next) = (
+            http.clone(),
+            url.clone(),
+            stack.token.clone(),
+            Arc::clone(&bodies),
+            Arc::clone(&next),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= bodies.len() {
+                    return Ok::<_, anyhow::Error>(latencies);
+                }
+                let t = Instant::now();
+                let response = http
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .header("content-type", "application/json")
+                    .body(bodies[i].clone())
+                    .send()
+                    .await?;
+                anyhow::ensure!(response.status().as_u16() == 202, "got {}", response.status());
+                latencies.push(t.elapsed());
+                if (i + 1) % 500 == 0 {
+                    eprintln!("  {} / {} accepted", i + 1, bodies.len());
+                }
+            }
+        }));
+    }
+    let mut latencies = Vec::with_capacity(requests);
+    for t in tasks {
+        latencies.extend(t.await??);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1).min(latencies.len() - 1)];
+    println!();
+    println!("accepted:      {}", latencies.len());
+    println!("elapsed:       {:.2} s", elapsed.as_secs_f64());
+    println!("throughput:    {:.0} escalations/s", latencies.len() as f64 / elapsed.as_secs_f64());
+    println!("latency p50:   {:.1} ms", pct(0.50).as_secs_f64() * 1000.0);
+    println!("latency p99:   {:.1} ms", pct(0.99).as_secs_f64() * 1000.0);
+    println!("latency max:   {:.1} ms", latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0));
+    println!("(the worker was creating Cases in the emulator at the same time)");
+    stack.app.stop().await;
+    stack.emulator.shutdown().await;
+    Ok(())
 }

@@ -327,6 +327,7 @@ impl Client {
     ) -> Result<Value> {
         let path = format!("{}/{}", path::sobject(sobject)?, id.as_str());
         let fields = fields
+            .filter(|fields| !fields.is_empty())
             .map(|fields| {
                 fields
                     .iter()

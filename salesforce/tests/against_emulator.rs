@@ -106,7 +106,7 @@ async fn token_is_fetched_once_and_reused() {
 
     let limits = client.limit_info().expect("Sforce-Limit-Info was recorded");
     let (used, max) = limits.api_usage.unwrap();
-    assert!(used >= 4 && used <= 5, "api-usage {used}");
+    assert!((4..=5).contains(&used), "api-usage {used}");
     assert_eq!(max, 100_000);
 }
 

@@ -42,7 +42,7 @@ both_databases!(escalation_becomes_a_case, |db: Db| async move {
     assert_eq!(case["Case_From__c"], "opencx");
     assert_eq!(case["Origin"], "Email");
     assert_eq!(case["Priority"], "High");
-    assert_eq!(case["SuppliedEmail"], "ann.example@example.com");
+    assert_eq!(case["SuppliedEmail"], "Ann.Example@example.com", "domain lower-cased, local part kept");
     assert_eq!(case["SuppliedName"], "Ann Example");
     assert_eq!(case["SuppliedPhone"], "+14155550100");
 

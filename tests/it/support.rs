@@ -11,7 +11,7 @@ pub fn transcript(n: usize) -> Vec<Value> {
             let role = if i % 2 == 0 { "customer" } else { "bot" };
             json!({
                 "role": role,
-                "text": format!("Turn {i}: {} — ünïcødé ✓ {}", if i % 2 == 0 { "my parcel is late" } else { "let me check that" }, "detail ".repeat(i % 40)),
+                "text": format!("Turn {i}: {} — ünïcødé ✓ {}", if i % 2 == 0 { "my parcel is late" } else { "let me check that" }, "detail ".repeat(i % 60 + 20)),
                 "at": (start + ChronoDuration::seconds(i as i64 * 30)).to_rfc3339(),
             })
         })

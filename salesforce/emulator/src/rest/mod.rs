@@ -173,7 +173,7 @@ fn season(version: u32) -> String {
     let index = version.saturating_sub(20);
     let names = ["Winter", "Spring", "Summer"];
     let name = names[(index % 3) as usize];
-    let year = 11 + (index + 2) / 3;
+    let year = 11 + index / 3;
     format!("{name} '{year:02}")
 }
 

@@ -222,15 +222,16 @@ impl Lexer<'_> {
 
     fn bad_escape(&self, start: usize, at: usize) -> SoqlError {
         let seq: String = self.text[at..].chars().take(2).collect();
-        let literal_end = self.text[self.pos..]
+        // The literal as written, up to the next quote (or the end of the text).
+        let content_end = self.text[self.pos..]
             .find('\'')
-            .map_or(self.text.len(), |i| self.pos + i + 1);
+            .map_or(self.text.len(), |i| self.pos + i);
         SoqlError::malformed(
             self.text,
             start,
             format!(
                 "Invalid string literal '{}'. Illegal character sequence '{}' in string literal.",
-                &self.text[start + 1..literal_end.saturating_sub(1).max(start + 1)],
+                &self.text[start + 1..content_end],
                 seq
             ),
         )

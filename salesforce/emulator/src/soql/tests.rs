@@ -1049,3 +1049,12 @@ fn aggregates_are_top_level_only() {
             .ends_with("Field must be grouped or aggregated: CaseComments")
     );
 }
+
+#[test]
+fn bad_escape_without_closing_quote_quotes_the_rest() {
+    let e = err(r"SELECT Id FROM Case WHERE Subject = 'ab\x");
+    assert_eq!(
+        e.reason(),
+        r"Invalid string literal 'ab\x'. Illegal character sequence '\x' in string literal."
+    );
+}
