@@ -109,14 +109,18 @@ fn split_point(text: &str, room: usize) -> usize {
     while cut > 0 && !text.is_char_boundary(cut) {
         cut -= 1;
     }
-    let window_start = cut - cut / 4;
-    if let Some(pos) = text[window_start..cut].rfind(char::is_whitespace) {
-        let ws_end = window_start + pos + text[window_start + pos..].chars().next().map_or(1, char::len_utf8);
-        if ws_end <= cut && ws_end > 0 {
-            return ws_end;
-        }
+    let mut window_start = cut - cut / 4;
+    while !text.is_char_boundary(window_start) {
+        window_start += 1;
     }
-    cut
+    match text[window_start..cut].rfind(char::is_whitespace) {
+        Some(pos) => {
+            let ws = window_start + pos;
+            // Cut just after the whitespace character.
+            ws + text[ws..].chars().next().map_or(1, char::len_utf8)
+        }
+        None => cut,
+    }
 }
 
 fn truncate_chars(s: &str, max: usize) -> String {

@@ -23,7 +23,11 @@ pub(crate) async fn put_faults(State(state): State<Arc<AppState>>, body: Bytes) 
     let faults: Faults = match serde_json::from_slice(&body) {
         Ok(f) => f,
         Err(e) => {
-            return (StatusCode::BAD_REQUEST, Json(json!({"error": e.to_string()}))).into_response();
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": e.to_string()})),
+            )
+                .into_response();
         }
     };
     if let Err(e) = faults.validate() {

@@ -210,9 +210,8 @@ impl EmulatorConfig {
                 }
             }
             if let Some(pem) = &app.jwt_public_key_pem {
-                crate::oauth::decoding_key(pem).map_err(|e| {
-                    format!("jwt_public_key_pem of app '{}': {e}", app.client_id)
-                })?;
+                crate::oauth::decoding_key(pem)
+                    .map_err(|e| format!("jwt_public_key_pem of app '{}': {e}", app.client_id))?;
             }
         }
         Ok(())
@@ -225,6 +224,8 @@ impl EmulatorConfig {
     }
 
     pub(crate) fn app(&self, client_id: &str) -> Option<&ConnectedApp> {
-        self.connected_apps.iter().find(|a| a.client_id == client_id)
+        self.connected_apps
+            .iter()
+            .find(|a| a.client_id == client_id)
     }
 }

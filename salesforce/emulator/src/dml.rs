@@ -99,10 +99,7 @@ pub(crate) fn create(
         record.insert(f.into(), Value::String(ctx.user_id.clone()));
     }
     if obj.name == "Case" {
-        record.insert(
-            "CaseNumber".into(),
-            Value::String(store.next_case_number()),
-        );
+        record.insert("CaseNumber".into(), Value::String(store.next_case_number()));
         if record.get("OwnerId").is_none_or(Value::is_null) {
             record.insert("OwnerId".into(), Value::String(ctx.user_id.clone()));
         }
@@ -151,7 +148,10 @@ pub(crate) fn update(
     }
     record.insert("LastModifiedDate".into(), Value::String(ctx.now.clone()));
     record.insert("SystemModstamp".into(), Value::String(ctx.now.clone()));
-    record.insert("LastModifiedById".into(), Value::String(ctx.user_id.clone()));
+    record.insert(
+        "LastModifiedById".into(),
+        Value::String(ctx.user_id.clone()),
+    );
     if obj.name == "Case" {
         derive_case(record, ctx, !was_closed);
     }
@@ -487,7 +487,10 @@ fn normalise(store: &Store, field: &FieldDef, raw: &Value) -> Result<Value, SfEr
                 if len > max {
                     return Err(SfError::dml(
                         "STRING_TOO_LONG",
-                        format!("{}: data value too large: {s} (max length={max})", field.label),
+                        format!(
+                            "{}: data value too large: {s} (max length={max})",
+                            field.label
+                        ),
                         vec![field.name.clone()],
                     ));
                 }

@@ -27,7 +27,9 @@ mod rest;
 mod server;
 mod store;
 
-pub use config::{ApiVersions, ConnectedApp, EmulatorConfig, FlowConfig, RefreshTokenConfig, UserConfig};
+pub use config::{
+    ApiVersions, ConnectedApp, EmulatorConfig, FlowConfig, RefreshTokenConfig, UserConfig,
+};
 pub use faults::Faults;
 pub use oauth::decoding_key;
 pub use schema::Record;

@@ -29,7 +29,11 @@ struct Args {
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<EmulatorConfig> {
     let mut figment = Figment::from(Serialized::defaults(EmulatorConfig::default()));
     if let Some(path) = path {
-        anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
+        anyhow::ensure!(
+            path.exists(),
+            "config file {} does not exist",
+            path.display()
+        );
         figment = if path.extension().is_some_and(|e| e == "json") {
             figment.merge(Json::file(path))
         } else {

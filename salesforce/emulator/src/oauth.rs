@@ -64,7 +64,10 @@ struct Form(Vec<(String, String)>);
 
 impl Form {
     fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -119,7 +122,10 @@ pub(crate) async fn token(
 /// `client_id`/`client_secret` from the body, else from HTTP Basic.
 fn client_auth(headers: &HeaderMap, param: &Form) -> Option<(String, String)> {
     if let Some(id) = param.get("client_id") {
-        return Some((id.to_string(), param.get("client_secret").unwrap_or_default().to_string()));
+        return Some((
+            id.to_string(),
+            param.get("client_secret").unwrap_or_default().to_string(),
+        ));
     }
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, rest) = value.split_once(' ')?;
@@ -167,13 +173,15 @@ fn client_credentials<'a>(
     })
 }
 
-fn password<'a>(
-    state: &'a AppState,
-    param: &Form,
-) -> Result<Granted<'a>, OAuthError> {
-    let id = param.get("client_id")
+fn password<'a>(state: &'a AppState, param: &Form) -> Result<Granted<'a>, OAuthError> {
+    let id = param
+        .get("client_id")
         .ok_or_else(|| oauth_error("invalid_client_id", "client identifier invalid"))?;
-    let app = check_client(state, id, Some(param.get("client_secret").unwrap_or_default()))?;
+    let app = check_client(
+        state,
+        id,
+        Some(param.get("client_secret").unwrap_or_default()),
+    )?;
     let username = param.get("username").unwrap_or_default();
     let given = param.get("password").unwrap_or_default();
     let user = state
@@ -190,11 +198,9 @@ fn password<'a>(
     })
 }
 
-fn refresh_token<'a>(
-    state: &'a AppState,
-    param: &Form,
-) -> Result<Granted<'a>, OAuthError> {
-    let id = param.get("client_id")
+fn refresh_token<'a>(state: &'a AppState, param: &Form) -> Result<Granted<'a>, OAuthError> {
+    let id = param
+        .get("client_id")
         .ok_or_else(|| oauth_error("invalid_client_id", "client identifier invalid"))?;
     let app = check_client(state, id, param.get("client_secret"))?;
     let given = param.get("refresh_token").unwrap_or_default();
@@ -209,10 +215,7 @@ fn refresh_token<'a>(
     })
 }
 
-fn jwt_bearer<'a>(
-    state: &'a AppState,
-    param: &Form,
-) -> Result<Granted<'a>, OAuthError> {
+fn jwt_bearer<'a>(state: &'a AppState, param: &Form) -> Result<Granted<'a>, OAuthError> {
     let invalid = || oauth_error("invalid_grant", "invalid assertion");
     let assertion = param.get("assertion").ok_or_else(invalid)?;
     let header = jsonwebtoken::decode_header(assertion).map_err(|_| invalid())?;
@@ -223,7 +226,10 @@ fn jwt_bearer<'a>(
     let unverified: Value = jsonwebtoken::dangerous::insecure_decode::<Value>(assertion)
         .map_err(|_| invalid())?
         .claims;
-    let iss = unverified.get("iss").and_then(Value::as_str).unwrap_or_default();
+    let iss = unverified
+        .get("iss")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let app = state
         .config
         .app(iss)

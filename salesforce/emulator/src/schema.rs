@@ -91,7 +91,9 @@ pub struct ObjectDef {
 impl ObjectDef {
     /// Field by API name, case-insensitively (as Salesforce resolves names).
     pub fn field(&self, name: &str) -> Option<&FieldDef> {
-        self.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name))
+        self.fields
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
     }
 
     /// Reference field by its relationship name (`Contact` → `ContactId`).
@@ -129,7 +131,9 @@ pub struct CustomField {
 impl Schema {
     /// Object by API name, case-insensitively.
     pub fn object(&self, name: &str) -> Option<&ObjectDef> {
-        self.objects.iter().find(|o| o.name.eq_ignore_ascii_case(name))
+        self.objects
+            .iter()
+            .find(|o| o.name.eq_ignore_ascii_case(name))
     }
 
     /// Object owning ids with this key prefix (case-sensitive, as prefixes are).
@@ -161,7 +165,14 @@ impl Schema {
     /// Contact, Account and User.
     pub fn standard() -> Self {
         Schema {
-            objects: vec![case(), case_comment(), email_message(), contact(), account(), user()],
+            objects: vec![
+                case(),
+                case_comment(),
+                email_message(),
+                contact(),
+                account(),
+                user(),
+            ],
         }
     }
 }
@@ -196,8 +207,16 @@ fn system_fields() -> Vec<FieldDef> {
         ro("IsDeleted", "Deleted", FieldKind::Boolean),
         ro("CreatedDate", "Created Date", FieldKind::DateTime),
         ro("CreatedById", "Created By ID", FieldKind::Reference),
-        ro("LastModifiedDate", "Last Modified Date", FieldKind::DateTime),
-        ro("LastModifiedById", "Last Modified By ID", FieldKind::Reference),
+        ro(
+            "LastModifiedDate",
+            "Last Modified Date",
+            FieldKind::DateTime,
+        ),
+        ro(
+            "LastModifiedById",
+            "Last Modified By ID",
+            FieldKind::Reference,
+        ),
         ro("SystemModstamp", "System Modstamp", FieldKind::DateTime),
     ]
 }
@@ -219,7 +238,12 @@ fn case() -> ObjectDef {
             ..f("CaseNumber", "Case Number", FieldKind::String, Some(30))
         },
         f("Subject", "Subject", FieldKind::String, Some(255)),
-        f("Description", "Description", FieldKind::Textarea, Some(32_000)),
+        f(
+            "Description",
+            "Description",
+            FieldKind::Textarea,
+            Some(32_000),
+        ),
         FieldDef {
             default: Some(serde_json::json!("New")),
             ..f("Status", "Status", FieldKind::Picklist, Some(255))
@@ -234,7 +258,12 @@ fn case() -> ObjectDef {
         f("SuppliedEmail", "Web Email", FieldKind::Email, Some(80)),
         f("SuppliedName", "Web Name", FieldKind::String, Some(80)),
         f("SuppliedPhone", "Web Phone", FieldKind::Phone, Some(40)),
-        f("SuppliedCompany", "Web Company", FieldKind::String, Some(80)),
+        f(
+            "SuppliedCompany",
+            "Web Company",
+            FieldKind::String,
+            Some(80),
+        ),
         FieldDef {
             createable: false,
             updateable: false,
@@ -246,7 +275,12 @@ fn case() -> ObjectDef {
             updateable: false,
             ..f("ClosedDate", "Closed Date", FieldKind::DateTime, None)
         },
-        f("Comments", "Internal Comments", FieldKind::Textarea, Some(4_000)),
+        f(
+            "Comments",
+            "Internal Comments",
+            FieldKind::Textarea,
+            Some(4_000),
+        ),
         reference("ContactId", "Contact ID", "Contact", "Contact"),
         reference("AccountId", "Account ID", "Account", "Account"),
         reference("OwnerId", "Owner ID", "User", "Owner"),
@@ -317,7 +351,12 @@ fn email_message() -> ObjectDef {
     let mut fields = system_fields();
     fields.extend([
         reference("ParentId", "Parent Case ID", "Case", "Parent"),
-        f("RelatedToId", "Related To ID", FieldKind::Reference, Some(18)),
+        f(
+            "RelatedToId",
+            "Related To ID",
+            FieldKind::Reference,
+            Some(18),
+        ),
         f("Subject", "Subject", FieldKind::String, Some(3_000)),
         f("TextBody", "Text Body", FieldKind::Textarea, Some(32_000)),
         f("HtmlBody", "HTML Body", FieldKind::Textarea, Some(32_000)),

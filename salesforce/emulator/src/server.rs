@@ -70,10 +70,7 @@ impl AppState {
         for (u, id) in config.users.iter().zip(&ids) {
             let mut r = Record::new();
             for f in &user_def.fields {
-                r.insert(
-                    f.name.clone(),
-                    f.default.clone().unwrap_or(Value::Null),
-                );
+                r.insert(f.name.clone(), f.default.clone().unwrap_or(Value::Null));
             }
             r.insert("Id".into(), Value::String(id.clone()));
             r.insert("IsDeleted".into(), Value::Bool(false));
@@ -199,7 +196,10 @@ impl EmulatorHandle {
 }
 
 /// Starts an emulator on `listener` (bind `127.0.0.1:0` in tests).
-pub async fn spawn(config: EmulatorConfig, listener: TcpListener) -> std::io::Result<EmulatorHandle> {
+pub async fn spawn(
+    config: EmulatorConfig,
+    listener: TcpListener,
+) -> std::io::Result<EmulatorHandle> {
     let addr = listener.local_addr()?;
     let url = format!("http://{addr}");
     let state = AppState::new(config, url)
@@ -243,7 +243,8 @@ async fn accept_loop(listener: TcpListener, app: Router, cancel: CancellationTok
         let cancel = cancel.clone();
         tracker.spawn(async move {
             let builder = Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
+            let conn =
+                builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
             tokio::pin!(conn);
             let mut shutting_down = false;
             loop {

@@ -48,11 +48,7 @@ impl Store {
         for custom in &config.custom_fields {
             schema.add_custom_field(custom.clone())?;
         }
-        if let Some(email) = schema
-            .objects
-            .iter_mut()
-            .find(|o| o.name == "EmailMessage")
-        {
+        if let Some(email) = schema.objects.iter_mut().find(|o| o.name == "EmailMessage") {
             for f in email.fields.iter_mut() {
                 if f.name == "TextBody" || f.name == "HtmlBody" {
                     f.length = Some(config.email_body_max_length);

@@ -9,7 +9,9 @@ use hmac::{Hmac, KeyInit, Mac};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use sf_emulator::schema::{CustomField, FieldDef, FieldKind};
-use sf_emulator::{ConnectedApp, EmulatorConfig, EmulatorHandle, Faults, FlowConfig, RefreshTokenConfig};
+use sf_emulator::{
+    ConnectedApp, EmulatorConfig, EmulatorHandle, Faults, FlowConfig, RefreshTokenConfig,
+};
 use sha2::Sha256;
 
 const V: &str = "/services/data/v62.0";
@@ -172,15 +174,32 @@ async fn client_credentials_success_body_matches_the_reference() {
     )
     .await;
     assert_eq!(r.status, 200);
-    assert!(r.header("content-type").unwrap().starts_with("application/json"));
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("application/json")
+    );
     let b = r.body.as_object().unwrap();
     let mut keys: Vec<&str> = b.keys().map(String::as_str).collect();
     keys.sort();
     assert_eq!(
         keys,
-        ["access_token", "id", "instance_url", "issued_at", "scope", "signature", "token_type"]
+        [
+            "access_token",
+            "id",
+            "instance_url",
+            "issued_at",
+            "scope",
+            "signature",
+            "token_type"
+        ]
     );
-    assert!(b["access_token"].as_str().unwrap().starts_with("00D5g000004Hnd0!"));
+    assert!(
+        b["access_token"]
+            .as_str()
+            .unwrap()
+            .starts_with("00D5g000004Hnd0!")
+    );
     assert_eq!(b["instance_url"], json!(h.url()));
     assert_eq!(b["token_type"], "Bearer");
     let issued_at = b["issued_at"].as_str().unwrap();
@@ -225,19 +244,32 @@ async fn token_endpoint_errors() {
     let h = spawn(config).await;
     let http = reqwest::Client::new();
     let url = h.url();
-    let cases: Vec<(Vec<(&str, &str)>, &str, &str)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
         (
-            vec![("grant_type", "client_credentials"), ("client_id", "handoff-local-client"), ("client_secret", "wrong")],
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", "handoff-local-client"),
+                ("client_secret", "wrong"),
+            ],
             "invalid_client",
             "invalid client credentials",
         ),
         (
-            vec![("grant_type", "client_credentials"), ("client_id", "nope"), ("client_secret", "x")],
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", "nope"),
+                ("client_secret", "x"),
+            ],
             "invalid_client_id",
             "client identifier invalid",
         ),
         (
-            vec![("grant_type", "client_credentials"), ("client_id", "no-run-as"), ("client_secret", "s")],
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", "no-run-as"),
+                ("client_secret", "s"),
+            ],
             "invalid_grant",
             "no client credentials user enabled",
         ),
@@ -253,7 +285,11 @@ async fn token_endpoint_errors() {
             "authentication failure",
         ),
         (
-            vec![("grant_type", "refresh_token"), ("client_id", "handoff-local-client"), ("refresh_token", "nope")],
+            vec![
+                ("grant_type", "refresh_token"),
+                ("client_id", "handoff-local-client"),
+                ("refresh_token", "nope"),
+            ],
             "invalid_grant",
             "expired access/refresh token",
         ),
@@ -266,7 +302,11 @@ async fn token_endpoint_errors() {
     for (form, error, description) in cases {
         let r = token_request(&http, &url, &form).await;
         assert_eq!(r.status, 400, "{form:?}");
-        assert_eq!(r.body, json!({"error": error, "error_description": description}), "{form:?}");
+        assert_eq!(
+            r.body,
+            json!({"error": error, "error_description": description}),
+            "{form:?}"
+        );
     }
     assert_eq!(h.stats().rejected.get("token:invalid_grant"), Some(&3));
 }
@@ -274,10 +314,12 @@ async fn token_endpoint_errors() {
 #[tokio::test]
 async fn password_and_refresh_token_grants() {
     let mut config = EmulatorConfig::default();
-    config.connected_apps[0].refresh_tokens.push(RefreshTokenConfig {
-        token: "5Aep861-test-refresh".into(),
-        username: "integration@handoff.local".into(),
-    });
+    config.connected_apps[0]
+        .refresh_tokens
+        .push(RefreshTokenConfig {
+            token: "5Aep861-test-refresh".into(),
+            username: "integration@handoff.local".into(),
+        });
     let h = spawn(config).await;
     let http = reqwest::Client::new();
     let r = token_request(
@@ -341,9 +383,7 @@ async fn jwt_bearer_grant() {
     let h = spawn(config).await;
     let http = reqwest::Client::new();
     let now = chrono::Utc::now().timestamp();
-    let claims = |iss: &str, sub: &str, aud: &str, exp: i64| {
-        json!({"iss": iss, "sub": sub, "aud": aud, "exp": exp})
-    };
+    let claims = |iss: &str, sub: &str, aud: &str, exp: i64| json!({"iss": iss, "sub": sub, "aud": aud, "exp": exp});
     let grant = |assertion: String| {
         let http = http.clone();
         let url = h.url();
@@ -364,11 +404,20 @@ async fn jwt_bearer_grant() {
 
     for (key, iss, aud) in [
         (PRIVATE_KEY, "handoff-local-client", login),
-        (PRIVATE_KEY, "handoff-local-client", "https://test.salesforce.com"),
+        (
+            PRIVATE_KEY,
+            "handoff-local-client",
+            "https://test.salesforce.com",
+        ),
         (PRIVATE_KEY, "handoff-local-client", h.url().as_str()),
         (PRIVATE_KEY, "cert-app", login),
     ] {
-        let r = grant(jwt(key, Algorithm::RS256, claims(iss, user, aud, now + 170))).await;
+        let r = grant(jwt(
+            key,
+            Algorithm::RS256,
+            claims(iss, user, aud, now + 170),
+        ))
+        .await;
         assert_eq!(r.status, 200, "{iss} {aud}: {}", r.body);
         assert!(r.body.get("refresh_token").is_none());
         assert_eq!(r.body["token_type"], "Bearer");
@@ -383,19 +432,87 @@ async fn jwt_bearer_grant() {
     assert_eq!(r.status, 200, "{}", r.body);
 
     let refused: Vec<(String, &str, &str)> = vec![
-        (jwt(PRIVATE_KEY, Algorithm::RS256, claims("handoff-local-client", user, "https://evil.example", now + 60)), "invalid_grant", "audience is invalid"),
-        (jwt(PRIVATE_KEY, Algorithm::RS256, claims("handoff-local-client", user, login, now - 5)), "invalid_grant", "invalid assertion"),
-        (jwt(PRIVATE_KEY, Algorithm::RS256, claims("handoff-local-client", user, login, now + 600)), "invalid_grant", "invalid assertion"),
-        (jwt(OTHER_KEY, Algorithm::RS256, claims("handoff-local-client", user, login, now + 60)), "invalid_grant", "invalid assertion"),
-        (jwt("", Algorithm::HS256, claims("handoff-local-client", user, login, now + 60)), "invalid_grant", "invalid assertion"),
-        (jwt(PRIVATE_KEY, Algorithm::RS256, claims("unknown-app", user, login, now + 60)), "invalid_client_id", "client identifier invalid"),
-        (jwt(PRIVATE_KEY, Algorithm::RS256, claims("handoff-local-client", "nobody@x.test", login, now + 60)), "invalid_grant", "user hasn't approved this consumer"),
-        ("not-a-jwt".to_string(), "invalid_grant", "invalid assertion"),
+        (
+            jwt(
+                PRIVATE_KEY,
+                Algorithm::RS256,
+                claims(
+                    "handoff-local-client",
+                    user,
+                    "https://evil.example",
+                    now + 60,
+                ),
+            ),
+            "invalid_grant",
+            "audience is invalid",
+        ),
+        (
+            jwt(
+                PRIVATE_KEY,
+                Algorithm::RS256,
+                claims("handoff-local-client", user, login, now - 5),
+            ),
+            "invalid_grant",
+            "invalid assertion",
+        ),
+        (
+            jwt(
+                PRIVATE_KEY,
+                Algorithm::RS256,
+                claims("handoff-local-client", user, login, now + 600),
+            ),
+            "invalid_grant",
+            "invalid assertion",
+        ),
+        (
+            jwt(
+                OTHER_KEY,
+                Algorithm::RS256,
+                claims("handoff-local-client", user, login, now + 60),
+            ),
+            "invalid_grant",
+            "invalid assertion",
+        ),
+        (
+            jwt(
+                "",
+                Algorithm::HS256,
+                claims("handoff-local-client", user, login, now + 60),
+            ),
+            "invalid_grant",
+            "invalid assertion",
+        ),
+        (
+            jwt(
+                PRIVATE_KEY,
+                Algorithm::RS256,
+                claims("unknown-app", user, login, now + 60),
+            ),
+            "invalid_client_id",
+            "client identifier invalid",
+        ),
+        (
+            jwt(
+                PRIVATE_KEY,
+                Algorithm::RS256,
+                claims("handoff-local-client", "nobody@x.test", login, now + 60),
+            ),
+            "invalid_grant",
+            "user hasn't approved this consumer",
+        ),
+        (
+            "not-a-jwt".to_string(),
+            "invalid_grant",
+            "invalid assertion",
+        ),
     ];
     for (assertion, error, description) in refused {
         let r = grant(assertion).await;
         assert_eq!(r.status, 400);
-        assert_eq!(r.body, json!({"error": error, "error_description": description}));
+        assert_eq!(
+            r.body,
+            json!({"error": error, "error_description": description})
+        );
     }
 }
 
@@ -418,7 +535,10 @@ async fn token_error_next_fails_only_token_requests() {
     .await;
     assert_eq!(r.status, 503);
     // API calls are unaffected, and the next token request works.
-    assert_eq!(sf.call("GET", &format!("{V}/limits"), None).await.status, 200);
+    assert_eq!(
+        sf.call("GET", &format!("{V}/limits"), None).await.status,
+        200
+    );
     client_credentials(&sf.http, &sf.url()).await;
     assert_eq!(sf.handle.faults().token_error_next, 0);
 }
@@ -429,7 +549,13 @@ async fn token_error_next_fails_only_token_requests() {
 async fn session_versions_and_resources() {
     let sf = Sf::default().await;
     let http = &sf.http;
-    let r = read(http.get(format!("{}{V}/limits", sf.url())).send().await.unwrap()).await;
+    let r = read(
+        http.get(format!("{}{V}/limits", sf.url()))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(r.status, 401);
     assert_eq!(
         r.body,
@@ -459,16 +585,30 @@ async fn session_versions_and_resources() {
     assert!(r.header("sforce-limit-info").is_some());
 
     // Versions list: no auth, no limit header.
-    let r = read(http.get(format!("{}/services/data/", sf.url())).send().await.unwrap()).await;
+    let r = read(
+        http.get(format!("{}/services/data/", sf.url()))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(r.status, 200);
     assert!(r.header("sforce-limit-info").is_none());
     let list = r.body.as_array().unwrap();
-    assert_eq!(list[0], json!({"version": "20.0", "url": "/services/data/v20.0", "label": "Winter '11"}));
+    assert_eq!(
+        list[0],
+        json!({"version": "20.0", "url": "/services/data/v20.0", "label": "Winter '11"})
+    );
     assert_eq!(list.last().unwrap()["version"], "67.0");
-    assert!(list.iter().any(|v| v == &json!({"version": "66.0", "url": "/services/data/v66.0", "label": "Spring '26"})));
+    assert!(
+        list.iter().any(|v| v
+            == &json!({"version": "66.0", "url": "/services/data/v66.0", "label": "Spring '26"}))
+    );
 
     for version in ["v19.0", "v68.0", "v62.1", "62.0"] {
-        let r = sf.call("GET", &format!("/services/data/{version}/limits"), None).await;
+        let r = sf
+            .call("GET", &format!("/services/data/{version}/limits"), None)
+            .await;
         assert_eq!(r.status, 404, "{version}");
         assert_eq!(
             r.body,
@@ -493,14 +633,19 @@ async fn create_and_get_case() {
     assert_eq!(r.status, 201);
     let id = r.body["id"].as_str().unwrap().to_string();
     assert_eq!(r.body, json!({"id": id, "errors": [], "success": true}));
-    assert_eq!(r.header("location").unwrap(), format!("{V}/sobjects/Case/{id}"));
+    assert_eq!(
+        r.header("location").unwrap(),
+        format!("{V}/sobjects/Case/{id}")
+    );
     assert_eq!(r.header("sforce-limit-info").unwrap(), "api-usage=1/100000");
     assert!(id.starts_with("500") && checksum_ok(&id), "{id}");
 
     let second = sf.create("Case", json!({"Subject": "again"})).await;
     assert_ne!(second, id);
 
-    let r = sf.call("GET", &format!("{V}/sobjects/Case/{id}"), None).await;
+    let r = sf
+        .call("GET", &format!("{V}/sobjects/Case/{id}"), None)
+        .await;
     assert_eq!(r.status, 200);
     let rec = r.body.as_object().unwrap();
     assert_eq!(
@@ -517,19 +662,35 @@ async fn create_and_get_case() {
         assert!(is_sf_datetime(rec[f].as_str().unwrap()), "{f}: {}", rec[f]);
     }
     assert!(rec["OwnerId"].as_str().unwrap().starts_with("005"));
-    let r = sf.call("GET", &format!("{V}/sobjects/Case/{second}"), None).await;
+    let r = sf
+        .call("GET", &format!("{V}/sobjects/Case/{second}"), None)
+        .await;
     assert_eq!(r.body["CaseNumber"], "00001002");
 
     // 15-char id and a lower-cased 18-char id address the same record.
-    let r = sf.call("GET", &format!("{V}/sobjects/Case/{}?fields=Subject,CaseNumber", &id[..15]), None).await;
+    let r = sf
+        .call(
+            "GET",
+            &format!("{V}/sobjects/Case/{}?fields=Subject,CaseNumber", &id[..15]),
+            None,
+        )
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["Subject"], "Printer broken");
     assert!(r.body.get("Description").is_none());
-    let r = sf.call("GET", &format!("{V}/sobjects/Case/{}", id.to_ascii_lowercase()), None).await;
+    let r = sf
+        .call(
+            "GET",
+            &format!("{V}/sobjects/Case/{}", id.to_ascii_lowercase()),
+            None,
+        )
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["Id"], json!(id));
 
-    let r = sf.call("GET", &format!("{V}/sobjects/Case/{id}?fields=Nope"), None).await;
+    let r = sf
+        .call("GET", &format!("{V}/sobjects/Case/{id}?fields=Nope"), None)
+        .await;
     assert_eq!(r.status, 400);
     assert_eq!(error_code(&r), "INVALID_FIELD");
 
@@ -542,25 +703,46 @@ async fn create_and_get_case() {
 async fn not_found_shapes() {
     let sf = Sf::default().await;
     let missing = sf_emulator::ids::to18("5005g0000999999");
-    let r = sf.call("GET", &format!("{V}/sobjects/Case/{missing}"), None).await;
+    let r = sf
+        .call("GET", &format!("{V}/sobjects/Case/{missing}"), None)
+        .await;
     assert_eq!(r.status, 404);
     assert_eq!(
         r.body,
         json!([{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}])
     );
-    let r = sf.call("GET", &format!("{V}/sobjects/Case/23foo"), None).await;
+    let r = sf
+        .call("GET", &format!("{V}/sobjects/Case/23foo"), None)
+        .await;
     assert_eq!(r.status, 404);
     assert_eq!(
         r.body,
         json!([{"message": "Provided external ID field does not exist or is not accessible: 23foo", "errorCode": "NOT_FOUND"}])
     );
-    let r = sf.call("DELETE", &format!("{V}/sobjects/Case/23foo"), None).await;
+    let r = sf
+        .call("DELETE", &format!("{V}/sobjects/Case/23foo"), None)
+        .await;
     assert_eq!(r.status, 404);
-    assert_eq!(error_message(&r), "Provided external ID field does not exist or is not accessible: 23foo");
-    let r = sf.call("POST", &format!("{V}/sobjects/Whizbang"), Some(json!({"Name": "x"}))).await;
+    assert_eq!(
+        error_message(&r),
+        "Provided external ID field does not exist or is not accessible: 23foo"
+    );
+    let r = sf
+        .call(
+            "POST",
+            &format!("{V}/sobjects/Whizbang"),
+            Some(json!({"Name": "x"})),
+        )
+        .await;
     assert_eq!(r.status, 404);
     assert_eq!(error_code(&r), "NOT_FOUND");
-    let r = sf.call("PUT", &format!("{V}/sobjects/Case/{missing}"), Some(json!({}))).await;
+    let r = sf
+        .call(
+            "PUT",
+            &format!("{V}/sobjects/Case/{missing}"),
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(r.status, 405);
 }
 
@@ -569,18 +751,24 @@ async fn update_and_delete() {
     let sf = Sf::default().await;
     let id = sf.create("Case", json!({"Subject": "s"})).await;
     let path = format!("{V}/sobjects/Case/{id}");
-    let r = sf.call("PATCH", &path, Some(json!({"Status": "Closed"}))).await;
+    let r = sf
+        .call("PATCH", &path, Some(json!({"Status": "Closed"})))
+        .await;
     assert_eq!(r.status, 204);
     assert_eq!(r.body, Value::Null);
     let rec = sf.call("GET", &path, None).await.body;
     assert_eq!(rec["IsClosed"], true);
     assert!(is_sf_datetime(rec["ClosedDate"].as_str().unwrap()));
 
-    let r = sf.call("PATCH", &path, Some(json!({"CaseNumber": "1"}))).await;
+    let r = sf
+        .call("PATCH", &path, Some(json!({"CaseNumber": "1"})))
+        .await;
     assert_eq!(r.status, 400);
     assert_eq!(error_code(&r), "INVALID_FIELD_FOR_INSERT_UPDATE");
     assert_eq!(r.body[0]["fields"], json!(["CaseNumber"]));
-    let r = sf.call("PATCH", &path, Some(json!({"IsClosed": false}))).await;
+    let r = sf
+        .call("PATCH", &path, Some(json!({"IsClosed": false})))
+        .await;
     assert_eq!(error_code(&r), "INVALID_FIELD_FOR_INSERT_UPDATE");
     let r = sf.call("PATCH", &path, Some(json!({"Id": id}))).await;
     assert_eq!(
@@ -590,20 +778,30 @@ async fn update_and_delete() {
 
     // `_HttpMethod=PATCH` override.
     let r = sf
-        .call("POST", &format!("{path}?_HttpMethod=PATCH"), Some(json!({"Status": "Working"})))
+        .call(
+            "POST",
+            &format!("{path}?_HttpMethod=PATCH"),
+            Some(json!({"Status": "Working"})),
+        )
         .await;
     assert_eq!(r.status, 204);
     assert_eq!(sf.call("GET", &path, None).await.body["IsClosed"], false);
 
     let comment = sf
-        .create("CaseComment", json!({"ParentId": id, "CommentBody": "hello", "IsPublished": true}))
+        .create(
+            "CaseComment",
+            json!({"ParentId": id, "CommentBody": "hello", "IsPublished": true}),
+        )
         .await;
     assert!(comment.starts_with("00a"));
     assert_eq!(sf.call("DELETE", &path, None).await.status, 204);
     let r = sf.call("GET", &path, None).await;
     assert_eq!(r.status, 404);
     assert_eq!(error_code(&r), "ENTITY_IS_DELETED");
-    assert!(sf.handle.records("CaseComment").is_empty(), "comments cascade with the case");
+    assert!(
+        sf.handle.records("CaseComment").is_empty(),
+        "comments cascade with the case"
+    );
 }
 
 // ---------------------------------------------------------------- validation
@@ -622,7 +820,10 @@ async fn validation_errors() {
         json!([{"message": "No such column 'foo' on sobject of type Case", "errorCode": "INVALID_FIELD"}])
     );
     let r = post("Case", json!({"Id": "5005g0000200001AAA", "Subject": "x"})).await;
-    assert_eq!(error_message(&r), "The Id field should not be specified in the sobject data.");
+    assert_eq!(
+        error_message(&r),
+        "The Id field should not be specified in the sobject data."
+    );
     let r = post("Contact", json!({"FirstName": "Ann"})).await;
     assert_eq!(
         r.body,
@@ -632,33 +833,72 @@ async fn validation_errors() {
     let r = post("Case", json!({"Subject": long})).await;
     assert_eq!(r.status, 400);
     assert_eq!(error_code(&r), "STRING_TOO_LONG");
-    assert_eq!(error_message(&r), format!("Subject: data value too large: {long} (max length=255)"));
+    assert_eq!(
+        error_message(&r),
+        format!("Subject: data value too large: {long} (max length=255)")
+    );
     assert_eq!(r.body[0]["fields"], json!(["Subject"]));
-    assert_eq!(post("Case", json!({"Subject": "é".repeat(255)})).await.status, 201, "chars, not bytes");
+    assert_eq!(
+        post("Case", json!({"Subject": "é".repeat(255)}))
+            .await
+            .status,
+        201,
+        "chars, not bytes"
+    );
 
-    let r = post("Contact", json!({"LastName": "X", "Email": "Not a real email address"})).await;
+    let r = post(
+        "Contact",
+        json!({"LastName": "X", "Email": "Not a real email address"}),
+    )
+    .await;
     assert_eq!(
         r.body,
         json!([{"message": "Email: invalid email address: Not a real email address", "errorCode": "INVALID_EMAIL_ADDRESS", "fields": ["Email"]}])
     );
-    let r = post("Contact", json!({"LastName": "X", "AccountId": "001xx000003DGb2999"})).await;
+    let r = post(
+        "Contact",
+        json!({"LastName": "X", "AccountId": "001xx000003DGb2999"}),
+    )
+    .await;
     assert_eq!(error_code(&r), "MALFORMED_ID");
-    assert_eq!(error_message(&r), "Account ID: id value of incorrect type: 001xx000003DGb2999");
+    assert_eq!(
+        error_message(&r),
+        "Account ID: id value of incorrect type: 001xx000003DGb2999"
+    );
     let missing_account = sf_emulator::ids::to18("0015g0000999999");
-    let r = post("Contact", json!({"LastName": "X", "AccountId": missing_account})).await;
+    let r = post(
+        "Contact",
+        json!({"LastName": "X", "AccountId": missing_account}),
+    )
+    .await;
     assert_eq!(error_code(&r), "INVALID_CROSS_REFERENCE_KEY");
     let account = sf.create("Account", json!({"Name": "Acme"})).await;
     let r = post("Case", json!({"ContactId": account})).await;
     assert_eq!(error_code(&r), "FIELD_INTEGRITY_EXCEPTION");
-    let contact = sf.create("Contact", json!({"LastName": "X", "AccountId": &account[..15]})).await;
-    let stored = sf.call("GET", &format!("{V}/sobjects/Contact/{contact}"), None).await;
-    assert_eq!(stored.body["AccountId"], json!(account), "references are stored as 18-char ids");
+    let contact = sf
+        .create(
+            "Contact",
+            json!({"LastName": "X", "AccountId": &account[..15]}),
+        )
+        .await;
+    let stored = sf
+        .call("GET", &format!("{V}/sobjects/Contact/{contact}"), None)
+        .await;
+    assert_eq!(
+        stored.body["AccountId"],
+        json!(account),
+        "references are stored as 18-char ids"
+    );
 
     let r = post("CaseComment", json!({"CommentBody": "x"})).await;
     assert_eq!(error_code(&r), "REQUIRED_FIELD_MISSING");
     assert_eq!(r.body[0]["fields"], json!(["ParentId"]));
     let case = sf.create("Case", json!({"Subject": "for comments"})).await;
-    let r = post("CaseComment", json!({"ParentId": case, "IsPublished": "yes"})).await;
+    let r = post(
+        "CaseComment",
+        json!({"ParentId": case, "IsPublished": "yes"}),
+    )
+    .await;
     assert_eq!(error_code(&r), "JSON_PARSER_ERROR");
 
     let r = read(
@@ -683,7 +923,10 @@ async fn validation_errors() {
     assert_eq!(error_code(&r), "DUPLICATE_VALUE");
     assert_eq!(
         error_message(&r),
-        format!("duplicate value found: Handoff_Session_Id__c duplicates value on record with id: {}", &first[..15])
+        format!(
+            "duplicate value found: Handoff_Session_Id__c duplicates value on record with id: {}",
+            &first[..15]
+        )
     );
 }
 
@@ -754,17 +997,34 @@ async fn upsert_by_external_id() {
     config.custom_fields.push(legacy_key_field());
     let sf = Sf::start(config).await;
     let path = format!("{V}/sobjects/Case/Handoff_Session_Id__c/sess%3A1");
-    let r = sf.call("PATCH", &path, Some(json!({"Subject": "first"}))).await;
+    let r = sf
+        .call("PATCH", &path, Some(json!({"Subject": "first"})))
+        .await;
     assert_eq!(r.status, 201, "{}", r.body);
     let id = r.body["id"].as_str().unwrap().to_string();
-    assert_eq!(r.body, json!({"id": id, "success": true, "errors": [], "created": true}));
-    assert_eq!(r.header("location").unwrap(), format!("{V}/sobjects/Case/{id}"));
+    assert_eq!(
+        r.body,
+        json!({"id": id, "success": true, "errors": [], "created": true})
+    );
+    assert_eq!(
+        r.header("location").unwrap(),
+        format!("{V}/sobjects/Case/{id}")
+    );
 
-    let r = sf.call("PATCH", &path, Some(json!({"Subject": "second"}))).await;
-    assert_eq!(r.status, 200);
-    assert_eq!(r.body, json!({"id": id, "success": true, "errors": [], "created": false}));
     let r = sf
-        .call("PATCH", "/services/data/v45.0/sobjects/Case/Handoff_Session_Id__c/sess:1", Some(json!({"Subject": "third"})))
+        .call("PATCH", &path, Some(json!({"Subject": "second"})))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body,
+        json!({"id": id, "success": true, "errors": [], "created": false})
+    );
+    let r = sf
+        .call(
+            "PATCH",
+            "/services/data/v45.0/sobjects/Case/Handoff_Session_Id__c/sess:1",
+            Some(json!({"Subject": "third"})),
+        )
         .await;
     assert_eq!(r.status, 204);
     assert_eq!(r.body, Value::Null);
@@ -776,7 +1036,11 @@ async fn upsert_by_external_id() {
 
     // v45 create answers 201 without `created`.
     let r = sf
-        .call("PATCH", "/services/data/v45.0/sobjects/Case/Handoff_Session_Id__c/old", Some(json!({})))
+        .call(
+            "PATCH",
+            "/services/data/v45.0/sobjects/Case/Handoff_Session_Id__c/old",
+            Some(json!({})),
+        )
         .await;
     assert_eq!(r.status, 201);
     assert!(r.body.get("created").is_none());
@@ -784,24 +1048,63 @@ async fn upsert_by_external_id() {
     // Several matches → 300 with the record URLs.
     let a = sf.create("Case", json!({"Legacy_Key__c": "K"})).await;
     let b = sf.create("Case", json!({"Legacy_Key__c": "k"})).await;
-    let r = sf.call("PATCH", &format!("{V}/sobjects/Case/Legacy_Key__c/K"), Some(json!({"Subject": "x"}))).await;
+    let r = sf
+        .call(
+            "PATCH",
+            &format!("{V}/sobjects/Case/Legacy_Key__c/K"),
+            Some(json!({"Subject": "x"})),
+        )
+        .await;
     assert_eq!(r.status, 300);
-    assert_eq!(r.body, json!([format!("{V}/sobjects/Case/{a}"), format!("{V}/sobjects/Case/{b}")]));
-    assert_eq!(sf.call("GET", &format!("{V}/sobjects/Case/Legacy_Key__c/K"), None).await.status, 300);
+    assert_eq!(
+        r.body,
+        json!([
+            format!("{V}/sobjects/Case/{a}"),
+            format!("{V}/sobjects/Case/{b}")
+        ])
+    );
+    assert_eq!(
+        sf.call("GET", &format!("{V}/sobjects/Case/Legacy_Key__c/K"), None)
+            .await
+            .status,
+        300
+    );
 
-    let r = sf.call("PATCH", &format!("{V}/sobjects/Case/Namez/1"), Some(json!({}))).await;
+    let r = sf
+        .call(
+            "PATCH",
+            &format!("{V}/sobjects/Case/Namez/1"),
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(r.status, 404);
     assert_eq!(
         r.body,
         json!([{"message": "Provided external ID field does not exist or is not accessible: Namez", "errorCode": "NOT_FOUND"}])
     );
     // A field that exists but is not an external id is not accessible that way either.
-    let r = sf.call("PATCH", &format!("{V}/sobjects/Case/Subject/x"), Some(json!({}))).await;
-    assert_eq!(r.status, 404);
-    let r = sf.call("GET", &format!("{V}/sobjects/Case/Handoff_Session_Id__c/none"), None).await;
+    let r = sf
+        .call(
+            "PATCH",
+            &format!("{V}/sobjects/Case/Subject/x"),
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(r.status, 404);
     let r = sf
-        .call("PATCH", &format!("{V}/sobjects/Case/Handoff_Session_Id__c/none?updateOnly=true"), Some(json!({})))
+        .call(
+            "GET",
+            &format!("{V}/sobjects/Case/Handoff_Session_Id__c/none"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    let r = sf
+        .call(
+            "PATCH",
+            &format!("{V}/sobjects/Case/Handoff_Session_Id__c/none?updateOnly=true"),
+            Some(json!({})),
+        )
         .await;
     assert_eq!(r.status, 404);
 }
@@ -839,7 +1142,11 @@ async fn composite_all_or_none_rolls_back() {
     );
     assert!(sf.handle.records("Account").is_empty());
     assert!(sf.handle.records("Contact").is_empty());
-    assert_eq!(sf.handle.stats().api_calls, 1, "a composite request is one API call");
+    assert_eq!(
+        sf.handle.stats().api_calls,
+        1,
+        "a composite request is one API call"
+    );
 
     // The same without the bad subrequest commits everything, with resolved references.
     let body = json!({
@@ -857,7 +1164,10 @@ async fn composite_all_or_none_rolls_back() {
     let subs = r.body["compositeResponse"].as_array().unwrap();
     assert_eq!(subs[0]["httpStatusCode"], 201);
     let account = subs[0]["body"]["id"].as_str().unwrap();
-    assert_eq!(subs[0]["httpHeaders"]["Location"], json!(format!("{V}/sobjects/Account/{account}")));
+    assert_eq!(
+        subs[0]["httpHeaders"]["Location"],
+        json!(format!("{V}/sobjects/Account/{account}"))
+    );
     assert_eq!(subs[1]["httpStatusCode"], 201);
     assert_eq!(subs[2]["httpStatusCode"], 200);
     assert_eq!(subs[2]["body"]["records"][0]["Id"], json!(account));
@@ -902,10 +1212,22 @@ async fn composite_envelope_errors() {
     let sf = Sf::default().await;
     let sub = |i: usize| json!({"method": "GET", "url": format!("{V}/limits"), "referenceId": format!("r{i}")});
     let too_many: Vec<Value> = (0..26).map(sub).collect();
-    let r = sf.call("POST", &format!("{V}/composite"), Some(json!({"compositeRequest": too_many}))).await;
+    let r = sf
+        .call(
+            "POST",
+            &format!("{V}/composite"),
+            Some(json!({"compositeRequest": too_many})),
+        )
+        .await;
     assert_eq!(r.status, 400);
     let exactly: Vec<Value> = (0..25).map(sub).collect();
-    let r = sf.call("POST", &format!("{V}/composite"), Some(json!({"compositeRequest": exactly}))).await;
+    let r = sf
+        .call(
+            "POST",
+            &format!("{V}/composite"),
+            Some(json!({"compositeRequest": exactly})),
+        )
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["compositeResponse"].as_array().unwrap().len(), 25);
 
@@ -919,7 +1241,9 @@ async fn composite_envelope_errors() {
     ];
     for body in bad {
         let before = sf.handle.records("Account").len();
-        let r = sf.call("POST", &format!("{V}/composite"), Some(body.clone())).await;
+        let r = sf
+            .call("POST", &format!("{V}/composite"), Some(body.clone()))
+            .await;
         assert_eq!(r.status, 400, "{body}");
         assert!(r.body.is_array(), "{}", r.body);
         assert_eq!(before, sf.handle.records("Account").len());
@@ -976,7 +1300,10 @@ async fn collections_create_update_upsert() {
         )
         .await;
     let results = r.body.as_array().unwrap();
-    assert_eq!(results[0], json!({"id": case_id, "success": true, "errors": []}));
+    assert_eq!(
+        results[0],
+        json!({"id": case_id, "success": true, "errors": []})
+    );
     assert_eq!(
         results[1]["errors"][0],
         json!({"statusCode": "MALFORMED_ID", "message": "Contact ID: id value of incorrect type: 001xx000003DGb2999", "fields": ["Id"]})
@@ -1000,19 +1327,32 @@ async fn collections_create_update_upsert() {
     assert_eq!(results[0]["id"], results[1]["id"]);
 
     let r = sf
-        .call("GET", &format!("{V}/composite/sobjects/Case?ids={case_id},5005g0000999999&fields=Subject"), None)
+        .call(
+            "GET",
+            &format!("{V}/composite/sobjects/Case?ids={case_id},5005g0000999999&fields=Subject"),
+            None,
+        )
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body[0]["Subject"], "changed");
     assert_eq!(r.body[1], Value::Null);
 
-    let too_many: Vec<Value> = (0..201).map(|i| json!({"attributes": {"type": "Case"}, "Subject": format!("c{i}")})).collect();
-    let r = sf.call("POST", &path, Some(json!({"records": too_many}))).await;
+    let too_many: Vec<Value> = (0..201)
+        .map(|i| json!({"attributes": {"type": "Case"}, "Subject": format!("c{i}")}))
+        .collect();
+    let r = sf
+        .call("POST", &path, Some(json!({"records": too_many})))
+        .await;
     assert_eq!(r.status, 400);
     assert!(r.body.is_array());
 
-    let r = sf.call("DELETE", &format!("{path}?ids={case_id}"), None).await;
-    assert_eq!(r.body, json!([{"id": case_id, "success": true, "errors": []}]));
+    let r = sf
+        .call("DELETE", &format!("{path}?ids={case_id}"), None)
+        .await;
+    assert_eq!(
+        r.body,
+        json!([{"id": case_id, "success": true, "errors": []}])
+    );
 }
 
 #[tokio::test]
@@ -1036,7 +1376,10 @@ async fn collections_all_or_none_rolls_back() {
         json!({"success": false, "errors": [{"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
             "message": "Record rolled back because not all records were valid and the request was using AllOrNone header", "fields": []}]})
     );
-    assert_eq!(results[1]["errors"][0]["statusCode"], "INVALID_EMAIL_ADDRESS");
+    assert_eq!(
+        results[1]["errors"][0]["statusCode"],
+        "INVALID_EMAIL_ADDRESS"
+    );
     assert!(sf.handle.records("Case").is_empty());
     assert_eq!(sf.handle.records("Contact").len(), 1);
 
@@ -1053,7 +1396,10 @@ async fn collections_all_or_none_rolls_back() {
         .await;
     let results = r.body.as_array().unwrap();
     assert_eq!(results[0]["id"], json!(existing));
-    assert_eq!(results[0]["errors"][0]["statusCode"], "ALL_OR_NONE_OPERATION_ROLLED_BACK");
+    assert_eq!(
+        results[0]["errors"][0]["statusCode"],
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    );
     assert_eq!(sf.handle.records("Contact")[0]["LastName"], "Keep");
 }
 
@@ -1069,10 +1415,22 @@ async fn daily_limit_header_and_403() {
     for n in 1..=3 {
         let r = sf.call("GET", &format!("{V}/limits"), None).await;
         assert_eq!(r.status, 200);
-        assert_eq!(r.header("sforce-limit-info").unwrap(), format!("api-usage={n}/3"));
-        assert_eq!(r.body["DailyApiRequests"], json!({"Max": 3, "Remaining": 3 - n}));
+        assert_eq!(
+            r.header("sforce-limit-info").unwrap(),
+            format!("api-usage={n}/3")
+        );
+        assert_eq!(
+            r.body["DailyApiRequests"],
+            json!({"Max": 3, "Remaining": 3 - n})
+        );
     }
-    let r = sf.call("POST", &format!("{V}/sobjects/Case"), Some(json!({"Subject": "x"}))).await;
+    let r = sf
+        .call(
+            "POST",
+            &format!("{V}/sobjects/Case"),
+            Some(json!({"Subject": "x"})),
+        )
+        .await;
     assert_eq!(r.status, 403);
     assert_eq!(
         r.body,
@@ -1080,7 +1438,10 @@ async fn daily_limit_header_and_403() {
     );
     assert_eq!(r.header("sforce-limit-info").unwrap(), "api-usage=3/3");
     assert!(sf.handle.records("Case").is_empty());
-    assert_eq!(sf.handle.stats().rejected.get("REQUEST_LIMIT_EXCEEDED"), Some(&1));
+    assert_eq!(
+        sf.handle.stats().rejected.get("REQUEST_LIMIT_EXCEEDED"),
+        Some(&1)
+    );
 
     // A fault override raises the limit at runtime.
     sf.handle.set_faults(Faults {
@@ -1102,12 +1463,21 @@ async fn fail_next_and_error_rate() {
         ..Faults::default()
     });
     for _ in 0..2 {
-        let r = sf.call("POST", &format!("{V}/sobjects/Case"), Some(json!({"Subject": "x"}))).await;
+        let r = sf
+            .call(
+                "POST",
+                &format!("{V}/sobjects/Case"),
+                Some(json!({"Subject": "x"})),
+            )
+            .await;
         assert_eq!(r.status, 503);
         assert_eq!(error_code(&r), "SERVER_UNAVAILABLE");
     }
     assert!(sf.handle.records("Case").is_empty());
-    assert_eq!(sf.call("GET", &format!("{V}/limits"), None).await.status, 200);
+    assert_eq!(
+        sf.call("GET", &format!("{V}/limits"), None).await.status,
+        200
+    );
     assert_eq!(sf.handle.faults().fail_next, 0);
 
     sf.handle.set_faults(Faults {
@@ -1115,8 +1485,14 @@ async fn fail_next_and_error_rate() {
         seed: Some(7),
         ..Faults::default()
     });
-    assert_eq!(sf.call("GET", &format!("{V}/limits"), None).await.status, 503);
-    assert_eq!(sf.handle.stats().rejected.get("SERVER_UNAVAILABLE"), Some(&3));
+    assert_eq!(
+        sf.call("GET", &format!("{V}/limits"), None).await.status,
+        503
+    );
+    assert_eq!(
+        sf.handle.stats().rejected.get("SERVER_UNAVAILABLE"),
+        Some(&3)
+    );
 
     // Same seed, same decisions.
     let run = |seed| {
@@ -1149,19 +1525,43 @@ async fn lock_errors_quote_the_15_char_id() {
         seed: Some(1),
         ..Faults::default()
     });
-    let r = sf.call("PATCH", &format!("{V}/sobjects/Case/{case}"), Some(json!({"Subject": "y"}))).await;
+    let r = sf
+        .call(
+            "PATCH",
+            &format!("{V}/sobjects/Case/{case}"),
+            Some(json!({"Subject": "y"})),
+        )
+        .await;
     assert_eq!(r.status, 400);
     assert_eq!(error_code(&r), "UNABLE_TO_LOCK_ROW");
     assert_eq!(
         error_message(&r),
-        format!("unable to obtain exclusive access to this record or 1 records: {}", &case[..15])
+        format!(
+            "unable to obtain exclusive access to this record or 1 records: {}",
+            &case[..15]
+        )
     );
     let r = sf
-        .call("POST", &format!("{V}/sobjects/CaseComment"), Some(json!({"ParentId": case, "CommentBody": "c"})))
+        .call(
+            "POST",
+            &format!("{V}/sobjects/CaseComment"),
+            Some(json!({"ParentId": case, "CommentBody": "c"})),
+        )
         .await;
-    assert_eq!(error_message(&r), format!("unable to obtain exclusive access to this record or 1 records: {}", &case[..15]));
+    assert_eq!(
+        error_message(&r),
+        format!(
+            "unable to obtain exclusive access to this record or 1 records: {}",
+            &case[..15]
+        )
+    );
     // Reads never hit lock errors.
-    assert_eq!(sf.call("GET", &format!("{V}/sobjects/Case/{case}"), None).await.status, 200);
+    assert_eq!(
+        sf.call("GET", &format!("{V}/sobjects/Case/{case}"), None)
+            .await
+            .status,
+        200
+    );
     assert_eq!(sf.handle.records("Case")[0]["Subject"], "x");
 }
 
@@ -1172,8 +1572,14 @@ async fn token_expires_after_calls() {
         token_expires_after_calls: Some(2),
         ..Faults::default()
     });
-    assert_eq!(sf.call("GET", &format!("{V}/limits"), None).await.status, 200);
-    assert_eq!(sf.call("GET", &format!("{V}/limits"), None).await.status, 200);
+    assert_eq!(
+        sf.call("GET", &format!("{V}/limits"), None).await.status,
+        200
+    );
+    assert_eq!(
+        sf.call("GET", &format!("{V}/limits"), None).await.status,
+        200
+    );
     let r = sf.call("GET", &format!("{V}/limits"), None).await;
     assert_eq!(r.status, 401);
     assert_eq!(error_code(&r), "INVALID_SESSION_ID");
@@ -1199,7 +1605,10 @@ async fn latency_is_added() {
         ..Faults::default()
     });
     let start = Instant::now();
-    assert_eq!(sf.call("GET", &format!("{V}/limits"), None).await.status, 200);
+    assert_eq!(
+        sf.call("GET", &format!("{V}/limits"), None).await.status,
+        200
+    );
     assert!(start.elapsed() >= Duration::from_millis(300));
 }
 
@@ -1228,7 +1637,11 @@ async fn dropped_response_still_commits() {
     assert_eq!(sf.handle.stats().dropped_responses, 1);
     // The retry finds the record by its external id: 200 created:false, no duplicate.
     let r = sf
-        .call("PATCH", &format!("{V}/sobjects/Case/Handoff_Session_Id__c/drop-1"), Some(json!({"Subject": "committed but unanswered"})))
+        .call(
+            "PATCH",
+            &format!("{V}/sobjects/Case/Handoff_Session_Id__c/drop-1"),
+            Some(json!({"Subject": "committed but unanswered"})),
+        )
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["created"], false);
@@ -1247,7 +1660,10 @@ async fn dropped_response_still_commits() {
         .await;
     assert!(r.is_err());
     sf.handle.set_faults(Faults::default());
-    assert_eq!(sf.call("GET", &format!("{V}/limits"), None).await.status, 200);
+    assert_eq!(
+        sf.call("GET", &format!("{V}/limits"), None).await.status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -1267,8 +1683,19 @@ async fn admin_endpoints() {
     assert_eq!(sf.handle.faults().fail_next, 1);
     let r = read(sf.http.get(admin("faults")).send().await.unwrap()).await;
     assert_eq!(r.body["latency_ms"], 5);
-    assert_eq!(sf.call("GET", &format!("{V}/limits"), None).await.status, 503);
-    let r = read(sf.http.put(admin("faults")).json(&json!({"error_rate": 2.0})).send().await.unwrap()).await;
+    assert_eq!(
+        sf.call("GET", &format!("{V}/limits"), None).await.status,
+        503
+    );
+    let r = read(
+        sf.http
+            .put(admin("faults"))
+            .json(&json!({"error_rate": 2.0}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(r.status, 400);
     let r = read(sf.http.get(admin("stats")).send().await.unwrap()).await;
     assert_eq!(r.body["api_calls"], 1);
@@ -1290,24 +1717,44 @@ async fn query_paging_and_shapes() {
     for chunk in 0..3 {
         let n = if chunk < 2 { 200 } else { 50 };
         let records: Vec<Value> = (0..n)
-            .map(|i| json!({"attributes": {"type": "Case"}, "Subject": format!("bulk {chunk}-{i}")}))
+            .map(
+                |i| json!({"attributes": {"type": "Case"}, "Subject": format!("bulk {chunk}-{i}")}),
+            )
             .collect();
         let r = sf
-            .call("POST", &format!("{V}/composite/sobjects"), Some(json!({"allOrNone": true, "records": records})))
+            .call(
+                "POST",
+                &format!("{V}/composite/sobjects"),
+                Some(json!({"allOrNone": true, "records": records})),
+            )
             .await;
-        assert!(r.body.as_array().unwrap().iter().all(|x| x["success"] == true));
+        assert!(
+            r.body
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|x| x["success"] == true)
+        );
     }
     assert_eq!(sf.handle.records("Case").len(), 450);
     let q = "query?q=SELECT+Id,Subject+FROM+Case";
     let r = sf
-        .call_with("GET", &format!("{V}/{q}"), None, &[("Sforce-Query-Options", "batchSize=200")])
+        .call_with(
+            "GET",
+            &format!("{V}/{q}"),
+            None,
+            &[("Sforce-Query-Options", "batchSize=200")],
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["totalSize"], 450);
     assert_eq!(r.body["done"], false);
     assert_eq!(r.body["records"].as_array().unwrap().len(), 200);
     let next = r.body["nextRecordsUrl"].as_str().unwrap().to_string();
-    assert!(next.starts_with(&format!("{V}/query/")) && next.ends_with("-200"), "{next}");
+    assert!(
+        next.starts_with(&format!("{V}/query/")) && next.ends_with("-200"),
+        "{next}"
+    );
     assert!(!next.contains('?'));
     let r2 = sf.call("GET", &next, None).await;
     assert_eq!(r2.body["totalSize"], 450);
@@ -1320,7 +1767,13 @@ async fn query_paging_and_shapes() {
     assert_eq!(r3.body["records"].as_array().unwrap().len(), 50);
     let mut all: Vec<Value> = Vec::new();
     for page in [&r, &r2, &r3] {
-        all.extend(page.body["records"].as_array().unwrap().iter().map(|x| x["Id"].clone()));
+        all.extend(
+            page.body["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x["Id"].clone()),
+        );
     }
     all.sort_by_key(|v| v.as_str().unwrap().to_string());
     all.dedup();
@@ -1330,26 +1783,51 @@ async fn query_paging_and_shapes() {
     let r = sf.call("GET", &format!("{V}/{q}"), None).await;
     assert_eq!(r.body["done"], true);
     let r = sf
-        .call_with("GET", &format!("{V}/{q}"), None, &[("Sforce-Query-Options", "batchSize=10")])
+        .call_with(
+            "GET",
+            &format!("{V}/{q}"),
+            None,
+            &[("Sforce-Query-Options", "batchSize=10")],
+        )
         .await;
     assert_eq!(r.body["records"].as_array().unwrap().len(), 200);
 
-    let r = sf.call("GET", &format!("{V}/query/01g5g0000000000AAA-200"), None).await;
+    let r = sf
+        .call("GET", &format!("{V}/query/01g5g0000000000AAA-200"), None)
+        .await;
     assert_eq!(r.status, 400);
     assert_eq!(error_code(&r), "INVALID_QUERY_LOCATOR");
 
-    let r = sf.call("GET", &format!("{V}/query/?q=SELECT+Id+FROM+Case+WHERE+Subject='none'"), None).await;
+    let r = sf
+        .call(
+            "GET",
+            &format!("{V}/query/?q=SELECT+Id+FROM+Case+WHERE+Subject='none'"),
+            None,
+        )
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body, json!({"totalSize": 0, "done": true, "records": []}));
-    let r = sf.call("GET", &format!("{V}/query?q=SELECT+COUNT()+FROM+Case"), None).await;
+    let r = sf
+        .call(
+            "GET",
+            &format!("{V}/query?q=SELECT+COUNT()+FROM+Case"),
+            None,
+        )
+        .await;
     assert_eq!(r.body["totalSize"], 450);
     assert_eq!(r.body["records"], json!([]));
-    let r = sf.call("GET", &format!("{V}/query?q=SELEC+Id+FROM+Case"), None).await;
+    let r = sf
+        .call("GET", &format!("{V}/query?q=SELEC+Id+FROM+Case"), None)
+        .await;
     assert_eq!(r.status, 400);
     assert_eq!(error_code(&r), "MALFORMED_QUERY");
-    let r = sf.call("GET", &format!("{V}/query?q=SELECT+Foo+FROM+Case"), None).await;
+    let r = sf
+        .call("GET", &format!("{V}/query?q=SELECT+Foo+FROM+Case"), None)
+        .await;
     assert_eq!(error_code(&r), "INVALID_FIELD");
-    let r = sf.call("GET", &format!("{V}/query?q=SELECT+Id+FROM+Whizbang"), None).await;
+    let r = sf
+        .call("GET", &format!("{V}/query?q=SELECT+Id+FROM+Whizbang"), None)
+        .await;
     assert_eq!(error_code(&r), "INVALID_TYPE");
     let r = sf.call("GET", &format!("{V}/query"), None).await;
     assert_eq!(error_code(&r), "MALFORMED_QUERY");
@@ -1358,12 +1836,23 @@ async fn query_paging_and_shapes() {
 #[tokio::test]
 async fn query_relationships_and_query_all() {
     let sf = Sf::default().await;
-    let contact = sf.create("Contact", json!({"LastName": "Ann", "Email": "ann@example.com"})).await;
+    let contact = sf
+        .create(
+            "Contact",
+            json!({"LastName": "Ann", "Email": "ann@example.com"}),
+        )
+        .await;
     let case = sf
-        .create("Case", json!({"Subject": "rel", "ContactId": contact, "Comments": "internal note"}))
+        .create(
+            "Case",
+            json!({"Subject": "rel", "ContactId": contact, "Comments": "internal note"}),
+        )
         .await;
-    sf.create("CaseComment", json!({"ParentId": case, "CommentBody": "public", "IsPublished": true}))
-        .await;
+    sf.create(
+        "CaseComment",
+        json!({"ParentId": case, "CommentBody": "public", "IsPublished": true}),
+    )
+    .await;
     let q = "SELECT Id, CaseNumber, Contact.Email, (SELECT CommentBody FROM CaseComments WHERE IsPublished = true) FROM Case WHERE CaseNumber = '00001001' AND Contact.Email = 'ANN@example.com'";
     let r = sf
         .call("GET", &format!("{V}/query?q={}", urlencode(q)), None)
@@ -1371,21 +1860,42 @@ async fn query_relationships_and_query_all() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["totalSize"], 1);
     let rec = &r.body["records"][0];
-    assert_eq!(rec["attributes"]["url"], json!(format!("{V}/sobjects/Case/{case}")));
+    assert_eq!(
+        rec["attributes"]["url"],
+        json!(format!("{V}/sobjects/Case/{case}"))
+    );
     assert_eq!(rec["Contact"]["Email"], "ann@example.com");
     assert_eq!(rec["CaseComments"]["totalSize"], 1);
     assert_eq!(rec["CaseComments"]["records"][0]["CommentBody"], "public");
     // Writing Case.Comments added an internal comment too.
     assert_eq!(sf.handle.records("CaseComment").len(), 2);
 
-    sf.call("DELETE", &format!("{V}/sobjects/Contact/{contact}"), None).await;
-    let r = sf.call("GET", &format!("{V}/query?q={}", urlencode("SELECT Id FROM Contact")), None).await;
+    sf.call("DELETE", &format!("{V}/sobjects/Contact/{contact}"), None)
+        .await;
+    let r = sf
+        .call(
+            "GET",
+            &format!("{V}/query?q={}", urlencode("SELECT Id FROM Contact")),
+            None,
+        )
+        .await;
     assert_eq!(r.body["totalSize"], 0);
-    let r = sf.call("GET", &format!("{V}/queryAll?q={}", urlencode("SELECT Id, IsDeleted FROM Contact")), None).await;
+    let r = sf
+        .call(
+            "GET",
+            &format!(
+                "{V}/queryAll?q={}",
+                urlencode("SELECT Id, IsDeleted FROM Contact")
+            ),
+            None,
+        )
+        .await;
     assert_eq!(r.body["totalSize"], 1);
     assert_eq!(r.body["records"][0]["IsDeleted"], true);
     // The lookup to the deleted contact was cleared.
-    let r = sf.call("GET", &format!("{V}/sobjects/Case/{case}"), None).await;
+    let r = sf
+        .call("GET", &format!("{V}/sobjects/Case/{case}"), None)
+        .await;
     assert_eq!(r.body["ContactId"], Value::Null);
 }
 
@@ -1411,7 +1921,11 @@ async fn configured_flow_creates_cases() {
     let sf = Sf::start(config).await;
     let path = format!("{V}/actions/custom/flow/Handoff_Create_Case");
     let r = sf
-        .call("POST", &path, Some(json!({"inputs": [{"subject": "From flow", "email": "ann@example.com"}]})))
+        .call(
+            "POST",
+            &path,
+            Some(json!({"inputs": [{"subject": "From flow", "email": "ann@example.com"}]})),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let item = &r.body[0];
@@ -1420,12 +1934,19 @@ async fn configured_flow_creates_cases() {
     assert_eq!(item["outputValues"]["CaseNumber"], "00001001");
     assert_eq!(item["outputValues"]["Flow__InterviewStatus"], "Finished");
     let id = item["outputValues"]["CaseId"].as_str().unwrap();
-    let case = sf.call("GET", &format!("{V}/sobjects/Case/{id}"), None).await.body;
+    let case = sf
+        .call("GET", &format!("{V}/sobjects/Case/{id}"), None)
+        .await
+        .body;
     assert_eq!(case["Origin"], "Chat");
     assert_eq!(case["SuppliedEmail"], "ann@example.com");
 
     let r = sf
-        .call("POST", &path, Some(json!({"inputs": [{"subject": "ok"}, {"email": "not an email"}]})))
+        .call(
+            "POST",
+            &path,
+            Some(json!({"inputs": [{"subject": "ok"}, {"email": "not an email"}]})),
+        )
         .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.body[0]["isSuccess"], true);
@@ -1433,7 +1954,13 @@ async fn configured_flow_creates_cases() {
     assert_eq!(r.body[1]["errors"][0]["statusCode"], "UNKNOWN_EXCEPTION");
     assert_eq!(sf.handle.records("Case").len(), 2);
 
-    let r = sf.call("POST", &format!("{V}/actions/custom/flow/Unknown"), Some(json!({"inputs": [{}]}))).await;
+    let r = sf
+        .call(
+            "POST",
+            &format!("{V}/actions/custom/flow/Unknown"),
+            Some(json!({"inputs": [{}]})),
+        )
+        .await;
     assert_eq!(r.status, 404);
     assert_eq!(error_code(&r), "NOT_FOUND");
 }

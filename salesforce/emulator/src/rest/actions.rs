@@ -20,7 +20,13 @@ fn interview_guid() -> String {
 
 /// Runs each input as its own interview. Any failed interview makes the HTTP status 400 while
 /// the successful ones stay committed, as on Salesforce.
-pub(crate) fn flow(state: &AppState, store: &mut Store, ctx: &Ctx, call: &Call, name: &str) -> Reply {
+pub(crate) fn flow(
+    state: &AppState,
+    store: &mut Store,
+    ctx: &Ctx,
+    call: &Call,
+    name: &str,
+) -> Reply {
     let Some(flow) = state.config.flows.iter().find(|f| f.name == name) else {
         return SfError::not_found().into();
     };
@@ -81,6 +87,10 @@ pub(crate) fn flow(state: &AppState, store: &mut Store, ctx: &Ctx, call: &Call, 
             }
         });
     }
-    let status = if any_failed { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let status = if any_failed {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
     Reply::json(status, Value::Array(results))
 }

@@ -97,7 +97,10 @@ fn run_batch(
     report_id_on_rollback: bool,
 ) -> Reply {
     if !all_or_none {
-        let results: Vec<Value> = records.iter().map(|r| outcome_json(&op(store, r))).collect();
+        let results: Vec<Value> = records
+            .iter()
+            .map(|r| outcome_json(&op(store, r)))
+            .collect();
         return Reply::ok(Value::Array(results));
     }
     let mut tx = store.clone();
@@ -119,7 +122,10 @@ fn run_batch(
     Reply::ok(Value::Array(results))
 }
 
-fn record_type<'a>(store: &'a Store, record: &Map<String, Value>) -> Result<Option<&'a ObjectDef>, SfError> {
+fn record_type<'a>(
+    store: &'a Store,
+    record: &Map<String, Value>,
+) -> Result<Option<&'a ObjectDef>, SfError> {
     let Some(t) = record
         .get("attributes")
         .and_then(|a| a.get("type"))
@@ -127,11 +133,13 @@ fn record_type<'a>(store: &'a Store, record: &Map<String, Value>) -> Result<Opti
     else {
         return Ok(None);
     };
-    store
-        .schema
-        .object(t)
-        .map(Some)
-        .ok_or_else(|| SfError::dml("INVALID_TYPE", format!("sObject type '{t}' is not supported."), Vec::new()))
+    store.schema.object(t).map(Some).ok_or_else(|| {
+        SfError::dml(
+            "INVALID_TYPE",
+            format!("sObject type '{t}' is not supported."),
+            Vec::new(),
+        )
+    })
 }
 
 fn fail(e: SfError) -> Outcome {
@@ -281,7 +289,8 @@ pub(crate) fn root(store: &mut Store, ctx: &Ctx, call: &Call) -> Reply {
                 .map(|s| Value::String(s.to_string()))
                 .collect();
             if ids.is_empty() {
-                return SfError::bad_request("MISSING_ARGUMENT", "ids parameter is required").into();
+                return SfError::bad_request("MISSING_ARGUMENT", "ids parameter is required")
+                    .into();
             }
             if ids.len() > MAX_RECORDS {
                 return SfError::bad_request(
@@ -326,7 +335,12 @@ pub(crate) fn retrieve(store: &Store, call: &Call, t: &str) -> Reply {
             let list = |k: &str| -> Vec<String> {
                 body.get(k)
                     .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect()
+                    })
                     .unwrap_or_default()
             };
             (list("ids"), list("fields").join(","))
@@ -413,7 +427,11 @@ pub(crate) fn upsert(store: &mut Store, ctx: &Ctx, call: &Call, t: &str, f: &str
                 "DUPLICATE_EXTERNAL_ID",
                 format!(
                     "{field}: more than one record found for external id field: [{}]",
-                    found.iter().map(|i| ids::to15(i)).collect::<Vec<_>>().join(", ")
+                    found
+                        .iter()
+                        .map(|i| ids::to15(i))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
                 vec![field.clone()],
             )),

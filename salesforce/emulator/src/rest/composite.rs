@@ -49,10 +49,14 @@ fn parse_envelope(call: &Call) -> Result<(bool, Vec<Sub>), SfError> {
         }
     };
     let Some(list) = body.get("compositeRequest").and_then(Value::as_array) else {
-        return Err(invalid("The compositeRequest property is required and must be an array"));
+        return Err(invalid(
+            "The compositeRequest property is required and must be an array",
+        ));
     };
     if list.is_empty() {
-        return Err(invalid("The compositeRequest array must contain at least one subrequest"));
+        return Err(invalid(
+            "The compositeRequest array must contain at least one subrequest",
+        ));
     }
     if list.len() > MAX_SUBREQUESTS {
         return Err(invalid(format!(
@@ -170,7 +174,11 @@ fn resolve_expr(expr: &str, results: &HashMap<String, Option<Value>>) -> Result<
             "Invalid reference specified. No value for {expr} found in {reference}. Provided referenceId ('{reference}') is not valid."
         ))
     };
-    let body = results.get(reference).ok_or_else(fail)?.as_ref().ok_or_else(fail)?;
+    let body = results
+        .get(reference)
+        .ok_or_else(fail)?
+        .as_ref()
+        .ok_or_else(fail)?;
     let v = if path.is_empty() {
         body
     } else {
@@ -236,11 +244,15 @@ fn halted(message: &str) -> Reply {
 /// A collection subresponse counts as failed when any record failed.
 fn failed(reply: &Reply) -> bool {
     reply.is_error()
-        || reply.body.as_ref().and_then(Value::as_array).is_some_and(|items| {
-            items
-                .iter()
-                .any(|i| i.get("success").and_then(Value::as_bool) == Some(false))
-        })
+        || reply
+            .body
+            .as_ref()
+            .and_then(Value::as_array)
+            .is_some_and(|items| {
+                items
+                    .iter()
+                    .any(|i| i.get("success").and_then(Value::as_bool) == Some(false))
+            })
 }
 
 /// Runs one subrequest (after reference resolution).
@@ -270,7 +282,9 @@ fn execute(
     if segments.first().map(String::as_str) == Some("composite") && segments.len() == 1 {
         return Ok(invalid("A composite subrequest cannot itself be a composite request").into());
     }
-    let params = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let params = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
     let call = Call {
         method: sub.method.clone(),
         version,
@@ -315,7 +329,10 @@ pub(crate) fn run(state: &AppState, store: &mut Store, ctx: &Ctx, call: &Call) -
                 Err(Unresolved(msg)) => halted(&msg),
             };
             let bad = failed(&reply);
-            results.insert(sub.reference_id.clone(), (!bad).then(|| reply.body.clone().unwrap_or(Value::Null)));
+            results.insert(
+                sub.reference_id.clone(),
+                (!bad).then(|| reply.body.clone().unwrap_or(Value::Null)),
+            );
             replies.push(reply);
             if bad {
                 failure = Some(i);
@@ -343,7 +360,10 @@ pub(crate) fn run(state: &AppState, store: &mut Store, ctx: &Ctx, call: &Call) -
                 Err(Unresolved(msg)) => halted(&msg),
             };
             let bad = reply.is_error();
-            results.insert(sub.reference_id.clone(), (!bad).then(|| reply.body.clone().unwrap_or(Value::Null)));
+            results.insert(
+                sub.reference_id.clone(),
+                (!bad).then(|| reply.body.clone().unwrap_or(Value::Null)),
+            );
             replies.push(reply);
         }
     }

@@ -278,9 +278,8 @@ pub(crate) fn route_label(method: &Method, segments: &[String]) -> String {
 
 /// A record id quoted by a lock error: the path id, else the first id-valued body field.
 fn lock_target(store: &Store, segments: &[String], body: Option<&Value>) -> Option<String> {
-    let known = |s: &str| {
-        ids::canonical(s).filter(|id| store.schema.object_by_prefix(&id[..3]).is_some())
-    };
+    let known =
+        |s: &str| ids::canonical(s).filter(|id| store.schema.object_by_prefix(&id[..3]).is_some());
     if let [_, _, x] = segments
         && let Some(id) = known(x)
     {
@@ -303,7 +302,10 @@ pub(crate) async fn entry(State(state): State<Arc<AppState>>, req: Request) -> R
     let (parts, body) = req.into_parts();
     let limit_header = |state: &AppState| {
         let used = lock(&state.stats).api_calls;
-        ("Sforce-Limit-Info", format!("api-usage={used}/{}", state.daily_limit()))
+        (
+            "Sforce-Limit-Info",
+            format!("api-usage={used}/{}", state.daily_limit()),
+        )
     };
     let respond = |state: &AppState, reply: Reply| {
         let mut headers = reply.headers.clone();

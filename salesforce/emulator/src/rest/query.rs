@@ -76,7 +76,14 @@ fn batch_size(call: &Call) -> usize {
         .unwrap_or(DEFAULT_BATCH)
 }
 
-fn page(call: &Call, locator: Option<&str>, total: usize, records: &[Value], end: usize, done: bool) -> Reply {
+fn page(
+    call: &Call,
+    locator: Option<&str>,
+    total: usize,
+    records: &[Value],
+    end: usize,
+    done: bool,
+) -> Reply {
     let mut body = json!({"totalSize": total, "done": done, "records": records});
     if let (false, Some(loc)) = (done, locator) {
         body["nextRecordsUrl"] = Value::String(format!("{}/query/{loc}-{end}", call.base()));
@@ -101,7 +108,8 @@ pub(crate) fn run(state: &AppState, store: &Store, call: &Call, all: bool) -> Re
         return method_not_allowed(&call.method, "GET,HEAD");
     }
     let Some(q) = call.param("q").filter(|q| !q.trim().is_empty()) else {
-        return SfError::bad_request("MALFORMED_QUERY", "A query string has to be specified").into();
+        return SfError::bad_request("MALFORMED_QUERY", "A query string has to be specified")
+            .into();
     };
     let (total, records) = match execute(store, call, q, all) {
         Ok(r) => r,

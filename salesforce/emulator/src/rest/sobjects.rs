@@ -168,7 +168,9 @@ pub(crate) fn object_root(store: &mut Store, ctx: &Ctx, call: &Call, t: &str) ->
         return SfError::not_found().into();
     };
     match call.method {
-        Method::GET => Reply::ok(json!({"objectDescribe": object_info(&obj, &call.base()), "recentItems": []})),
+        Method::GET => {
+            Reply::ok(json!({"objectDescribe": object_info(&obj, &call.base()), "recentItems": []}))
+        }
         Method::POST => create(store, ctx, call, &obj),
         _ => method_not_allowed(&call.method, "GET,POST,HEAD"),
     }
@@ -276,7 +278,10 @@ pub(crate) fn by_external_id(
                         None => SfError::not_found().into(),
                     }
                 }
-                _ => Reply::json(StatusCode::MULTIPLE_CHOICES, record_urls(call, &obj.name, &found)),
+                _ => Reply::json(
+                    StatusCode::MULTIPLE_CHOICES,
+                    record_urls(call, &obj.name, &found),
+                ),
             }
         }
         Method::DELETE => {
@@ -287,7 +292,10 @@ pub(crate) fn by_external_id(
                     Ok(()) => Reply::no_content(),
                     Err(e) => e.into(),
                 },
-                _ => Reply::json(StatusCode::MULTIPLE_CHOICES, record_urls(call, &obj.name, &found)),
+                _ => Reply::json(
+                    StatusCode::MULTIPLE_CHOICES,
+                    record_urls(call, &obj.name, &found),
+                ),
             }
         }
         Method::PATCH => {
@@ -300,14 +308,17 @@ pub(crate) fn by_external_id(
                 Ok(Upserted::Created(id)) => created_reply(call, &obj.name, &id, true),
                 Ok(Upserted::Updated(id)) => {
                     if call.version >= 46 {
-                        Reply::ok(json!({"id": id, "success": true, "errors": [], "created": false}))
+                        Reply::ok(
+                            json!({"id": id, "success": true, "errors": [], "created": false}),
+                        )
                     } else {
                         Reply::no_content()
                     }
                 }
-                Ok(Upserted::Multiple(found)) => {
-                    Reply::json(StatusCode::MULTIPLE_CHOICES, record_urls(call, &obj.name, &found))
-                }
+                Ok(Upserted::Multiple(found)) => Reply::json(
+                    StatusCode::MULTIPLE_CHOICES,
+                    record_urls(call, &obj.name, &found),
+                ),
                 Err(e) => e.into(),
             }
         }

@@ -67,14 +67,11 @@ pub(crate) struct Select {
 pub(crate) enum SelectItem {
     Field(Path),
     /// `COUNT()`: only the row count, no records.
-    CountRows {
-        offset: usize,
-    },
+    CountRows,
     /// `COUNT(field) [alias]`: one AggregateResult row.
     CountField {
         path: Path,
         alias: Option<Name>,
-        offset: usize,
     },
     /// `(SELECT … FROM ChildRelationship …)`.
     SubQuery(Box<Select>),

@@ -268,7 +268,7 @@ impl<'a> Ctx<'a> {
                     seen.push(key);
                     PlanItem::Field(resolved)
                 }
-                SelectItem::CountRows { .. } => PlanItem::CountRows,
+                SelectItem::CountRows => PlanItem::CountRows,
                 SelectItem::CountField { path, alias, .. } => {
                     let field = self.resolve(object, path)?;
                     let key = match alias {

@@ -155,10 +155,10 @@ impl Parser<'_> {
         loop {
             let start = self.peek().clone();
             let item = self.item(top)?;
-            if matches!(item, SelectItem::CountRows { .. }) && !items.is_empty() {
+            if matches!(item, SelectItem::CountRows) && !items.is_empty() {
                 return Err(self.unexpected(&start));
             }
-            let count_rows = matches!(item, SelectItem::CountRows { .. });
+            let count_rows = matches!(item, SelectItem::CountRows);
             items.push(item);
             if count_rows && self.peek().tok == Tok::Comma {
                 return Err(self.unexpected_here());
@@ -218,7 +218,7 @@ impl Parser<'_> {
             let (written, offset) = match item {
                 SelectItem::Field(p) => (p.written(), p.offset()),
                 SelectItem::SubQuery(s) => (s.from.name.clone(), s.from.offset),
-                SelectItem::CountField { .. } | SelectItem::CountRows { .. } => continue,
+                SelectItem::CountField { .. } | SelectItem::CountRows => continue,
             };
             return Err(SoqlError::malformed(
                 self.text,
@@ -247,9 +247,7 @@ impl Parser<'_> {
             self.bump();
             self.bump();
             if self.eat(&Tok::RParen) {
-                return Ok(SelectItem::CountRows {
-                    offset: token.offset,
-                });
+                return Ok(SelectItem::CountRows);
             }
             let path = self.path()?;
             self.expect(&Tok::RParen)?;
@@ -257,11 +255,7 @@ impl Parser<'_> {
                 Tok::Ident(w) if !w.eq_ignore_ascii_case("FROM") => Some(self.name()?),
                 _ => None,
             };
-            return Ok(SelectItem::CountField {
-                path,
-                alias,
-                offset: token.offset,
-            });
+            return Ok(SelectItem::CountField { path, alias });
         }
         Ok(SelectItem::Field(self.path()?))
     }
