@@ -20,7 +20,9 @@ use crate::store::{Scope, Store};
 /// Why the gateway could not start, with what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot open the database: {0}. Check database_url (HANDOFF_DATABASE_URL) and that the server is reachable.")]
+    #[error(
+        "cannot open the database: {0}. Check database_url (HANDOFF_DATABASE_URL) and that the server is reachable."
+    )]
     Database(#[from] sea_orm::DbErr),
     #[error(
         "salesforce.credentials is not configured. Set it in the config file (see deploy/handoff.example.toml) or via HANDOFF_SALESFORCE__CREDENTIALS__* — or try `handoff serve --sandbox` to run against the built-in emulator."
@@ -52,14 +54,20 @@ impl Application {
 
     /// Builds the gateway with the built-in Salesforce emulator in-process. With
     /// `scratch_db`, the database is a fresh SQLite file in a temporary directory.
-    pub async fn build_sandbox(mut config: Config, listener: TcpListener, scratch_db: bool) -> Result<Application, StartError> {
+    pub async fn build_sandbox(
+        mut config: Config,
+        listener: TcpListener,
+        scratch_db: bool,
+    ) -> Result<Application, StartError> {
         let emulator_config = sf_emulator::EmulatorConfig::default();
         let app = emulator_config
             .connected_apps
             .first()
             .cloned()
             .ok_or_else(|| StartError::Salesforce("the emulator has no connected app".into()))?;
-        let emulator_listener = TcpListener::bind("127.0.0.1:0").await.map_err(StartError::Emulator)?;
+        let emulator_listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(StartError::Emulator)?;
         let emulator = sf_emulator::spawn(emulator_config, emulator_listener)
             .await
             .map_err(StartError::Emulator)?;
@@ -70,7 +78,10 @@ impl Application {
         });
         let scratch = if scratch_db {
             let dir = tempfile::tempdir().map_err(StartError::Emulator)?;
-            config.database_url = format!("sqlite://{}?mode=rwc", dir.path().join("handoff.db").display());
+            config.database_url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("handoff.db").display()
+            );
             Some(dir)
         } else {
             None
@@ -96,7 +107,11 @@ impl Application {
         emulator: Option<sf_emulator::EmulatorHandle>,
         scratch: Option<tempfile::TempDir>,
     ) -> Result<Application, StartError> {
-        let credentials = config.salesforce.credentials.clone().ok_or(StartError::NoCredentials)?;
+        let credentials = config
+            .salesforce
+            .credentials
+            .clone()
+            .ok_or(StartError::NoCredentials)?;
         let client = salesforce::Client::new(salesforce::ClientConfig {
             login_url: config.salesforce.login_url.clone(),
             api_version: config.salesforce.api_version.clone(),

@@ -78,7 +78,10 @@ async fn start(database_url: Option<String>) -> anyhow::Result<Stack> {
         }
         None => {
             let dir = tempfile::tempdir()?;
-            config.database_url = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
+            config.database_url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("bench.db").display()
+            );
             Some(dir)
         }
     };
@@ -174,18 +177,29 @@ async fn calls(lengths: &[usize], escalations: usize) -> anyhow::Result<()> {
         stack.emulator.shutdown().await;
     }
     println!();
-    println!("SF calls are counted by the gateway per session and cross-checked against the emulator's own count.");
+    println!(
+        "SF calls are counted by the gateway per session and cross-checked against the emulator's own count."
+    );
     Ok(())
 }
 
-async fn accept(requests: usize, concurrency: usize, turns: usize, database_url: Option<String>) -> anyhow::Result<()> {
+async fn accept(
+    requests: usize,
+    concurrency: usize,
+    turns: usize,
+    database_url: Option<String>,
+) -> anyhow::Result<()> {
     let backend = match &database_url {
         Some(url) if url.starts_with("postgres") => "PostgreSQL",
         _ => "SQLite (scratch file, WAL, synchronous=FULL)",
     };
     let stack = start(database_url).await?;
-    println!("Sending {requests} escalations of {turns} turns, {concurrency} at a time, on {backend}…");
-    let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
+    println!(
+        "Sending {requests} escalations of {turns} turns, {concurrency} at a time, on {backend}…"
+    );
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
     let url = format!("{}/v1/escalations", stack.app.url());
     let run = uuid::Uuid::now_v7().simple().to_string();
     let bodies: Arc<Vec<String>> = Arc::new(
@@ -219,7 +233,11 @@ async fn accept(requests: usize, concurrency: usize, turns: usize, database_url:
                     .body(bodies[i].clone())
                     .send()
                     .await?;
-                anyhow::ensure!(response.status().as_u16() == 202, "got {}", response.status());
+                anyhow::ensure!(
+                    response.status().as_u16() == 202,
+                    "got {}",
+                    response.status()
+                );
                 latencies.push(t.elapsed());
                 if (i + 1) % 500 == 0 {
                     eprintln!("  {} / {} accepted", i + 1, bodies.len());
@@ -233,14 +251,24 @@ async fn accept(requests: usize, concurrency: usize, turns: usize, database_url:
     }
     let elapsed = started.elapsed();
     latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1).min(latencies.len() - 1)];
+    let pct = |p: f64| {
+        latencies[((latencies.len() as f64 * p).ceil() as usize)
+            .saturating_sub(1)
+            .min(latencies.len() - 1)]
+    };
     println!();
     println!("accepted:      {}", latencies.len());
     println!("elapsed:       {:.2} s", elapsed.as_secs_f64());
-    println!("throughput:    {:.0} escalations/s", latencies.len() as f64 / elapsed.as_secs_f64());
+    println!(
+        "throughput:    {:.0} escalations/s",
+        latencies.len() as f64 / elapsed.as_secs_f64()
+    );
     println!("latency p50:   {:.1} ms", pct(0.50).as_secs_f64() * 1000.0);
     println!("latency p99:   {:.1} ms", pct(0.99).as_secs_f64() * 1000.0);
-    println!("latency max:   {:.1} ms", latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0));
+    println!(
+        "latency max:   {:.1} ms",
+        latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    );
     println!("(the worker was creating Cases in the emulator at the same time)");
     stack.app.stop().await;
     stack.emulator.shutdown().await;

@@ -13,7 +13,11 @@ use crate::config::Config;
 use crate::store::{Scope, Store};
 
 #[derive(Debug, Parser)]
-#[command(name = "handoff", version, about = "Hands AI-bot support conversations to human reps in Salesforce.")]
+#[command(
+    name = "handoff",
+    version,
+    about = "Hands AI-bot support conversations to human reps in Salesforce."
+)]
 pub struct Cli {
     /// Config file (TOML). HANDOFF_* environment variables override it.
     #[arg(long, global = true, env = "HANDOFF_CONFIG")]
@@ -83,9 +87,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(addr) = listen {
                 config.listen = addr;
             }
-            let listener = TcpListener::bind(config.listen)
-                .await
-                .with_context(|| format!("cannot listen on {}; is another process using it? Pick another with --listen", config.listen))?;
+            let listener = TcpListener::bind(config.listen).await.with_context(|| {
+                format!(
+                    "cannot listen on {}; is another process using it? Pick another with --listen",
+                    config.listen
+                )
+            })?;
             let scratch = std::env::var_os("HANDOFF_DATABASE_URL").is_none();
             let app = if sandbox {
                 Application::build_sandbox(config, listener, scratch).await?
@@ -113,7 +120,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let config = Config::load(cli.config.as_deref())?;
-            Store::open(&config.database_url).await.context("migration failed")?;
+            Store::open(&config.database_url)
+                .await
+                .context("migration failed")?;
             println!("Database is up to date.");
             Ok(())
         }
@@ -128,8 +137,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 return Ok(());
             }
             println!(
-                "{:<36} {:<9} {:<6} {:<10} {:<18} {:<10} {}",
-                "SESSION", "CHANNEL", "ROUTE", "STATUS", "CASE ID", "CASE #", "CREATED"
+                "{:<36} {:<9} {:<6} {:<10} {:<18} {:<10} CREATED",
+                "SESSION", "CHANNEL", "ROUTE", "STATUS", "CASE ID", "CASE #"
             );
             for s in sessions {
                 println!(
@@ -162,7 +171,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = Store::open(&config.database_url).await?;
             let token = store.create_token(&name, &parsed).await?;
             println!("{}", token.secret);
-            eprintln!("Token {} created. It is shown only now; store it safely.", token.id);
+            eprintln!(
+                "Token {} created. It is shown only now; store it safely.",
+                token.id
+            );
             Ok(())
         }
         Command::Demo => crate::demo::run().await,
@@ -174,13 +186,14 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -76,9 +76,7 @@ impl Config {
             figment = figment.merge(Toml::file(path));
         }
         figment = figment.merge(Env::prefixed("HANDOFF_").split("__").ignore(&["config"]));
-        let config: Config = figment
-            .extract()
-            .map_err(|e| ConfigError(e.to_string()))?;
+        let config: Config = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }

@@ -38,7 +38,10 @@ impl Driver {
             .await?;
         let status = response.status();
         if status.as_u16() != 202 {
-            bail!("escalation answered {status}: {}", response.text().await.unwrap_or_default());
+            bail!(
+                "escalation answered {status}: {}",
+                response.text().await.unwrap_or_default()
+            );
         }
         Ok(response.json().await?)
     }
@@ -79,7 +82,9 @@ impl Driver {
                     "session {id} failed: {}",
                     session.last_error.unwrap_or_default()
                 ),
-                _ if Instant::now() > deadline => bail!("session {id} has no Case after {timeout:?}"),
+                _ if Instant::now() > deadline => {
+                    bail!("session {id} has no Case after {timeout:?}")
+                }
                 _ => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
@@ -108,15 +113,22 @@ pub fn demo_conversations(run: &str) -> Vec<(&'static str, Value)> {
     let mut long_turns = Vec::new();
     for i in 0..160u32 {
         let (role, text) = if i % 2 == 0 {
-            ("customer", format!(
-                "Order #A-{:04} arrived with item {} missing. I already sent photos of the parcel and the packing slip, and the courier says it was delivered complete. Could you check the warehouse scan for this line?",
-                1000 + i, i / 2 + 1
-            ))
+            (
+                "customer",
+                format!(
+                    "Order #A-{:04} arrived with item {} missing. I already sent photos of the parcel and the packing slip, and the courier says it was delivered complete. Could you check the warehouse scan for this line?",
+                    1000 + i,
+                    i / 2 + 1
+                ),
+            )
         } else {
-            ("bot", format!(
-                "Thanks — I see line {} on the packing slip. Our warehouse scan shows it was picked; I'm recording your photos against the order so the team can open a claim.",
-                i / 2 + 1
-            ))
+            (
+                "bot",
+                format!(
+                    "Thanks — I see line {} on the packing slip. Our warehouse scan shows it was picked; I'm recording your photos against the order so the team can open a claim.",
+                    i / 2 + 1
+                ),
+            )
         };
         long_turns.push(json!({"role": role, "text": text, "at": format!("2026-11-22T{:02}:{:02}:00Z", 8 + i / 60, i % 60)}));
     }
@@ -183,7 +195,9 @@ pub fn demo_conversations(run: &str) -> Vec<(&'static str, Value)> {
 pub async fn run() -> anyhow::Result<()> {
     crate::telemetry::init("warn");
     let started = Instant::now();
-    println!("Starting the built-in Salesforce emulator and the gateway on a scratch SQLite database…");
+    println!(
+        "Starting the built-in Salesforce emulator and the gateway on a scratch SQLite database…"
+    );
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let app = Application::build_sandbox(Config::defaults(), listener, true).await?;
     let info = app.sandbox().cloned().context("sandbox info missing")?;
@@ -219,10 +233,16 @@ pub async fn run() -> anyhow::Result<()> {
         let case_id = session.salesforce_case_id.clone().context("no Case id")?;
         // Count in Salesforce itself, not in our own bookkeeping.
         let count = sf
-            .query(&format!("SELECT COUNT() FROM CaseComment WHERE ParentId = '{case_id}'"))
+            .query(&format!(
+                "SELECT COUNT() FROM CaseComment WHERE ParentId = '{case_id}'"
+            ))
             .await?
             .total_size;
-        println!("  Case {} ready for {}", session.salesforce_case_number.as_deref().unwrap_or("?"), label);
+        println!(
+            "  Case {} ready for {}",
+            session.salesforce_case_number.as_deref().unwrap_or("?"),
+            label
+        );
         rows.push((session, count));
     }
 
@@ -249,7 +269,11 @@ pub async fn run() -> anyhow::Result<()> {
         println!();
         println!(
             "Support ops can find any session by any id: GET /v1/sessions?id={number} → {}",
-            found.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
+            found
+                .iter()
+                .map(|s| s.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     println!(

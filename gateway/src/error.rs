@@ -43,7 +43,11 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn invalid(code: &'static str, field: impl Into<Option<String>>, detail: impl Into<String>) -> Self {
+    pub fn invalid(
+        code: &'static str,
+        field: impl Into<Option<String>>,
+        detail: impl Into<String>,
+    ) -> Self {
         ApiError::Invalid {
             code,
             field: field.into(),
@@ -54,18 +58,34 @@ impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             ApiError::Invalid { code, .. } => (StatusCode::BAD_REQUEST, code, "Invalid request"),
-            ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated", "Unauthenticated"),
+            ApiError::Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Unauthenticated",
+            ),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "insufficient_scope", "Forbidden"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "session_conflict", "Conflict"),
-            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "Payload too large"),
+            ApiError::TooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "Payload too large",
+            ),
             ApiError::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "Unsupported media type",
             ),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+            ApiError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+            ),
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
         }
     }
 }
@@ -98,8 +118,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, title) = self.parts();
         match &self {
-            ApiError::Internal(cause) => tracing::error!(error = %cause, "Request failed with an internal error."),
-            ApiError::Unavailable(cause) => tracing::warn!(error = %cause, "Request failed: a dependency is unavailable."),
+            ApiError::Internal(cause) => {
+                tracing::error!(error = %cause, "Request failed with an internal error.")
+            }
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "Request failed: a dependency is unavailable.")
+            }
             _ => {}
         }
         let field = match &self {

@@ -29,16 +29,30 @@ async fn migrate_tokens_and_find_sessions_by_any_id() {
     assert!(ok);
     assert!(stdout.contains("up to date"));
 
-    let (ok, token, stderr) = handoff(&url, &["tokens", "create", "--name", "bot", "--scopes", "escalate"]);
+    let (ok, token, stderr) = handoff(
+        &url,
+        &["tokens", "create", "--name", "bot", "--scopes", "escalate"],
+    );
     assert!(ok, "{stderr}");
     assert!(token.trim().starts_with("hnd_"));
-    let (ok, _, stderr) = handoff(&url, &["tokens", "create", "--name", "bot", "--scopes", "root"]);
+    let (ok, _, stderr) = handoff(
+        &url,
+        &["tokens", "create", "--name", "bot", "--scopes", "root"],
+    );
     assert!(!ok);
     assert!(stderr.contains("unknown scope"), "{stderr}");
 
     // A session with a Case, written through the store as the worker would.
     let store = Store::open(&url).await.unwrap();
-    assert_eq!(store.token_scopes(token.trim()).await.unwrap().unwrap().len(), 1);
+    assert_eq!(
+        store
+            .token_scopes(token.trim())
+            .await
+            .unwrap()
+            .unwrap()
+            .len(),
+        1
+    );
     let registry = channels::Registry::builtin();
     let body = json!({
         "session_id": "cli-session-1",
@@ -52,7 +66,10 @@ async fn migrate_tokens_and_find_sessions_by_any_id() {
         |name| Ok(name.parse().unwrap()),
     )
     .unwrap();
-    store.accept_escalation(&escalation, "case", "create_case", 3).await.unwrap();
+    store
+        .accept_escalation(&escalation, "case", "create_case", 3, None)
+        .await
+        .unwrap();
     let case_id = salesforce::SalesforceId::parse("500Hu000020yLuH").unwrap();
     store
         .record_case("cli-session-1", &case_id, Some("00001234"), 1, 1, json!({}))
@@ -60,15 +77,28 @@ async fn migrate_tokens_and_find_sessions_by_any_id() {
         .unwrap();
     drop(store);
 
-    for any in ["cli-session-1", "500Hu000020yLuHIAU", "500Hu000020yLuH", "00001234", "cli@example.com", "+14155550111"] {
+    for any in [
+        "cli-session-1",
+        "500Hu000020yLuHIAU",
+        "500Hu000020yLuH",
+        "00001234",
+        "cli@example.com",
+        "+14155550111",
+    ] {
         let (ok, stdout, stderr) = handoff(&url, &["sessions", "find", any]);
         assert!(ok, "{stderr}");
-        assert!(stdout.contains("cli-session-1"), "not found by {any}: {stdout}");
+        assert!(
+            stdout.contains("cli-session-1"),
+            "not found by {any}: {stdout}"
+        );
         assert!(stdout.contains("500Hu000020yLuHIAU"), "{stdout}");
     }
     let (ok, stdout, _) = handoff(&url, &["sessions", "find", "500Hu000020yLuh"]);
     assert!(ok);
-    assert!(stdout.contains("No session matches"), "15-char ids are case-sensitive: {stdout}");
+    assert!(
+        stdout.contains("No session matches"),
+        "15-char ids are case-sensitive: {stdout}"
+    );
 }
 
 #[test]
@@ -77,13 +107,19 @@ fn serve_without_credentials_says_what_to_do() {
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display());
     let (ok, _, stderr) = handoff(&url, &["serve", "--listen", "127.0.0.1:0"]);
     assert!(!ok);
-    assert!(stderr.contains("salesforce.credentials is not configured"), "{stderr}");
+    assert!(
+        stderr.contains("salesforce.credentials is not configured"),
+        "{stderr}"
+    );
     assert!(stderr.contains("--sandbox"), "{stderr}");
 }
 
 #[test]
 fn a_missing_config_file_is_named() {
-    let (ok, _, stderr) = handoff("sqlite::memory:", &["--config", "/nonexistent/handoff.toml", "migrate"]);
+    let (ok, _, stderr) = handoff(
+        "sqlite::memory:",
+        &["--config", "/nonexistent/handoff.toml", "migrate"],
+    );
     assert!(!ok);
     assert!(stderr.contains("/nonexistent/handoff.toml"), "{stderr}");
 }

@@ -69,7 +69,10 @@ impl MigrationTrait for Migration {
             ("idx_sessions_case_id15", Sessions::SalesforceCaseId15),
             ("idx_sessions_case_number", Sessions::SalesforceCaseNumber),
             ("idx_sessions_miaw", Sessions::SalesforceMiawSessionId),
-            ("idx_sessions_messaging", Sessions::SalesforceMessagingSessionId),
+            (
+                "idx_sessions_messaging",
+                Sessions::SalesforceMessagingSessionId,
+            ),
             ("idx_sessions_email", Sessions::CustomerEmail),
             ("idx_sessions_phone", Sessions::CustomerPhone),
             ("idx_sessions_created", Sessions::CreatedAt),

@@ -7,71 +7,104 @@ use serde_json::json;
 
 use crate::support::{escalation, unique};
 
-both_databases!(same_body_same_session_different_body_409, |db: Db| async move {
-    let app = spawn_app(db).await;
-    let id = unique("idem");
-    let body = escalation(&id, 4);
-    let (s1, first) = app.post_escalation(&body).await;
-    assert_eq!(s1, 202);
+both_databases!(
+    same_body_same_session_different_body_409,
+    |db: Db| async move {
+        let app = spawn_app(db).await;
+        let id = unique("idem");
+        let body = escalation(&id, 4);
+        let (s1, first) = app.post_escalation(&body).await;
+        assert_eq!(s1, 202);
 
-    // Same JSON with keys in another order is the same body.
-    let reordered: serde_json::Value = serde_json::from_str(&{
-        let mut keys: Vec<_> = body.as_object().unwrap().iter().collect();
-        keys.reverse();
-        let map: serde_json::Map<_, _> = keys.into_iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        serde_json::Value::Object(map).to_string()
-    })
-    .unwrap();
-    let (s2, second) = app.post_escalation(&reordered).await;
-    assert_eq!(s2, 202);
-    assert_eq!(first["id"], second["id"]);
-    assert_eq!(first["created_at"], second["created_at"]);
+        // Same JSON with keys in another order is the same body.
+        let reordered: serde_json::Value = serde_json::from_str(&{
+            let mut keys: Vec<_> = body.as_object().unwrap().iter().collect();
+            keys.reverse();
+            let map: serde_json::Map<_, _> = keys
+                .into_iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            serde_json::Value::Object(map).to_string()
+        })
+        .unwrap();
+        let (s2, second) = app.post_escalation(&reordered).await;
+        assert_eq!(s2, 202);
+        assert_eq!(first["id"], second["id"]);
+        assert_eq!(first["created_at"], second["created_at"]);
 
-    let mut changed = body.clone();
-    changed["summary"] = json!("a different summary");
-    let (s3, problem) = app.post_escalation(&changed).await;
-    assert_eq!(s3, 409, "{problem}");
-    assert_eq!(problem["code"], "session_conflict");
+        let mut changed = body.clone();
+        changed["summary"] = json!("a different summary");
+        let (s3, problem) = app.post_escalation(&changed).await;
+        assert_eq!(s3, 409, "{problem}");
+        assert_eq!(problem["code"], "session_conflict");
 
-    // Many concurrent duplicates: still exactly one Case.
-    let mut tasks = Vec::new();
-    for _ in 0..10 {
-        let http = app.http.clone();
-        let url = app.url("/v1/escalations");
-        let token = app.escalate_token.clone();
-        let body = body.clone();
-        tasks.push(tokio::spawn(async move {
-            http.post(url).bearer_auth(token).json(&body).send().await.unwrap().status().as_u16()
-        }));
+        // Many concurrent duplicates: still exactly one Case.
+        let mut tasks = Vec::new();
+        for _ in 0..10 {
+            let http = app.http.clone();
+            let url = app.url("/v1/escalations");
+            let token = app.escalate_token.clone();
+            let body = body.clone();
+            tasks.push(tokio::spawn(async move {
+                http.post(url)
+                    .bearer_auth(token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), 202);
+        }
+        app.driver()
+            .wait_escalated(&id, Duration::from_secs(30))
+            .await
+            .expect("Case created");
+        let cases = app
+            .soql(&format!(
+                "SELECT Id FROM Case WHERE Handoff_Session_Id__c = '{id}'"
+            ))
+            .await;
+        assert_eq!(cases.len(), 1);
     }
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), 202);
-    }
-    app.driver().wait_escalated(&id, Duration::from_secs(30)).await.expect("Case created");
-    let cases = app.soql(&format!("SELECT Id FROM Case WHERE Handoff_Session_Id__c = '{id}'")).await;
-    assert_eq!(cases.len(), 1);
-});
+);
 
-both_databases!(concurrent_distinct_escalations_each_get_one_case, |db: Db| async move {
-    let app = spawn_app(db).await;
-    let ids: Vec<String> = (0..20).map(|i| unique(&format!("many{i}"))).collect();
-    let mut tasks = Vec::new();
-    for id in &ids {
-        let http = app.http.clone();
-        let url = app.url("/v1/escalations");
-        let token = app.escalate_token.clone();
-        let body = escalation(id, 6);
-        tasks.push(tokio::spawn(async move {
-            http.post(url).bearer_auth(token).json(&body).send().await.unwrap().status().as_u16()
-        }));
+both_databases!(
+    concurrent_distinct_escalations_each_get_one_case,
+    |db: Db| async move {
+        let app = spawn_app(db).await;
+        let ids: Vec<String> = (0..20).map(|i| unique(&format!("many{i}"))).collect();
+        let mut tasks = Vec::new();
+        for id in &ids {
+            let http = app.http.clone();
+            let url = app.url("/v1/escalations");
+            let token = app.escalate_token.clone();
+            let body = escalation(id, 6);
+            tasks.push(tokio::spawn(async move {
+                http.post(url)
+                    .bearer_auth(token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), 202);
+        }
+        let driver = app.driver();
+        for id in &ids {
+            driver
+                .wait_escalated(id, Duration::from_secs(60))
+                .await
+                .expect("Case created");
+        }
+        let rows = app.soql("SELECT Handoff_Session_Id__c FROM Case").await;
+        assert_eq!(rows.len(), ids.len(), "one Case per escalation, no more");
     }
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), 202);
-    }
-    let driver = app.driver();
-    for id in &ids {
-        driver.wait_escalated(id, Duration::from_secs(60)).await.expect("Case created");
-    }
-    let rows = app.soql("SELECT Handoff_Session_Id__c FROM Case").await;
-    assert_eq!(rows.len(), ids.len(), "one Case per escalation, no more");
-});
+);

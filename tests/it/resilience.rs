@@ -12,63 +12,139 @@ both_databases!(a_503_once_still_lands_exactly_once, |db: Db| async move {
     let app = spawn_app(db).await;
     let id = unique("flaky");
     let body = escalation(&id, 300);
-    app.emulator.set_faults(Faults { fail_next: 1, ..Faults::default() });
+    app.emulator.set_faults(Faults {
+        fail_next: 1,
+        ..Faults::default()
+    });
     assert_eq!(app.post_escalation(&body).await.0, 202);
-    let session = app.driver().wait_escalated(&id, Duration::from_secs(60)).await.expect("Case created");
+    let session = app
+        .driver()
+        .wait_escalated(&id, Duration::from_secs(60))
+        .await
+        .expect("Case created");
 
-    let cases = app.soql(&format!("SELECT Id FROM Case WHERE Handoff_Session_Id__c = '{id}'")).await;
+    let cases = app
+        .soql(&format!(
+            "SELECT Id FROM Case WHERE Handoff_Session_Id__c = '{id}'"
+        ))
+        .await;
     assert_eq!(cases.len(), 1, "exactly one Case");
     let case_id = session.salesforce_case_id.unwrap();
     let comments = app
-        .soql(&format!("SELECT CommentBody FROM CaseComment WHERE ParentId = '{case_id}' ORDER BY CreatedDate"))
+        .soql(&format!(
+            "SELECT CommentBody FROM CaseComment WHERE ParentId = '{case_id}' ORDER BY CreatedDate"
+        ))
         .await;
-    let bodies: Vec<String> = comments.iter().map(|c| c["CommentBody"].as_str().unwrap().to_string()).collect();
-    assert_eq!(reassemble(&bodies), rendered(body["transcript"].as_array().unwrap()), "whole transcript, once, in order");
+    let bodies: Vec<String> = comments
+        .iter()
+        .map(|c| c["CommentBody"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        reassemble(&bodies),
+        rendered(body["transcript"].as_array().unwrap()),
+        "whole transcript, once, in order"
+    );
 
-    let (_, events) = app.get(&format!("/v1/sessions/{id}/events"), Some(&app.read_token)).await;
-    let kinds: Vec<&str> = events["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    let (_, events) = app
+        .get(&format!("/v1/sessions/{id}/events"), Some(&app.read_token))
+        .await;
+    let kinds: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
     assert!(kinds.contains(&"case.attempt_failed"), "{kinds:?}");
     assert_eq!(kinds.last(), Some(&"case.created"));
 });
 
-both_databases!(a_lost_response_is_reconciled_not_repeated, |db: Db| async move {
-    let app = spawn_app(db).await;
-    let id = unique("lost");
-    let body = escalation(&id, 60);
-    // Salesforce commits the composite call, then the connection drops.
-    app.emulator.set_faults(Faults { drop_next: 1, ..Faults::default() });
-    assert_eq!(app.post_escalation(&body).await.0, 202);
-    let session = app.driver().wait_escalated(&id, Duration::from_secs(60)).await.expect("Case created");
-    let cases = app.soql(&format!("SELECT Id FROM Case WHERE Handoff_Session_Id__c = '{id}'")).await;
-    assert_eq!(cases.len(), 1);
-    let case_id = session.salesforce_case_id.unwrap();
-    let comments = app
+both_databases!(
+    a_lost_response_is_reconciled_not_repeated,
+    |db: Db| async move {
+        let app = spawn_app(db).await;
+        let id = unique("lost");
+        let body = escalation(&id, 60);
+        // Salesforce commits the composite call, then the connection drops.
+        app.emulator.set_faults(Faults {
+            drop_next: 1,
+            ..Faults::default()
+        });
+        assert_eq!(app.post_escalation(&body).await.0, 202);
+        let session = app
+            .driver()
+            .wait_escalated(&id, Duration::from_secs(60))
+            .await
+            .expect("Case created");
+        let cases = app
+            .soql(&format!(
+                "SELECT Id FROM Case WHERE Handoff_Session_Id__c = '{id}'"
+            ))
+            .await;
+        assert_eq!(cases.len(), 1);
+        let case_id = session.salesforce_case_id.unwrap();
+        let comments = app
         .soql(&format!("SELECT CommentBody FROM CaseComment WHERE ParentId = '{case_id}' ORDER BY CreatedDate"))
         .await;
-    let bodies: Vec<String> = comments.iter().map(|c| c["CommentBody"].as_str().unwrap().to_string()).collect();
-    assert_eq!(reassemble(&bodies), rendered(body["transcript"].as_array().unwrap()), "no comment written twice");
-    let (_, events) = app.get(&format!("/v1/sessions/{id}/events"), Some(&app.read_token)).await;
-    let created = events["events"].as_array().unwrap().iter().find(|e| e["kind"] == "case.created").unwrap();
-    assert_eq!(created["data"]["reconciled"], true, "{created}");
-});
+        let bodies: Vec<String> = comments
+            .iter()
+            .map(|c| c["CommentBody"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            reassemble(&bodies),
+            rendered(body["transcript"].as_array().unwrap()),
+            "no comment written twice"
+        );
+        let (_, events) = app
+            .get(&format!("/v1/sessions/{id}/events"), Some(&app.read_token))
+            .await;
+        let created = events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == "case.created")
+            .unwrap();
+        assert_eq!(created["data"]["reconciled"], true, "{created}");
+    }
+);
 
-both_databases!(a_permanent_salesforce_error_stops_at_once, |db: Db| async move {
-    // An allow-listed attribute mapped to a field the org does not have.
-    let app = spawn_app_with(db, |c| {
-        c.case.attribute_fields.insert("order_id".into(), "Order_Id__c".into());
-    })
-    .await;
-    let id = unique("perm");
-    let mut body = escalation(&id, 3);
-    body["attributes"] = json!({"order_id": "A-1001"});
-    assert_eq!(app.post_escalation(&body).await.0, 202);
-    let driver = app.driver();
-    let err = driver.wait_escalated(&id, Duration::from_secs(30)).await.unwrap_err();
-    assert!(err.to_string().contains("INVALID_FIELD"), "{err}");
-    let (_, events) = app.get(&format!("/v1/sessions/{id}/events"), Some(&app.read_token)).await;
-    let attempts = events["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "case.attempt").count();
-    assert_eq!(attempts, 1, "a permanent error is not retried");
-    let dead = app.gateway.state.store.jobs_in_state("dead").await.unwrap();
-    assert_eq!(dead.len(), 1);
-    assert!(app.soql(&format!("SELECT Id FROM Case WHERE Handoff_Session_Id__c = '{id}'")).await.is_empty());
-});
+both_databases!(
+    a_permanent_salesforce_error_stops_at_once,
+    |db: Db| async move {
+        // An allow-listed attribute mapped to a field the org does not have.
+        let app = spawn_app_with(db, |c| {
+            c.case
+                .attribute_fields
+                .insert("order_id".into(), "Order_Id__c".into());
+        })
+        .await;
+        let id = unique("perm");
+        let mut body = escalation(&id, 3);
+        body["attributes"] = json!({"order_id": "A-1001"});
+        assert_eq!(app.post_escalation(&body).await.0, 202);
+        let driver = app.driver();
+        let err = driver
+            .wait_escalated(&id, Duration::from_secs(30))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("INVALID_FIELD"), "{err}");
+        let (_, events) = app
+            .get(&format!("/v1/sessions/{id}/events"), Some(&app.read_token))
+            .await;
+        let attempts = events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "case.attempt")
+            .count();
+        assert_eq!(attempts, 1, "a permanent error is not retried");
+        let dead = app.gateway.state.store.jobs_in_state("dead").await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert!(
+            app.soql(&format!(
+                "SELECT Id FROM Case WHERE Handoff_Session_Id__c = '{id}'"
+            ))
+            .await
+            .is_empty()
+        );
+    }
+);

@@ -12,10 +12,19 @@ use crate::support::{escalation, unique};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sandbox_answers_how_to_reach_the_emulator() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let app = Application::build_sandbox(Config::defaults(), listener, true).await.unwrap();
+    let app = Application::build_sandbox(Config::defaults(), listener, true)
+        .await
+        .unwrap();
     let running = app.spawn().unwrap();
     let http = reqwest::Client::new();
-    let info: Value = http.get(format!("{}/v1/sandbox", running.url())).send().await.unwrap().json().await.unwrap();
+    let info: Value = http
+        .get(format!("{}/v1/sandbox", running.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let token = info["api_token"].as_str().unwrap().to_string();
 
     // Drive the gateway with the token…
@@ -30,7 +39,10 @@ async fn sandbox_answers_how_to_reach_the_emulator() {
         .status();
     assert_eq!(status, 202);
     let driver = gateway::demo::Driver::new(running.url(), token).unwrap();
-    let session = driver.wait_escalated(&id, Duration::from_secs(30)).await.unwrap();
+    let session = driver
+        .wait_escalated(&id, Duration::from_secs(30))
+        .await
+        .unwrap();
 
     // …and query the emulator as a connected app would: client credentials, then SOQL.
     let sf_url = info["salesforce_url"].as_str().unwrap();
@@ -39,11 +51,22 @@ async fn sandbox_answers_how_to_reach_the_emulator() {
         ("client_id", info["client_id"].as_str().unwrap()),
         ("client_secret", info["client_secret"].as_str().unwrap()),
     ];
-    let tok: Value = http.post(format!("{sf_url}/services/oauth2/token")).form(&form).send().await.unwrap().json().await.unwrap();
+    let tok: Value = http
+        .post(format!("{sf_url}/services/oauth2/token"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let access = tok["access_token"].as_str().unwrap();
     let q: Value = http
         .get(format!("{sf_url}/services/data/v66.0/query"))
-        .query(&[("q", format!("SELECT Id, Case_From__c FROM Case WHERE Handoff_Session_Id__c = '{id}'"))])
+        .query(&[(
+            "q",
+            format!("SELECT Id, Case_From__c FROM Case WHERE Handoff_Session_Id__c = '{id}'"),
+        )])
         .bearer_auth(access)
         .send()
         .await
@@ -52,7 +75,10 @@ async fn sandbox_answers_how_to_reach_the_emulator() {
         .await
         .unwrap();
     assert_eq!(q["totalSize"], 1, "{q}");
-    assert_eq!(q["records"][0]["Id"].as_str(), session.salesforce_case_id.as_deref());
+    assert_eq!(
+        q["records"][0]["Id"].as_str(),
+        session.salesforce_case_id.as_deref()
+    );
     running.stop().await;
 }
 

@@ -67,7 +67,11 @@ pub fn reassemble(bodies: &[String]) -> String {
         .enumerate()
         .map(|(i, b)| {
             let header = format!("Transcript {}/{}\n", i + 1, total);
-            assert!(b.starts_with(&header), "comment {} does not start with {header:?}", i + 1);
+            assert!(
+                b.starts_with(&header),
+                "comment {} does not start with {header:?}",
+                i + 1
+            );
             assert!(b.len() <= 4000, "comment {} is {} bytes", i + 1, b.len());
             b[header.len()..].to_string()
         })

@@ -63,14 +63,19 @@ pub async fn fresh_database(db: Db) -> (String, Option<tempfile::TempDir>) {
     match db {
         Db::Sqlite => {
             let dir = tempfile::tempdir().expect("temp dir");
-            let url = format!("sqlite://{}?mode=rwc", dir.path().join("handoff.db").display());
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("handoff.db").display()
+            );
             (url, Some(dir))
         }
         Db::Postgres => {
             use sea_orm::ConnectionTrait;
             let admin = postgres_admin_url().expect("postgres url");
             let name = format!("handoff_test_{}", uuid::Uuid::new_v4().simple());
-            let conn = sea_orm::Database::connect(&admin).await.expect("connect to PostgreSQL");
+            let conn = sea_orm::Database::connect(&admin)
+                .await
+                .expect("connect to PostgreSQL");
             conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
                 .await
                 .expect("create test database");
@@ -109,7 +114,9 @@ pub fn test_config(db_url: &str, emulator: &sf_emulator::EmulatorHandle) -> Conf
 }
 
 pub async fn spawn_emulator() -> sf_emulator::EmulatorHandle {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind emulator");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind emulator");
     sf_emulator::spawn(sf_emulator::EmulatorConfig::default(), listener)
         .await
         .expect("start emulator")
@@ -125,7 +132,9 @@ pub async fn spawn_app_with(db: Db, adjust: impl FnOnce(&mut Config)) -> TestApp
     let (url, dir) = fresh_database(db).await;
     let mut config = test_config(&url, &emulator);
     adjust(&mut config);
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind gateway");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind gateway");
     let app = Application::build(config.clone(), listener)
         .await
         .expect("gateway builds");
@@ -181,7 +190,13 @@ impl TestApp {
         .await
     }
 
-    pub async fn post_raw(&self, path: &str, token: Option<&str>, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (u16, Value) {
         let mut request = self
             .http
             .post(self.url(path))
@@ -193,7 +208,10 @@ impl TestApp {
         let response = request.send().await.expect("request sent");
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
@@ -204,11 +222,17 @@ impl TestApp {
         let response = request.send().await.expect("request sent");
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// SOQL against the emulator, all pages.
     pub async fn soql(&self, query: &str) -> Vec<Value> {
-        self.salesforce.query_all_pages(query).await.expect("SOQL query")
+        self.salesforce
+            .query_all_pages(query)
+            .await
+            .expect("SOQL query")
     }
 }

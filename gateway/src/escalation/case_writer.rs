@@ -97,9 +97,18 @@ impl CaseWriter<'_> {
             Value::Object(case_fields.clone()),
             "newCase",
         )?;
-        request.add(Method::GET, "sobjects/Case/@{newCase.id}?fields=CaseNumber", "caseInfo", None)?;
+        request.add(
+            Method::GET,
+            "sobjects/Case/@{newCase.id}?fields=CaseNumber",
+            "caseInfo",
+            None,
+        )?;
         for (i, body) in comments[..first].iter().enumerate() {
-            request.create("CaseComment", comment_fields("@{newCase.id}", body), &format!("comment{}", i + 1))?;
+            request.create(
+                "CaseComment",
+                comment_fields("@{newCase.id}", body),
+                &format!("comment{}", i + 1),
+            )?;
         }
         *calls += 1;
         let response = self.client.composite(&request).await?;
@@ -149,7 +158,10 @@ impl CaseWriter<'_> {
             .and_then(Value::as_str)
             .and_then(|id| SalesforceId::parse(id).ok())
             .ok_or_else(|| SfError::Decode("query result lacks the Case Id".into()))?;
-        let case_number = record.get("CaseNumber").and_then(Value::as_str).map(str::to_string);
+        let case_number = record
+            .get("CaseNumber")
+            .and_then(Value::as_str)
+            .map(str::to_string);
 
         let query = format!(
             "SELECT Id, CommentBody FROM CaseComment WHERE ParentId = '{}' ORDER BY CreatedDate",

@@ -137,7 +137,10 @@ pub fn case_fields(
 ) -> Map<String, Value> {
     let conversation: &Conversation = &payload.conversation;
     let mut fields = Map::new();
-    fields.insert("Subject".into(), json!(subject(channel, conversation, payload.summary.as_deref())));
+    fields.insert(
+        "Subject".into(),
+        json!(subject(channel, conversation, payload.summary.as_deref())),
+    );
     let description = payload.summary.clone().unwrap_or_else(|| {
         format!(
             "No AI summary was provided. The full transcript of Handoff session {session_id} is in the internal comments."
@@ -153,7 +156,10 @@ pub fn case_fields(
     }
     let customer = &conversation.customer;
     if let Some(email) = &customer.email {
-        fields.insert("SuppliedEmail".into(), json!(truncate_chars(email.as_str(), 80)));
+        fields.insert(
+            "SuppliedEmail".into(),
+            json!(truncate_chars(email.as_str(), 80)),
+        );
     }
     if let Some(name) = &customer.name {
         fields.insert("SuppliedName".into(), json!(truncate_chars(name, 80)));
@@ -191,7 +197,9 @@ mod tests {
         Turn {
             role,
             text: text.to_string(),
-            at: Utc.with_ymd_and_hms(2026, 11, 22, 9, minute % 60, 0).unwrap(),
+            at: Utc
+                .with_ymd_and_hms(2026, 11, 22, 9, minute % 60, 0)
+                .unwrap(),
         }
     }
 
@@ -209,17 +217,34 @@ mod tests {
 
     #[test]
     fn short_transcript_is_one_comment() {
-        let turns = vec![turn(Role::Customer, "My order is late", 1), turn(Role::Bot, "Sorry!", 2)];
+        let turns = vec![
+            turn(Role::Customer, "My order is late", 1),
+            turn(Role::Bot, "Sorry!", 2),
+        ];
         let bodies = pack_comments(&turns);
         assert_eq!(bodies.len(), 1);
-        assert!(bodies[0].starts_with("Transcript 1/1\n[2026-11-22 09:01:00 UTC] Customer: My order is late"));
+        assert!(
+            bodies[0].starts_with(
+                "Transcript 1/1\n[2026-11-22 09:01:00 UTC] Customer: My order is late"
+            )
+        );
         assert_eq!(strip_headers(&bodies), render_transcript(&turns));
     }
 
     #[test]
     fn long_transcript_packs_under_the_byte_limit_in_order() {
         let turns: Vec<Turn> = (0..300)
-            .map(|i| turn(if i % 2 == 0 { Role::Customer } else { Role::Bot }, &format!("turn {i} — ünïcödé text {}", "x".repeat(i % 97)), i as u32))
+            .map(|i| {
+                turn(
+                    if i % 2 == 0 {
+                        Role::Customer
+                    } else {
+                        Role::Bot
+                    },
+                    &format!("turn {i} — ünïcödé text {}", "x".repeat(i % 97)),
+                    i as u32,
+                )
+            })
             .collect();
         let bodies = pack_comments(&turns);
         assert!(bodies.len() > 1);
@@ -236,7 +261,11 @@ mod tests {
     #[test]
     fn huge_multibyte_turn_is_split_on_char_boundaries() {
         let text = "日本語のテキスト".repeat(2_000); // 3 bytes per char, ~48 KB
-        let turns = vec![turn(Role::Customer, "hi", 0), turn(Role::Customer, &text, 1), turn(Role::Bot, "ok", 2)];
+        let turns = vec![
+            turn(Role::Customer, "hi", 0),
+            turn(Role::Customer, &text, 1),
+            turn(Role::Bot, "ok", 2),
+        ];
         let bodies = pack_comments(&turns);
         assert!(bodies.len() >= 12);
         for b in &bodies {

@@ -90,11 +90,19 @@ fn bad(code: &'static str, field: &str, detail: impl Into<String>) -> ApiError {
     ApiError::invalid(code, Some(field.to_string()), detail)
 }
 
-fn opt_string(obj: &Map<String, Value>, key: &str, field: &str) -> Result<Option<String>, ApiError> {
+fn opt_string(
+    obj: &Map<String, Value>,
+    key: &str,
+    field: &str,
+) -> Result<Option<String>, ApiError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(bad("invalid_field", field, format!("{field} must be a string"))),
+        Some(_) => Err(bad(
+            "invalid_field",
+            field,
+            format!("{field} must be a string"),
+        )),
     }
 }
 
@@ -112,9 +120,20 @@ pub fn parse(
         None | Some(Value::Null) => {
             return Err(bad("missing_field", "session_id", "session_id is required"));
         }
-        Some(Value::String(s)) => SessionId::parse(s)
-            .map_err(|why| bad("invalid_session_id", "session_id", format!("session_id {why}")))?,
-        Some(_) => return Err(bad("invalid_session_id", "session_id", "session_id must be a string")),
+        Some(Value::String(s)) => SessionId::parse(s).map_err(|why| {
+            bad(
+                "invalid_session_id",
+                "session_id",
+                format!("session_id {why}"),
+            )
+        })?,
+        Some(_) => {
+            return Err(bad(
+                "invalid_session_id",
+                "session_id",
+                "session_id must be a string",
+            ));
+        }
     };
 
     let channel_name = opt_string(obj, "channel", "channel")?
@@ -155,14 +174,22 @@ pub fn parse(
         return Err(bad(
             "summary_too_long",
             "summary",
-            format!("summary is longer than {SUMMARY_MAX_CHARS} characters (the Case Description limit)"),
+            format!(
+                "summary is longer than {SUMMARY_MAX_CHARS} characters (the Case Description limit)"
+            ),
         ));
     }
 
     let transcript = match obj.get("transcript") {
         None | Some(Value::Null) => None,
         Some(Value::Array(items)) => Some(parse_turns(items)?),
-        Some(_) => return Err(bad("invalid_transcript", "transcript", "transcript must be a list of turns")),
+        Some(_) => {
+            return Err(bad(
+                "invalid_transcript",
+                "transcript",
+                "transcript must be a list of turns",
+            ));
+        }
     };
     let raw_email = match obj.get("raw_email") {
         None | Some(Value::Null) => None,
@@ -182,7 +209,13 @@ pub fn parse(
             }
             Some(out)
         }
-        Some(_) => return Err(bad("invalid_raw_email", "raw_email", "raw_email must be a list of messages")),
+        Some(_) => {
+            return Err(bad(
+                "invalid_raw_email",
+                "raw_email",
+                "raw_email must be a list of messages",
+            ));
+        }
     };
 
     let attributes = match obj.get("attributes") {
@@ -205,7 +238,13 @@ pub fn parse(
             }
             out
         }
-        Some(_) => return Err(bad("invalid_attributes", "attributes", "attributes must be an object of strings")),
+        Some(_) => {
+            return Err(bad(
+                "invalid_attributes",
+                "attributes",
+                "attributes must be an object of strings",
+            ));
+        }
     };
     let reply_to = obj.get("reply_to").filter(|v| !v.is_null()).cloned();
 
@@ -236,7 +275,13 @@ fn parse_customer(value: Option<&Value>) -> Result<Customer, ApiError> {
     let obj = match value {
         None | Some(Value::Null) => return Ok(Customer::default()),
         Some(Value::Object(obj)) => obj,
-        Some(_) => return Err(bad("invalid_customer", "customer", "customer must be an object")),
+        Some(_) => {
+            return Err(bad(
+                "invalid_customer",
+                "customer",
+                "customer must be an object",
+            ));
+        }
     };
     let name = opt_string(obj, "name", "customer.name")?.filter(|s| !s.trim().is_empty());
     let email = match opt_string(obj, "email", "customer.email")? {
@@ -278,7 +323,9 @@ fn parse_phone(raw: &str) -> Option<String> {
             _ => return None,
         }
     }
-    (5..=20).contains(&digits.len()).then(|| format!("{plus}{digits}"))
+    (5..=20)
+        .contains(&digits.len())
+        .then(|| format!("{plus}{digits}"))
 }
 
 fn parse_turns(items: &[Value]) -> Result<Vec<Turn>, ApiError> {
@@ -293,9 +340,13 @@ fn parse_turns(items: &[Value]) -> Result<Vec<Turn>, ApiError> {
     let mut turns = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let field = |name: &str| format!("transcript[{i}].{name}");
-        let obj = item
-            .as_object()
-            .ok_or_else(|| bad("invalid_turn", &format!("transcript[{i}]"), "each turn must be an object"))?;
+        let obj = item.as_object().ok_or_else(|| {
+            bad(
+                "invalid_turn",
+                &format!("transcript[{i}]"),
+                "each turn must be an object",
+            )
+        })?;
         let role = match opt_string(obj, "role", &field("role"))?.as_deref() {
             Some("customer") => Role::Customer,
             Some("bot") => Role::Bot,
@@ -321,7 +372,13 @@ fn parse_turns(items: &[Value]) -> Result<Vec<Turn>, ApiError> {
         let at = match opt_string(obj, "at", &field("at"))? {
             None => now,
             Some(s) => DateTime::parse_from_rfc3339(&s)
-                .map_err(|_| bad("invalid_time", &field("at"), "at must be an RFC 3339 time such as 2026-11-22T09:30:00Z"))?
+                .map_err(|_| {
+                    bad(
+                        "invalid_time",
+                        &field("at"),
+                        "at must be an RFC 3339 time such as 2026-11-22T09:30:00Z",
+                    )
+                })?
                 .with_timezone(&Utc),
         };
         turns.push(Turn { role, text, at });
@@ -412,7 +469,10 @@ mod tests {
         for bad in ["", "e", "english-language-x", "en_US", "en--US"] {
             assert!(!is_language_tag(bad), "{bad}");
         }
-        assert_eq!(parse_phone("+1 (415) 555-0100").as_deref(), Some("+14155550100"));
+        assert_eq!(
+            parse_phone("+1 (415) 555-0100").as_deref(),
+            Some("+14155550100")
+        );
         assert_eq!(parse_phone("call me"), None);
         assert_eq!(parse_phone("+12"), None);
     }

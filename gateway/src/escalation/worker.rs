@@ -42,7 +42,9 @@ impl Worker {
         for n in 0..self.config.worker.concurrency {
             let worker = Arc::clone(&self);
             let shutdown = shutdown.clone();
-            tasks.push(tokio::spawn(async move { worker.run_loop(n, shutdown).await }));
+            tasks.push(tokio::spawn(
+                async move { worker.run_loop(n, shutdown).await },
+            ));
         }
         for task in tasks {
             let _ = task.await;
@@ -89,7 +91,10 @@ impl Worker {
             Outcome::Done => self.store.complete_job(job, worker_id).await,
             Outcome::Retry { after, error } if job.attempt < job.max_attempts => {
                 let run_at = now_ms() + after.as_millis() as i64;
-                tracing::info!(retry_in_ms = after.as_millis() as u64, "Attempt failed; retrying later.");
+                tracing::info!(
+                    retry_in_ms = after.as_millis() as u64,
+                    "Attempt failed; retrying later."
+                );
                 self.store.retry_job(job, worker_id, run_at, &error).await
             }
             Outcome::Retry { error, .. } | Outcome::Dead { error } => {
@@ -110,8 +115,12 @@ impl Worker {
         };
         match result {
             Ok(true) => {}
-            Ok(false) => tracing::warn!("Lost the job's lease before finishing; another worker owns it now."),
-            Err(e) => tracing::warn!(error = %e, "Could not record the job's outcome; it will run again after its lease."),
+            Ok(false) => {
+                tracing::warn!("Lost the job's lease before finishing; another worker owns it now.")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not record the job's outcome; it will run again after its lease.")
+            }
         }
     }
 
@@ -161,7 +170,10 @@ impl Worker {
             client: &self.client,
             external_id_field: &self.config.case.external_id_field,
         };
-        match writer.write(session_id.as_str(), &fields, &comments, job.attempt > 1).await {
+        match writer
+            .write(session_id.as_str(), &fields, &comments, job.attempt > 1)
+            .await
+        {
             Ok(written) => {
                 tracing::info!(
                     case_id = %written.case_id,

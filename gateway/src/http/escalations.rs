@@ -33,12 +33,16 @@ async fn escalate(
     let escalation = request::parse(
         &json,
         |kind, input| {
-            let channel = registry
-                .get(kind)
-                .ok_or_else(|| ApiError::invalid("unknown_channel", Some("channel".into()), "channel is not enabled"))?;
-            channel.normalize(input).map_err(|e| {
-                ApiError::invalid(e.code(), e.field(), e.to_string())
-            })
+            let channel = registry.get(kind).ok_or_else(|| {
+                ApiError::invalid(
+                    "unknown_channel",
+                    Some("channel".into()),
+                    "channel is not enabled",
+                )
+            })?;
+            channel
+                .normalize(input)
+                .map_err(|e| ApiError::invalid(e.code(), e.field(), e.to_string()))
         },
         |name| {
             let kind: ChannelKind = name.parse().map_err(|e: channels::ChannelError| {
@@ -66,26 +70,28 @@ async fn escalate(
         .unwrap_or(Route::Case);
     let route = "case";
 
+    let fallback = (preferred == Route::Messaging).then(|| {
+        (
+            "route.fallback",
+            serde_json::json!({
+                "preferred": "messaging",
+                "route": "case",
+                "reason": "live messaging is not configured",
+            }),
+        )
+    });
     let accepted = state
         .store
-        .accept_escalation(&escalation, route, CREATE_CASE_JOB, state.config.worker.max_attempts)
+        .accept_escalation(
+            &escalation,
+            route,
+            CREATE_CASE_JOB,
+            state.config.worker.max_attempts,
+            fallback,
+        )
         .await?;
     match accepted {
         Accepted::New(session) => {
-            if preferred == Route::Messaging {
-                state
-                    .store
-                    .add_event(
-                        &session.id,
-                        "route.fallback",
-                        serde_json::json!({
-                            "preferred": "messaging",
-                            "route": "case",
-                            "reason": "live messaging is not configured",
-                        }),
-                    )
-                    .await?;
-            }
             state.wake.notify_waiters();
             tracing::info!("Escalation accepted.");
             Ok((StatusCode::ACCEPTED, Json(SessionView::from(session))))

@@ -18,7 +18,11 @@ pub struct ClaimedJob {
 impl Store {
     /// Claims the oldest due job (or one whose lease expired because its worker
     /// died). PostgreSQL skips rows other replicas hold; SQLite has one writer.
-    pub async fn claim_job(&self, worker_id: &str, lease_ms: i64) -> Result<Option<ClaimedJob>, DbErr> {
+    pub async fn claim_job(
+        &self,
+        worker_id: &str,
+        lease_ms: i64,
+    ) -> Result<Option<ClaimedJob>, DbErr> {
         let now = now_ms();
         let backend = self.backend();
         let sql = match backend {
@@ -66,13 +70,26 @@ impl Store {
     }
 
     /// Puts a job back to run at `run_at_ms`, recording the error.
-    pub async fn retry_job(&self, job: &ClaimedJob, worker_id: &str, run_at_ms: i64, error: &str) -> Result<bool, DbErr> {
-        self.finish_job(job, worker_id, "queued", Some(run_at_ms), Some(error)).await
+    pub async fn retry_job(
+        &self,
+        job: &ClaimedJob,
+        worker_id: &str,
+        run_at_ms: i64,
+        error: &str,
+    ) -> Result<bool, DbErr> {
+        self.finish_job(job, worker_id, "queued", Some(run_at_ms), Some(error))
+            .await
     }
 
     /// Dead-letters a job with its last error.
-    pub async fn bury_job(&self, job: &ClaimedJob, worker_id: &str, error: &str) -> Result<bool, DbErr> {
-        self.finish_job(job, worker_id, "dead", None, Some(error)).await
+    pub async fn bury_job(
+        &self,
+        job: &ClaimedJob,
+        worker_id: &str,
+        error: &str,
+    ) -> Result<bool, DbErr> {
+        self.finish_job(job, worker_id, "dead", None, Some(error))
+            .await
     }
 
     async fn finish_job(

@@ -33,6 +33,7 @@ impl Store {
         route: &str,
         job_kind: &str,
         max_attempts: u32,
+        extra_event: Option<(&str, Value)>,
     ) -> Result<Accepted, DbErr> {
         let now = Utc::now();
         let conversation = &escalation.payload.conversation;
@@ -81,6 +82,9 @@ impl Store {
                 )
                 .insert(&txn)
                 .await?;
+                if let Some((kind, data)) = extra_event {
+                    event_row(&model.id, kind, data).insert(&txn).await?;
+                }
                 let t = now_ms();
                 job::ActiveModel {
                     kind: Set(job_kind.into()),
@@ -118,7 +122,9 @@ impl Store {
     }
 
     pub async fn session(&self, id: &str) -> Result<Option<session::Model>, DbErr> {
-        session::Entity::find_by_id(id.to_string()).one(&self.db).await
+        session::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await
     }
 
     /// Sessions matching any id: session id, Case id (15 or 18 chars), CaseNumber,
@@ -157,7 +163,10 @@ impl Store {
     }
 
     pub async fn add_event(&self, session_id: &str, kind: &str, data: Value) -> Result<(), DbErr> {
-        event_row(session_id, kind, data).insert(&self.db).await.map(|_| ())
+        event_row(session_id, kind, data)
+            .insert(&self.db)
+            .await
+            .map(|_| ())
     }
 
     /// Records the Case on the session, with its event, in one transaction.
@@ -173,20 +182,37 @@ impl Store {
         let txn = self.db.begin().await?;
         session::Entity::update_many()
             .col_expr(session::Column::Status, Expr::value("escalated"))
-            .col_expr(session::Column::SalesforceCaseId, Expr::value(case_id.as_str()))
-            .col_expr(session::Column::SalesforceCaseId15, Expr::value(case_id.to_15()))
-            .col_expr(session::Column::SalesforceCaseNumber, Expr::value(case_number.map(str::to_string)))
-            .col_expr(session::Column::CommentsWritten, Expr::value(comments_written as i32))
+            .col_expr(
+                session::Column::SalesforceCaseId,
+                Expr::value(case_id.as_str()),
+            )
+            .col_expr(
+                session::Column::SalesforceCaseId15,
+                Expr::value(case_id.to_15()),
+            )
+            .col_expr(
+                session::Column::SalesforceCaseNumber,
+                Expr::value(case_number.map(str::to_string)),
+            )
+            .col_expr(
+                session::Column::CommentsWritten,
+                Expr::value(comments_written as i32),
+            )
             .col_expr(
                 session::Column::SalesforceCalls,
                 Expr::col(session::Column::SalesforceCalls).add(salesforce_calls as i32),
             )
-            .col_expr(session::Column::LastError, Expr::value(Option::<String>::None))
+            .col_expr(
+                session::Column::LastError,
+                Expr::value(Option::<String>::None),
+            )
             .col_expr(session::Column::UpdatedAt, Expr::value(Utc::now()))
             .filter(session::Column::Id.eq(session_id))
             .exec(&txn)
             .await?;
-        event_row(session_id, "case.created", event_data).insert(&txn).await?;
+        event_row(session_id, "case.created", event_data)
+            .insert(&txn)
+            .await?;
         txn.commit().await
     }
 
@@ -215,7 +241,9 @@ impl Store {
             .filter(session::Column::Id.eq(session_id))
             .exec(&txn)
             .await?;
-        event_row(session_id, event_kind, event_data).insert(&txn).await?;
+        event_row(session_id, event_kind, event_data)
+            .insert(&txn)
+            .await?;
         txn.commit().await
     }
 

@@ -229,3 +229,66 @@ impl EmulatorConfig {
             .find(|a| a.client_id == client_id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use figment::Figment;
+    use figment::providers::{Format, Serialized, Toml};
+
+    use super::*;
+
+    #[test]
+    fn toml_overrides_merge_with_defaults() {
+        let toml = r#"
+            org_id = "00D000000000001"
+            daily_api_limit = 50
+
+            [[custom_fields]]
+            object = "Case"
+            name = "Legacy_Key__c"
+            label = "Legacy Key"
+            kind = "string"
+            length = 64
+            external_id = true
+
+            [[flows]]
+            name = "Create_Case"
+            mapping = { subject = "Subject" }
+            defaults = { Origin = "Chat" }
+        "#;
+        let config: EmulatorConfig = Figment::from(Serialized::defaults(EmulatorConfig::default()))
+            .merge(Toml::string(toml))
+            .extract()
+            .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.daily_api_limit, 50);
+        assert_eq!(config.users[0].username, DEFAULT_USERNAME);
+        assert_eq!(config.connected_apps[0].client_id, DEFAULT_CLIENT_ID);
+        let field = &config.custom_fields[0].field;
+        assert!(field.createable && field.updateable && field.external_id && !field.unique);
+        assert_eq!(config.flows[0].creates, "Case");
+        assert_eq!(config.flows[0].mapping["subject"], "Subject");
+        // JSON round trip keeps everything.
+        let json = serde_json::to_string(&config).unwrap();
+        let back: EmulatorConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.org_id, "00D000000000001");
+        assert_eq!(back.custom_fields.len(), 1);
+    }
+
+    #[test]
+    fn validation_catches_bad_settings() {
+        let mut c = EmulatorConfig {
+            org_id: "001000000000001".into(),
+            ..EmulatorConfig::default()
+        };
+        assert!(c.validate().is_err());
+        c.org_id = DEFAULT_ORG_ID.into();
+        c.connected_apps[0].run_as = Some("ghost@example.com".into());
+        assert!(c.validate().is_err());
+        c.connected_apps[0].run_as = None;
+        c.connected_apps[0].jwt_public_key_pem = Some("not a key".into());
+        assert!(c.validate().is_err());
+        c.connected_apps[0].jwt_public_key_pem = None;
+        assert!(c.validate().is_ok());
+    }
+}

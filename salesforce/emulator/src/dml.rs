@@ -79,6 +79,8 @@ pub(crate) fn create(
         ));
     }
     check_unique(store, &obj, &values, None)?;
+    let comments = case_comments_value(&obj, &values);
+    check_internal_comment(store, comments.as_deref())?;
 
     let id = store.mint_id(&obj.name);
     let mut record = Record::new();
@@ -105,7 +107,6 @@ pub(crate) fn create(
         }
         derive_case(&mut record, ctx, true);
     }
-    let comments = case_comments_value(&obj, &values);
     store.insert(&obj.name, record);
     if let Some(text) = comments {
         insert_internal_comment(store, ctx, &id, text)?;
@@ -139,6 +140,7 @@ pub(crate) fn update(
     }
     check_unique(store, &obj, &values, Some(id18))?;
     let comments = case_comments_value(&obj, &values);
+    check_internal_comment(store, comments.as_deref())?;
     let record = store
         .get_mut(&obj.name, id18)
         .expect("checked above under the same lock");
@@ -311,6 +313,23 @@ fn case_comments_value(obj: &ObjectDef, values: &Map<String, Value>) -> Option<S
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .map(str::to_string)
+}
+
+/// Validates the CaseComment that `Case.Comments` will add, before anything is written, so a
+/// failing comment (4,000 *bytes* for CommentBody) leaves the Case untouched.
+fn check_internal_comment(store: &Store, text: Option<&str>) -> Result<(), SfError> {
+    let Some(text) = text else {
+        return Ok(());
+    };
+    let field = store
+        .schema
+        .object("CaseComment")
+        .and_then(|o| o.field("CommentBody"))
+        .cloned();
+    match field {
+        Some(f) => normalise(store, &f, &Value::String(text.to_string())).map(|_| ()),
+        None => Ok(()),
+    }
 }
 
 /// Writing `Case.Comments` adds an internal (unpublished) CaseComment, as on Salesforce.

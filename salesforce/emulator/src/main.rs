@@ -21,7 +21,7 @@ struct Args {
     /// Configuration file (TOML, or JSON when the name ends in .json). Unset keys keep their defaults.
     #[arg(long, env = "SF_EMULATOR_CONFIG")]
     config: Option<PathBuf>,
-    /// Print the effective configuration as TOML-compatible JSON and exit.
+    /// Print the effective configuration (as JSON, usable with `--config file.json`) and exit.
     #[arg(long)]
     print_config: bool,
 }

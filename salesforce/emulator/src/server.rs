@@ -201,7 +201,13 @@ pub async fn spawn(
     listener: TcpListener,
 ) -> std::io::Result<EmulatorHandle> {
     let addr = listener.local_addr()?;
-    let url = format!("http://{addr}");
+    // A wildcard bind is reachable on loopback; advertise that.
+    let shown = if addr.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    };
+    let url = format!("http://{shown}");
     let state = AppState::new(config, url)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let state = Arc::new(state);

@@ -615,6 +615,27 @@ async fn session_versions_and_resources() {
             json!([{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}])
         );
     }
+    let r = sf
+        .call("GET", &format!("{V}/sobjects/CaseComment/describe"), None)
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["keyPrefix"], "00a");
+    let body = r.body["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "CommentBody")
+        .unwrap();
+    assert_eq!(body["label"], "Body");
+    assert_eq!(body["length"], 4000);
+    let r = sf.call("GET", &format!("{V}/sobjects"), None).await;
+    assert!(
+        r.body["sobjects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["name"] == "Case" && o["keyPrefix"] == "500")
+    );
     let r = sf.call("GET", &format!("{V}/nothing/here"), None).await;
     assert_eq!(r.status, 404);
     assert_eq!(error_code(&r), "NOT_FOUND");
@@ -802,6 +823,35 @@ async fn update_and_delete() {
         sf.handle.records("CaseComment").is_empty(),
         "comments cascade with the case"
     );
+
+    // Case.Comments becomes an internal CaseComment; a comment too long in bytes fails the
+    // whole update and leaves the case unchanged.
+    let id = sf.create("Case", json!({"Subject": "with comments"})).await;
+    let path = format!("{V}/sobjects/Case/{id}");
+    let r = sf
+        .call(
+            "PATCH",
+            &path,
+            Some(json!({"Subject": "changed", "Comments": "€".repeat(1334)})),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(error_code(&r), "STRING_TOO_LONG");
+    assert_eq!(
+        sf.call("GET", &path, None).await.body["Subject"],
+        "with comments"
+    );
+    assert!(sf.handle.records("CaseComment").is_empty());
+    assert_eq!(
+        sf.call("PATCH", &path, Some(json!({"Comments": "note"})))
+            .await
+            .status,
+        204
+    );
+    let comments = sf.handle.records("CaseComment");
+    assert_eq!(comments.len(), 1);
+    assert_eq!(comments[0]["IsPublished"], false);
+    assert_eq!(comments[0]["ParentId"], json!(id));
 }
 
 // ---------------------------------------------------------------- validation
