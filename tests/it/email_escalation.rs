@@ -96,22 +96,12 @@ both_databases!(escalation_becomes_a_case, |db: Db| async move {
     assert!(driver.find("no-such-id").await.unwrap().is_empty());
 
     // The timeline tells the story.
-    let (status, events) = app
-        .get(
-            &format!("/v1/sessions/{session_id}/events"),
-            Some(&app.read_token),
-        )
-        .await;
-    assert_eq!(status, 200);
-    let kinds: Vec<&str> = events["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
-    assert_eq!(kinds.first(), Some(&"accepted"));
-    assert!(kinds.contains(&"case.attempt"));
-    assert_eq!(kinds.last(), Some(&"case.created"));
+    let kinds = app.event_kinds(&session_id).await;
+    assert_eq!(
+        kinds,
+        ["accepted", "case.attempt", "case.created"],
+        "the timeline tells the story"
+    );
 });
 
 both_databases!(
@@ -127,13 +117,7 @@ both_databases!(
             .await
             .expect("Case created");
         let case_id = session.salesforce_case_id.unwrap();
-        let comments = app
-        .soql(&format!("SELECT CommentBody FROM CaseComment WHERE ParentId = '{case_id}' ORDER BY CreatedDate"))
-        .await;
-        let bodies: Vec<String> = comments
-            .iter()
-            .map(|c| c["CommentBody"].as_str().unwrap().to_string())
-            .collect();
+        let bodies = app.comment_bodies(&case_id).await;
         assert!(
             bodies.len() > 23,
             "a 300-turn transcript needs more than one call's worth of comments"

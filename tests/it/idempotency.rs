@@ -39,26 +39,8 @@ both_databases!(
         assert_eq!(problem["code"], "session_conflict");
 
         // Many concurrent duplicates: still exactly one Case.
-        let mut tasks = Vec::new();
-        for _ in 0..10 {
-            let http = app.http.clone();
-            let url = app.url("/v1/escalations");
-            let token = app.escalate_token.clone();
-            let body = body.clone();
-            tasks.push(tokio::spawn(async move {
-                http.post(url)
-                    .bearer_auth(token)
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
-            }));
-        }
-        for t in tasks {
-            assert_eq!(t.await.unwrap(), 202);
-        }
+        let statuses = app.post_concurrently(vec![body.clone(); 10]).await;
+        assert!(statuses.iter().all(|s| *s == 202), "{statuses:?}");
         app.driver()
             .wait_escalated(&id, Duration::from_secs(30))
             .await
@@ -77,26 +59,10 @@ both_databases!(
     |db: Db| async move {
         let app = spawn_app(db).await;
         let ids: Vec<String> = (0..20).map(|i| unique(&format!("many{i}"))).collect();
-        let mut tasks = Vec::new();
-        for id in &ids {
-            let http = app.http.clone();
-            let url = app.url("/v1/escalations");
-            let token = app.escalate_token.clone();
-            let body = escalation(id, 6);
-            tasks.push(tokio::spawn(async move {
-                http.post(url)
-                    .bearer_auth(token)
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
-            }));
-        }
-        for t in tasks {
-            assert_eq!(t.await.unwrap(), 202);
-        }
+        let statuses = app
+            .post_concurrently(ids.iter().map(|id| escalation(id, 6)).collect())
+            .await;
+        assert!(statuses.iter().all(|s| *s == 202), "{statuses:?}");
         let driver = app.driver();
         for id in &ids {
             driver

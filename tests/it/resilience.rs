@@ -30,32 +30,19 @@ both_databases!(a_503_once_still_lands_exactly_once, |db: Db| async move {
         .await;
     assert_eq!(cases.len(), 1, "exactly one Case");
     let case_id = session.salesforce_case_id.unwrap();
-    let comments = app
-        .soql(&format!(
-            "SELECT CommentBody FROM CaseComment WHERE ParentId = '{case_id}' ORDER BY CreatedDate"
-        ))
-        .await;
-    let bodies: Vec<String> = comments
-        .iter()
-        .map(|c| c["CommentBody"].as_str().unwrap().to_string())
-        .collect();
+    let bodies = app.comment_bodies(&case_id).await;
     assert_eq!(
         reassemble(&bodies),
         rendered(body["transcript"].as_array().unwrap()),
         "whole transcript, once, in order"
     );
 
-    let (_, events) = app
-        .get(&format!("/v1/sessions/{id}/events"), Some(&app.read_token))
-        .await;
-    let kinds: Vec<&str> = events["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
-    assert!(kinds.contains(&"case.attempt_failed"), "{kinds:?}");
-    assert_eq!(kinds.last(), Some(&"case.created"));
+    let kinds = app.event_kinds(&id).await;
+    assert!(
+        kinds.iter().any(|k| k == "case.attempt_failed"),
+        "{kinds:?}"
+    );
+    assert_eq!(kinds.last().map(String::as_str), Some("case.created"));
 });
 
 both_databases!(
@@ -82,13 +69,7 @@ both_databases!(
             .await;
         assert_eq!(cases.len(), 1);
         let case_id = session.salesforce_case_id.unwrap();
-        let comments = app
-        .soql(&format!("SELECT CommentBody FROM CaseComment WHERE ParentId = '{case_id}' ORDER BY CreatedDate"))
-        .await;
-        let bodies: Vec<String> = comments
-            .iter()
-            .map(|c| c["CommentBody"].as_str().unwrap().to_string())
-            .collect();
+        let bodies = app.comment_bodies(&case_id).await;
         assert_eq!(
             reassemble(&bodies),
             rendered(body["transcript"].as_array().unwrap()),
@@ -127,14 +108,11 @@ both_databases!(
             .await
             .unwrap_err();
         assert!(err.to_string().contains("INVALID_FIELD"), "{err}");
-        let (_, events) = app
-            .get(&format!("/v1/sessions/{id}/events"), Some(&app.read_token))
-            .await;
-        let attempts = events["events"]
-            .as_array()
-            .unwrap()
+        let attempts = app
+            .event_kinds(&id)
+            .await
             .iter()
-            .filter(|e| e["kind"] == "case.attempt")
+            .filter(|k| *k == "case.attempt")
             .count();
         assert_eq!(attempts, 1, "a permanent error is not retried");
         let dead = app.gateway.state.store.jobs_in_state("dead").await.unwrap();

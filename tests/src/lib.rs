@@ -236,3 +236,60 @@ impl TestApp {
             .expect("SOQL query")
     }
 }
+
+impl TestApp {
+    /// The bodies of a Case's comments, oldest first, read from Salesforce.
+    pub async fn comment_bodies(&self, case_id: &str) -> Vec<String> {
+        self.soql(&format!(
+            "SELECT CommentBody FROM CaseComment WHERE ParentId = '{case_id}' ORDER BY CreatedDate"
+        ))
+        .await
+        .iter()
+        .map(|c| c["CommentBody"].as_str().expect("CommentBody").to_string())
+        .collect()
+    }
+
+    /// The kinds of a session's events, oldest first.
+    pub async fn event_kinds(&self, session_id: &str) -> Vec<String> {
+        let (status, events) = self
+            .get(
+                &format!("/v1/sessions/{session_id}/events"),
+                Some(&self.read_token),
+            )
+            .await;
+        assert_eq!(status, 200, "{events}");
+        events["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .map(|e| e["kind"].as_str().expect("kind").to_string())
+            .collect()
+    }
+
+    /// Posts every body at once (one task each) and returns the statuses.
+    pub async fn post_concurrently(&self, bodies: Vec<Value>) -> Vec<u16> {
+        let tasks: Vec<_> = bodies
+            .into_iter()
+            .map(|body| {
+                let http = self.http.clone();
+                let url = self.url("/v1/escalations");
+                let token = self.escalate_token.clone();
+                tokio::spawn(async move {
+                    http.post(url)
+                        .bearer_auth(token)
+                        .json(&body)
+                        .send()
+                        .await
+                        .expect("request sent")
+                        .status()
+                        .as_u16()
+                })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for task in tasks {
+            statuses.push(task.await.expect("task"));
+        }
+        statuses
+    }
+}

@@ -2026,3 +2026,44 @@ async fn shutdown_stops_listening() {
         .await;
     assert!(r.is_err());
 }
+
+#[tokio::test]
+async fn sessions_expire_and_can_be_revoked() {
+    let config = EmulatorConfig {
+        session_timeout_secs: 1,
+        ..EmulatorConfig::default()
+    };
+    let sf = Sf::start(config).await;
+    assert_eq!(
+        sf.call("GET", &format!("{V}/limits"), None).await.status,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = sf.call("GET", &format!("{V}/limits"), None).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(error_code(&r), "INVALID_SESSION_ID");
+
+    let token = client_credentials(&sf.http, &sf.url()).await;
+    let r = sf
+        .http
+        .post(format!("{}/services/oauth2/revoke", sf.url()))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = read(
+        sf.http
+            .get(format!("{}{V}/limits", sf.url()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        sf.handle.stats().rejected.get("INVALID_SESSION_ID"),
+        Some(&2)
+    );
+}
