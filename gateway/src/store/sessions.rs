@@ -140,8 +140,9 @@ impl Store {
             .add(session::Column::SalesforceMiawSessionId.eq(needle))
             .add(session::Column::CustomerEmail.eq(needle.to_lowercase()))
             .add(session::Column::CustomerPhone.eq(needle));
-        if let Ok(id) = salesforce::SalesforceId::parse(needle) {
-            // Case-insensitive 18-char form, and the case-sensitive 15-char form.
+        if let Ok(id) = salesforce::SalesforceId::parse_case_insensitive(needle) {
+            // An 18-char id matches in any letter case (its suffix restores the case);
+            // a 15-char id is case-sensitive.
             condition = condition
                 .add(session::Column::SalesforceCaseId15.eq(id.to_15()))
                 .add(session::Column::SalesforceMessagingSessionId.eq(id.as_str()));

@@ -1,5 +1,7 @@
-//! The in-memory org: schema plus records. One `Store` lives behind a mutex; a request that
-//! must be atomic (composite, collections with allOrNone) works on a clone and swaps it in.
+//! The in-memory org: schema plus records. One `Store` lives behind a mutex, so every request
+//! is isolated. A request that must be all-or-nothing (composite, collections with allOrNone)
+//! takes a savepoint: while one is open every change is journalled, and rolling back replays
+//! the journal backwards (cost proportional to the changes, not to the org).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -34,12 +36,42 @@ fn id_of(r: &Record) -> &str {
     r.get("Id").and_then(Value::as_str).unwrap_or_default()
 }
 
+/// How to revert one change.
+#[derive(Debug, Clone)]
+enum Undo {
+    Inserted {
+        object: String,
+        id: String,
+    },
+    Modified {
+        object: String,
+        id: String,
+        before: Record,
+    },
+    Removed {
+        object: String,
+        index: usize,
+        record: Record,
+    },
+}
+
+/// An open savepoint; pass it back to `release` or `rollback`.
+#[must_use]
+#[derive(Debug)]
+pub(crate) struct Savepoint {
+    journal_len: usize,
+    next_record_number: u64,
+    next_case_number: u64,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
     pub(crate) schema: Schema,
     tables: BTreeMap<String, Table>,
     next_record_number: u64,
     next_case_number: u64,
+    journal: Vec<Undo>,
+    open_savepoints: usize,
 }
 
 impl Store {
@@ -65,7 +97,84 @@ impl Store {
             tables,
             next_record_number: FIRST_RECORD_NUMBER,
             next_case_number: config.case_number_start,
+            journal: Vec::new(),
+            open_savepoints: 0,
         })
+    }
+
+    /// Starts journalling changes (savepoints nest).
+    pub(crate) fn savepoint(&mut self) -> Savepoint {
+        self.open_savepoints += 1;
+        Savepoint {
+            journal_len: self.journal.len(),
+            next_record_number: self.next_record_number,
+            next_case_number: self.next_case_number,
+        }
+    }
+
+    /// Keeps the changes made since `sp`.
+    pub(crate) fn release(&mut self, sp: Savepoint) {
+        let _ = sp;
+        self.close_savepoint();
+    }
+
+    /// Reverts every change made since `sp` (ids and case numbers are handed out again).
+    pub(crate) fn rollback(&mut self, sp: Savepoint) {
+        while self.journal.len() > sp.journal_len {
+            if let Some(undo) = self.journal.pop() {
+                self.revert(undo);
+            }
+        }
+        self.next_record_number = sp.next_record_number;
+        self.next_case_number = sp.next_case_number;
+        self.close_savepoint();
+    }
+
+    fn close_savepoint(&mut self) {
+        self.open_savepoints = self.open_savepoints.saturating_sub(1);
+        if self.open_savepoints == 0 {
+            self.journal.clear();
+        }
+    }
+
+    fn journal(&mut self, undo: Undo) {
+        if self.open_savepoints > 0 {
+            self.journal.push(undo);
+        }
+    }
+
+    fn revert(&mut self, undo: Undo) {
+        match undo {
+            Undo::Inserted { object, id } => {
+                if let Some(t) = self.tables.get_mut(&object)
+                    && let Some(i) = t.index.remove(&id)
+                {
+                    if i + 1 == t.rows.len() {
+                        t.rows.pop();
+                    } else {
+                        t.rows.remove(i);
+                        t.reindex();
+                    }
+                }
+            }
+            Undo::Modified { object, id, before } => {
+                if let Some(t) = self.tables.get_mut(&object)
+                    && let Some(&i) = t.index.get(&id)
+                {
+                    t.rows[i] = before;
+                }
+            }
+            Undo::Removed {
+                object,
+                index,
+                record,
+            } => {
+                let t = self.tables.entry(object).or_default();
+                t.deleted.pop();
+                t.rows.insert(index.min(t.rows.len()), record);
+                t.reindex();
+            }
+        }
     }
 
     /// Canonical object name for a (case-insensitive) name.
@@ -95,10 +204,18 @@ impl Store {
         t.index.get(id18).map(|&i| &t.rows[i])
     }
 
+    /// Mutable access to a live record (journalled when a savepoint is open).
     pub(crate) fn get_mut(&mut self, object: &str, id18: &str) -> Option<&mut Record> {
-        let t = self.tables.get_mut(object)?;
-        let i = *t.index.get(id18)?;
-        Some(&mut t.rows[i])
+        let i = *self.tables.get(object)?.index.get(id18)?;
+        if self.open_savepoints > 0 {
+            let before = self.tables[object].rows[i].clone();
+            self.journal(Undo::Modified {
+                object: object.to_string(),
+                id: id18.to_string(),
+                before,
+            });
+        }
+        self.tables.get_mut(object).map(|t| &mut t.rows[i])
     }
 
     pub(crate) fn is_deleted(&self, object: &str, id18: &str) -> bool {
@@ -115,20 +232,31 @@ impl Store {
     }
 
     pub(crate) fn insert(&mut self, object: &str, record: Record) {
+        let id = id_of(&record).to_string();
         let t = self.tables.entry(object.to_string()).or_default();
-        t.index.insert(id_of(&record).to_string(), t.rows.len());
+        t.index.insert(id.clone(), t.rows.len());
         t.rows.push(record);
+        self.journal(Undo::Inserted {
+            object: object.to_string(),
+            id,
+        });
     }
 
     /// Removes a live record, keeps it (with `IsDeleted = true`) for `queryAll`.
     pub(crate) fn remove(&mut self, object: &str, id18: &str, now: &str) -> Option<Record> {
         let t = self.tables.get_mut(object)?;
         let i = *t.index.get(id18)?;
-        let mut record = t.rows.remove(i);
+        let original = t.rows.remove(i);
         t.reindex();
+        let mut record = original.clone();
         record.insert("IsDeleted".into(), Value::Bool(true));
         record.insert("SystemModstamp".into(), Value::String(now.to_string()));
         t.deleted.push(record.clone());
+        self.journal(Undo::Removed {
+            object: object.to_string(),
+            index: i,
+            record: original,
+        });
         Some(record)
     }
 

@@ -2067,3 +2067,68 @@ async fn sessions_expire_and_can_be_revoked() {
         Some(&2)
     );
 }
+
+#[tokio::test]
+async fn composite_rollback_restores_deletes_and_cascades() {
+    let sf = Sf::default().await;
+    let account = sf.create("Account", json!({"Name": "Acme"})).await;
+    let contact = sf
+        .create("Contact", json!({"LastName": "Ann", "AccountId": account}))
+        .await;
+    let case = sf
+        .create("Case", json!({"Subject": "keep me", "AccountId": account}))
+        .await;
+    sf.create(
+        "CaseComment",
+        json!({"ParentId": case, "CommentBody": "c1"}),
+    )
+    .await;
+    sf.create(
+        "CaseComment",
+        json!({"ParentId": case, "CommentBody": "c2"}),
+    )
+    .await;
+    let before_cases = sf.handle.records("Case");
+    let before_comments = sf.handle.records("CaseComment");
+    let before_contacts = sf.handle.records("Contact");
+
+    let body = json!({
+        "allOrNone": true,
+        "compositeRequest": [
+            {"method": "DELETE", "url": format!("{V}/sobjects/Case/{case}"), "referenceId": "delCase"},
+            {"method": "DELETE", "url": format!("{V}/sobjects/Account/{account}"), "referenceId": "delAccount"},
+            {"method": "POST", "url": format!("{V}/composite/sobjects"), "referenceId": "coll",
+             "body": {"allOrNone": false, "records": [{"attributes": {"type": "Case"}, "Subject": "new"}]}},
+            {"method": "PATCH", "url": format!("{V}/sobjects/Contact/{contact}"), "referenceId": "bad",
+             "body": {"LastName": null}},
+        ]
+    });
+    let r = sf.call("POST", &format!("{V}/composite"), Some(body)).await;
+    let subs = r.body["compositeResponse"].as_array().unwrap();
+    assert_eq!(subs[3]["httpStatusCode"], 400);
+    assert_eq!(subs[3]["body"][0]["errorCode"], "REQUIRED_FIELD_MISSING");
+    assert_eq!(subs[0]["body"][0]["errorCode"], "PROCESSING_HALTED");
+    assert_eq!(sf.handle.records("Case"), before_cases);
+    assert_eq!(sf.handle.records("CaseComment"), before_comments);
+    assert_eq!(sf.handle.records("Contact"), before_contacts);
+    assert_eq!(sf.handle.records("Account").len(), 1);
+    let r = sf
+        .call("GET", &format!("{V}/sobjects/Case/{case}"), None)
+        .await;
+    assert_eq!(r.status, 200);
+    let r = sf
+        .call(
+            "GET",
+            &format!("{V}/queryAll?q=SELECT+Id+FROM+Case+WHERE+IsDeleted=true"),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["totalSize"], 0, "no phantom deleted rows");
+
+    // The rolled-back ids and case numbers are handed out again.
+    let next = sf.create("Case", json!({"Subject": "after"})).await;
+    let r = sf
+        .call("GET", &format!("{V}/sobjects/Case/{next}"), None)
+        .await;
+    assert_eq!(r.body["CaseNumber"], "00001002");
+}

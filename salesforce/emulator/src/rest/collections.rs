@@ -1,8 +1,8 @@
 //! sObject Collections: `composite/sobjects` create (POST), update (PATCH), delete (DELETE),
 //! retrieve (`GET|POST composite/sobjects/{Type}`) and upsert
 //! (`PATCH composite/sobjects/{Type}/{ExtField}`). Per-record results use the SaveResult shape
-//! (`statusCode`); with `allOrNone` the whole batch runs on a copy that is only kept if every
-//! record succeeded.
+//! (`statusCode`); with `allOrNone` the whole batch runs under a savepoint that is rolled back
+//! unless every record succeeded.
 
 use http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
@@ -103,12 +103,13 @@ fn run_batch(
             .collect();
         return Reply::ok(Value::Array(results));
     }
-    let mut tx = store.clone();
-    let outcomes: Vec<Outcome> = records.iter().map(|r| op(&mut tx, r)).collect();
+    let sp = store.savepoint();
+    let outcomes: Vec<Outcome> = records.iter().map(|r| op(store, r)).collect();
     if outcomes.iter().all(|o| o.result.is_ok()) {
-        *store = tx;
+        store.release(sp);
         return Reply::ok(Value::Array(outcomes.iter().map(outcome_json).collect()));
     }
+    store.rollback(sp);
     let results = outcomes
         .iter()
         .map(|o| match &o.result {

@@ -1,8 +1,8 @@
 //! `POST composite`: up to 25 subrequests with `@{ref.path}` references.
 //!
 //! The envelope is validated first (any problem → top-level 400, nothing runs). Then:
-//! - `allOrNone: true`: subrequests run in order on a copy of the store; at the first failure
-//!   the copy is discarded, the failing subrequest keeps its error and every other one answers
+//! - `allOrNone: true`: subrequests run in order under a savepoint; at the first failure it is
+//!   rolled back, the failing subrequest keeps its error and every other one answers
 //!   400 `PROCESSING_HALTED`.
 //! - `allOrNone: false`: each subrequest commits on its own; one that references a failed (or
 //!   missing) result is not run and answers 400 `PROCESSING_HALTED`.
@@ -321,10 +321,10 @@ pub(crate) fn run(state: &AppState, store: &mut Store, ctx: &Ctx, call: &Call) -
     let mut replies: Vec<Reply> = Vec::with_capacity(subs.len());
 
     if all_or_none {
-        let mut tx = store.clone();
+        let sp = store.savepoint();
         let mut failure = None;
         for (i, sub) in subs.iter().enumerate() {
-            let reply = match execute(state, &mut tx, ctx, sub, &results) {
+            let reply = match execute(state, store, ctx, sub, &results) {
                 Ok(r) => r,
                 Err(Unresolved(msg)) => halted(&msg),
             };
@@ -340,8 +340,9 @@ pub(crate) fn run(state: &AppState, store: &mut Store, ctx: &Ctx, call: &Call) -
             }
         }
         match failure {
-            None => *store = tx,
+            None => store.release(sp),
             Some(f) => {
+                store.rollback(sp);
                 replies = (0..subs.len())
                     .map(|i| {
                         if i == f {
