@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::escalation::gate::{Gate, GateConfig};
 use crate::escalation::worker::Worker;
 use crate::http::{self, AppState, SandboxInfo};
 use crate::store::{Scope, Store};
@@ -123,9 +124,15 @@ impl Application {
         let config = Arc::new(config);
         let wake = Arc::new(Notify::new());
         let channels = Arc::new(channels::Registry::builtin());
+        let gate = Arc::new(Gate::new(GateConfig {
+            failure_threshold: config.salesforce.breaker_failure_threshold,
+            open_for: Duration::from_secs(config.salesforce.breaker_open_secs),
+            rate_limit_pause: Duration::from_secs(config.salesforce.rate_limit_pause_secs),
+        }));
         let worker = Arc::new(Worker {
             store: store.clone(),
-            client,
+            client: client.clone(),
+            gate: Arc::clone(&gate),
             config: Arc::clone(&config),
             wake: Arc::clone(&wake),
             id: format!("w-{}", &uuid::Uuid::now_v7().simple().to_string()[20..]),
@@ -135,6 +142,8 @@ impl Application {
             config,
             channels,
             wake,
+            gate,
+            salesforce: client,
             sandbox: sandbox.map(Arc::new),
         };
         Ok(Application {
@@ -167,12 +176,18 @@ impl Application {
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let router = http::router(self.state.clone());
         let worker_task = tokio::spawn(Arc::clone(&self.worker).run(shutdown.clone()));
+        let sweep_task = tokio::spawn(self.state.store.clone().sweep_idempotency_keys_until(
+            self.state.config.idempotency.policy(),
+            Duration::from_secs(300),
+            shutdown.clone(),
+        ));
         let server_shutdown = shutdown.clone();
         let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
             .await;
         shutdown.cancel();
         let _ = worker_task.await;
+        let _ = sweep_task.await;
         if let Some(emulator) = self.emulator {
             emulator.shutdown().await;
         }

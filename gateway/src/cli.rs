@@ -50,6 +50,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TokensCommand,
     },
+    /// Inspect and retry durable jobs (the dead-letter queue).
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
     /// Escalate a handful of real conversations end to end against the built-in
     /// emulator, on a scratch database, and print what happened.
     Demo,
@@ -65,6 +70,17 @@ pub enum SessionsCommand {
     /// Print the sessions matching any id: session id, Case id (15 or 18),
     /// CaseNumber, MIAW id, MessagingSession id, customer email or phone.
     Find { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// List jobs in a state (queued, running, done, dead).
+    List {
+        #[arg(long, default_value = "dead")]
+        state: String,
+    },
+    /// Put a dead job back in the queue for a fresh set of attempts.
+    Retry { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,6 +192,54 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 token.id
             );
             Ok(())
+        }
+        Command::Jobs { command } => {
+            let config = Config::load(cli.config.as_deref())?;
+            let store = Store::open(&config.database_url).await?;
+            match command {
+                JobsCommand::List { state } => {
+                    if !crate::http::jobs::JOB_STATES.contains(&state.as_str()) {
+                        bail!("unknown state {state:?}; use queued, running, done or dead");
+                    }
+                    let jobs = store.jobs_in_state(&state).await?;
+                    if jobs.is_empty() {
+                        println!("No {state} jobs.");
+                        return Ok(());
+                    }
+                    println!(
+                        "{:>8} {:<12} {:<36} {:>8}  LAST ERROR",
+                        "ID", "KIND", "SESSION", "ATTEMPTS"
+                    );
+                    for job in jobs {
+                        println!(
+                            "{:>8} {:<12} {:<36} {:>8}  {}",
+                            job.id,
+                            job.kind,
+                            job.session_id,
+                            format!("{}/{}", job.attempts, job.max_attempts),
+                            job.last_error.as_deref().unwrap_or("-")
+                        );
+                    }
+                    Ok(())
+                }
+                JobsCommand::Retry { id } => match store.retry_dead_job(id).await? {
+                    Some(job) => {
+                        println!(
+                            "Job {} (session {}) is queued again; a running gateway picks it up within its poll interval.",
+                            job.id, job.session_id
+                        );
+                        Ok(())
+                    }
+                    None => match store.job(id).await? {
+                        Some(job) => {
+                            bail!("job {id} is {}; only dead jobs can be retried", job.state)
+                        }
+                        None => {
+                            bail!("there is no job {id}; `handoff jobs list` shows the dead ones")
+                        }
+                    },
+                },
+            }
         }
         Command::Demo => crate::demo::run().await,
         Command::Bench { command } => crate::bench::run(command).await,

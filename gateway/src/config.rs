@@ -20,6 +20,7 @@ pub struct Config {
     pub salesforce: SalesforceConfig,
     pub case: CaseConfig,
     pub worker: WorkerConfig,
+    pub idempotency: IdempotencyConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -29,6 +30,9 @@ pub struct SalesforceConfig {
     pub api_version: String,
     pub timeout_secs: u64,
     pub max_concurrency: usize,
+    pub breaker_failure_threshold: u32,
+    pub breaker_open_secs: u64,
+    pub rate_limit_pause_secs: u64,
     /// How Handoff authenticates (`type` = jwt_bearer | client_credentials | password | refresh_token).
     #[serde(default)]
     pub credentials: Option<salesforce::Credentials>,
@@ -55,6 +59,24 @@ pub struct WorkerConfig {
     pub retry_max_ms: u64,
     pub poll_interval_ms: u64,
     pub lease_secs: u64,
+}
+
+/// The `Idempotency-Key` header of the HTTP API.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdempotencyConfig {
+    /// How long a key and its stored response are kept (0: never replayed).
+    pub retention_hours: u64,
+    /// After this long an in-flight key is presumed abandoned and may be taken over.
+    pub lock_timeout_secs: u64,
+}
+
+impl IdempotencyConfig {
+    pub fn policy(&self) -> crate::store::IdempotencyPolicy {
+        crate::store::IdempotencyPolicy {
+            retention_ms: (self.retention_hours * 3_600_000) as i64,
+            lock_timeout_ms: (self.lock_timeout_secs * 1000) as i64,
+        }
+    }
 }
 
 /// A configuration problem, naming the setting and what to do about it.
@@ -99,6 +121,11 @@ impl Config {
                 self.salesforce.api_version
             )));
         }
+        if self.salesforce.breaker_failure_threshold == 0 || self.salesforce.max_concurrency == 0 {
+            return Err(ConfigError(
+                "salesforce.breaker_failure_threshold and salesforce.max_concurrency must be at least 1".into(),
+            ));
+        }
         if self.worker.concurrency == 0 || self.worker.max_attempts == 0 {
             return Err(ConfigError(
                 "worker.concurrency and worker.max_attempts must be at least 1".into(),
@@ -113,6 +140,19 @@ impl Config {
                     "{key} must be a Salesforce field API name, got {name:?}"
                 )));
             }
+        }
+        if self.idempotency.retention_hours > 24 * 366 {
+            return Err(ConfigError(format!(
+                "idempotency.retention_hours must be at most {} (a year), got {}",
+                24 * 366,
+                self.idempotency.retention_hours
+            )));
+        }
+        if !(1..=86_400).contains(&self.idempotency.lock_timeout_secs) {
+            return Err(ConfigError(format!(
+                "idempotency.lock_timeout_secs must be between 1 and 86400, got {}",
+                self.idempotency.lock_timeout_secs
+            )));
         }
         for level in ["low", "medium", "high", "critical"] {
             if !self.case.priority.contains_key(level) {

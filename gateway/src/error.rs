@@ -28,6 +28,15 @@ pub enum ApiError {
     /// 409: the same session id was used with a different body.
     #[error("{0}")]
     Conflict(String),
+    /// 409: only dead jobs can be retried.
+    #[error("{0}")]
+    JobNotDead(String),
+    /// 409: a request with this `Idempotency-Key` is still being processed.
+    #[error("a request with this Idempotency-Key is still being processed; retry later")]
+    IdempotencyInFlight,
+    /// 422: the `Idempotency-Key` was already used with a different request.
+    #[error("this Idempotency-Key was already used with a different request")]
+    IdempotencyReused,
     /// 413: body over the configured limit.
     #[error("request body is larger than the limit of {0} bytes")]
     TooLarge(usize),
@@ -66,6 +75,17 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "insufficient_scope", "Forbidden"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "session_conflict", "Conflict"),
+            ApiError::JobNotDead(_) => (StatusCode::CONFLICT, "job_not_dead", "Conflict"),
+            ApiError::IdempotencyInFlight => (
+                StatusCode::CONFLICT,
+                "idempotency_key_in_flight",
+                "Conflict",
+            ),
+            ApiError::IdempotencyReused => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "Unprocessable content",
+            ),
             ApiError::TooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
@@ -147,6 +167,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if matches!(self, ApiError::IdempotencyInFlight) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if matches!(self, ApiError::Unavailable(_)) {
             response

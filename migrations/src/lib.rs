@@ -8,6 +8,7 @@ mod m20261122_000001_create_sessions;
 mod m20261122_000002_create_events;
 mod m20261122_000003_create_jobs;
 mod m20261122_000004_create_api_tokens;
+mod m20261122_000005_create_idempotency_keys;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_create_events::Migration),
             Box::new(m20261122_000003_create_jobs::Migration),
             Box::new(m20261122_000004_create_api_tokens::Migration),
+            Box::new(m20261122_000005_create_idempotency_keys::Migration),
         ]
     }
 }

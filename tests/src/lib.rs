@@ -94,7 +94,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub salesforce: salesforce::Client,
     pub config: Config,
-    _dir: Option<tempfile::TempDir>,
+    /// Keeps a SQLite database file alive for the test.
+    pub dir: Option<tempfile::TempDir>,
 }
 
 /// Test settings: fast retries, the emulator's default app.
@@ -166,7 +167,7 @@ pub async fn spawn_app_with(db: Db, adjust: impl FnOnce(&mut Config)) -> TestApp
         http: reqwest::Client::new(),
         salesforce,
         config,
-        _dir: dir,
+        dir,
     }
 }
 

@@ -2,6 +2,7 @@
 //! and the worker that creates Cases.
 
 pub mod case_writer;
+pub mod gate;
 pub mod mapper;
 pub mod request;
 pub mod worker;

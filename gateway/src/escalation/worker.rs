@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use salesforce::{Client, ErrorClass};
 
 use super::case_writer::{CaseWriter, WriteFailed};
+use super::gate::{CallOutcome, Gate, Permit};
 use super::mapper;
 use super::request::{EscalationPayload, SessionId};
 use crate::config::Config;
@@ -25,13 +26,27 @@ pub struct Worker {
     pub config: Arc<Config>,
     /// Poked when a job is enqueued, so work starts without waiting for a poll.
     pub wake: Arc<Notify>,
+    /// Circuit breaker and rate-limit pause, shared by every loop.
+    pub gate: Arc<Gate>,
     pub id: String,
 }
 
 enum Outcome {
     Done,
-    Retry { after: Duration, error: String },
-    Dead { error: String },
+    /// Try again later; the attempt counts toward `max_attempts`.
+    Retry {
+        after: Duration,
+        error: String,
+    },
+    /// Try again later without spending an attempt: Salesforce is rate-limiting
+    /// or down, which says nothing about this job.
+    Postpone {
+        after: Duration,
+        error: String,
+    },
+    Dead {
+        error: String,
+    },
 }
 
 impl Worker {
@@ -59,9 +74,21 @@ impl Worker {
             if shutdown.is_cancelled() {
                 return;
             }
+            let permit = self.gate.permit();
+            if let Permit::Wait(wait) = permit {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait.min(poll * 4)) => {}
+                    _ = shutdown.cancelled() => return,
+                }
+                continue;
+            }
             match self.store.claim_job(&worker_id, lease_ms).await {
-                Ok(Some(job)) => self.handle(&job, &worker_id).await,
+                Ok(Some(job)) => {
+                    let outcome = self.handle(&job, &worker_id, permit).await;
+                    self.gate.record(permit, outcome);
+                }
                 Ok(None) => {
+                    self.gate.record(permit, CallOutcome::NoCall);
                     tokio::select! {
                         _ = self.wake.notified() => {}
                         _ = tokio::time::sleep(poll) => {}
@@ -69,6 +96,7 @@ impl Worker {
                     }
                 }
                 Err(e) => {
+                    self.gate.record(permit, CallOutcome::NoCall);
                     tracing::warn!(error = %e, "Could not claim a job; the database may be unavailable.");
                     tokio::select! {
                         _ = tokio::time::sleep(poll * 4) => {}
@@ -80,15 +108,35 @@ impl Worker {
     }
 
     #[tracing::instrument(skip_all, fields(job_id = job.id, session_id = %job.session_id, attempt = job.attempt))]
-    async fn handle(&self, job: &ClaimedJob, worker_id: &str) {
-        let outcome = match job.kind.as_str() {
+    async fn handle(&self, job: &ClaimedJob, worker_id: &str, permit: Permit) -> CallOutcome {
+        let (outcome, call) = match job.kind.as_str() {
             super::CREATE_CASE_JOB => self.create_case(job).await,
-            other => Outcome::Dead {
-                error: format!("unknown job kind '{other}'"),
-            },
+            other => (
+                Outcome::Dead {
+                    error: format!("unknown job kind '{other}'"),
+                },
+                CallOutcome::NoCall,
+            ),
+        };
+        // A probe that failed says Salesforce is still down, not that the job is bad.
+        let outcome = match outcome {
+            Outcome::Retry { after, error } if permit == Permit::Probe => {
+                Outcome::Postpone { after, error }
+            }
+            other => other,
         };
         let result = match outcome {
             Outcome::Done => self.store.complete_job(job, worker_id).await,
+            Outcome::Postpone { after, error } => {
+                let run_at = now_ms() + after.as_millis() as i64;
+                tracing::info!(
+                    retry_in_ms = after.as_millis() as u64,
+                    "Salesforce is unavailable; the job waits."
+                );
+                self.store
+                    .postpone_job(job, worker_id, run_at, &error)
+                    .await
+            }
             Outcome::Retry { after, error } if job.attempt < job.max_attempts => {
                 let run_at = now_ms() + after.as_millis() as i64;
                 tracing::info!(
@@ -122,38 +170,37 @@ impl Worker {
                 tracing::warn!(error = %e, "Could not record the job's outcome; it will run again after its lease.")
             }
         }
+        call
     }
 
-    async fn create_case(&self, job: &ClaimedJob) -> Outcome {
+    async fn create_case(&self, job: &ClaimedJob) -> (Outcome, CallOutcome) {
         let session = match self.store.session(&job.session_id).await {
             Ok(Some(s)) => s,
             Ok(None) => {
-                return Outcome::Dead {
-                    error: "the job's session does not exist".into(),
-                };
+                let error = "the job's session does not exist".into();
+                return (Outcome::Dead { error }, CallOutcome::NoCall);
             }
             Err(e) => {
-                return Outcome::Retry {
+                let outcome = Outcome::Retry {
                     after: self.backoff(job.attempt, None),
                     error: format!("database: {e}"),
                 };
+                return (outcome, CallOutcome::NoCall);
             }
         };
         let payload: EscalationPayload = match serde_json::from_str(&session.payload) {
             Ok(p) => p,
             Err(e) => {
-                return Outcome::Dead {
-                    error: format!("the stored escalation no longer parses: {e}"),
-                };
+                let error = format!("the stored escalation no longer parses: {e}");
+                return (Outcome::Dead { error }, CallOutcome::NoCall);
             }
         };
         let (Ok(session_id), Ok(channel)) = (
             SessionId::parse(&session.id),
             session.channel.parse::<channels::ChannelKind>(),
         ) else {
-            return Outcome::Dead {
-                error: "the stored session id or channel no longer parses".into(),
-            };
+            let error = "the stored session id or channel no longer parses".into();
+            return (Outcome::Dead { error }, CallOutcome::NoCall);
         };
 
         let fields = mapper::case_fields(&self.config.case, &channel, &session_id, &payload);
@@ -202,18 +249,20 @@ impl Worker {
                     )
                     .await
                 {
-                    Ok(()) => Outcome::Done,
+                    Ok(()) => (Outcome::Done, CallOutcome::Answered),
                     // Salesforce has it; recording failed. The retry reconciles
                     // (finds the Case, writes nothing) and records again.
-                    Err(e) => Outcome::Retry {
-                        after: self.backoff(job.attempt, None),
-                        error: format!("database: {e}"),
-                    },
+                    Err(e) => (
+                        Outcome::Retry {
+                            after: self.backoff(job.attempt, None),
+                            error: format!("database: {e}"),
+                        },
+                        CallOutcome::Answered,
+                    ),
                 }
             }
             Err(WriteFailed { error, calls }) => {
                 let class = error.class();
-                let permanent = class == ErrorClass::Permanent;
                 let message = error.to_string();
                 tracing::warn!(
                     error_code = error.code().unwrap_or("none"),
@@ -237,14 +286,19 @@ impl Worker {
                         }),
                     )
                     .await;
-                if permanent {
-                    Outcome::Dead { error: message }
-                } else {
-                    Outcome::Retry {
-                        after: self.backoff(job.attempt, error.retry_after()),
+                let after = self.backoff(job.attempt, error.retry_after());
+                let outcome = match class {
+                    ErrorClass::Permanent => Outcome::Dead { error: message },
+                    ErrorClass::RateLimit => Outcome::Postpone {
+                        after,
                         error: message,
-                    }
-                }
+                    },
+                    ErrorClass::Retryable | ErrorClass::Auth => Outcome::Retry {
+                        after,
+                        error: message,
+                    },
+                };
+                (outcome, CallOutcome::Failed(class))
             }
         }
     }

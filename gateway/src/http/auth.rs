@@ -5,10 +5,20 @@ use axum::http::header::AUTHORIZATION;
 
 use super::AppState;
 use crate::error::ApiError;
-use crate::store::Scope;
+use crate::store::{Scope, TokenIdentity};
 
 /// Succeeds when the request carries a live token granting `wanted`.
 pub async fn require(state: &AppState, headers: &HeaderMap, wanted: Scope) -> Result<(), ApiError> {
+    let identity = identify(state, headers).await?;
+    if identity.scopes.iter().any(|s| s.grants(wanted)) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(wanted.as_str()))
+    }
+}
+
+/// The live token the request carries (401 when there is none).
+pub async fn identify(state: &AppState, headers: &HeaderMap) -> Result<TokenIdentity, ApiError> {
     let token = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -18,14 +28,9 @@ pub async fn require(state: &AppState, headers: &HeaderMap, wanted: Scope) -> Re
         })
         .filter(|t| !t.is_empty())
         .ok_or(ApiError::Unauthenticated)?;
-    let scopes = state
+    state
         .store
-        .token_scopes(token)
+        .token_identity(token)
         .await?
-        .ok_or(ApiError::Unauthenticated)?;
-    if scopes.iter().any(|s| s.grants(wanted)) {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(wanted.as_str()))
-    }
+        .ok_or(ApiError::Unauthenticated)
 }

@@ -44,6 +44,19 @@ pub async fn read_json(headers: &HeaderMap, body: Body, limit: usize) -> Result<
     })
 }
 
+/// Reads at most `limit` bytes, whatever the content type (413 beyond).
+pub async fn read_bytes(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    read_limited(body, limit, declared.is_some_and(|n| n > limit)).await
+}
+
 /// Reads the body, keeping at most `limit` bytes. An oversized body is still
 /// drained (up to a bound, discarded) so the client reads our 413 instead of a
 /// reset connection.

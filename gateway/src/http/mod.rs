@@ -4,6 +4,8 @@ mod auth;
 mod body;
 mod escalations;
 mod health;
+mod idempotency;
+pub mod jobs;
 mod sandbox;
 pub mod sessions;
 
@@ -16,6 +18,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
+use crate::escalation::gate::Gate;
 use crate::store::Store;
 
 pub use sandbox::SandboxInfo;
@@ -28,6 +31,10 @@ pub struct AppState {
     pub channels: Arc<channels::Registry>,
     /// Wakes the worker when a job is enqueued.
     pub wake: Arc<Notify>,
+    /// The Salesforce circuit breaker / rate-limit pause (shown in /readyz and /metrics).
+    pub gate: Arc<Gate>,
+    /// The Salesforce client (its counters feed /metrics).
+    pub salesforce: salesforce::Client,
     /// Set only in sandbox mode.
     pub sandbox: Option<Arc<SandboxInfo>>,
 }
@@ -37,7 +44,13 @@ pub fn router(state: AppState) -> Router {
         .merge(escalations::router())
         .merge(sessions::router())
         .merge(health::router())
+        .merge(jobs::router())
         .merge(sandbox::router())
+        // Every POST above honours an Idempotency-Key header (not the fallback).
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::idempotency,
+        ))
         .fallback(|| async { crate::error::ApiError::NotFound })
         .with_state(state)
         .layer(PropagateRequestIdLayer::x_request_id())

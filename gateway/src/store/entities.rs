@@ -106,3 +106,31 @@ pub mod api_token {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod idempotency_key {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "idempotency_keys")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub token_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub idempotency_key: String,
+        pub request_hash: String,
+        pub state: String,
+        pub lock_id: String,
+        pub status: Option<i32>,
+        pub content_type: Option<String>,
+        #[sea_orm(column_type = "Blob")]
+        pub body: Option<Vec<u8>>,
+        pub created_at: i64,
+        pub locked_at: i64,
+        pub completed_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -15,6 +15,15 @@ pub struct ClaimedJob {
     pub max_attempts: u32,
 }
 
+/// How a claimed job ends (for now).
+struct Finish<'a> {
+    state: &'a str,
+    run_at: Option<i64>,
+    error: Option<&'a str>,
+    /// Give back the attempt the claim counted.
+    refund_attempt: bool,
+}
+
 impl Store {
     /// Claims the oldest due job (or one whose lease expired because its worker
     /// died). PostgreSQL skips rows other replicas hold; SQLite has one writer.
@@ -66,7 +75,17 @@ impl Store {
 
     /// Marks a job done — only if this worker still holds it.
     pub async fn complete_job(&self, job: &ClaimedJob, worker_id: &str) -> Result<bool, DbErr> {
-        self.finish_job(job, worker_id, "done", None, None).await
+        self.finish(
+            job,
+            worker_id,
+            Finish {
+                state: "done",
+                run_at: None,
+                error: None,
+                refund_attempt: false,
+            },
+        )
+        .await
     }
 
     /// Puts a job back to run at `run_at_ms`, recording the error.
@@ -77,8 +96,39 @@ impl Store {
         run_at_ms: i64,
         error: &str,
     ) -> Result<bool, DbErr> {
-        self.finish_job(job, worker_id, "queued", Some(run_at_ms), Some(error))
-            .await
+        self.finish(
+            job,
+            worker_id,
+            Finish {
+                state: "queued",
+                run_at: Some(run_at_ms),
+                error: Some(error),
+                refund_attempt: false,
+            },
+        )
+        .await
+    }
+
+    /// Puts a job back without spending the attempt it just made (Salesforce was
+    /// rate-limiting or down: nothing was learned about the job itself).
+    pub async fn postpone_job(
+        &self,
+        job: &ClaimedJob,
+        worker_id: &str,
+        run_at_ms: i64,
+        error: &str,
+    ) -> Result<bool, DbErr> {
+        self.finish(
+            job,
+            worker_id,
+            Finish {
+                state: "queued",
+                run_at: Some(run_at_ms),
+                error: Some(error),
+                refund_attempt: true,
+            },
+        )
+        .await
     }
 
     /// Dead-letters a job with its last error.
@@ -88,31 +138,44 @@ impl Store {
         worker_id: &str,
         error: &str,
     ) -> Result<bool, DbErr> {
-        self.finish_job(job, worker_id, "dead", None, Some(error))
-            .await
+        self.finish(
+            job,
+            worker_id,
+            Finish {
+                state: "dead",
+                run_at: None,
+                error: Some(error),
+                refund_attempt: false,
+            },
+        )
+        .await
     }
 
-    async fn finish_job(
+    async fn finish(
         &self,
         job: &ClaimedJob,
         worker_id: &str,
-        state: &str,
-        run_at: Option<i64>,
-        error: Option<&str>,
+        finish: Finish<'_>,
     ) -> Result<bool, DbErr> {
         let backend = self.backend();
         let sql = match backend {
             DbBackend::Postgres => {
                 "UPDATE jobs SET state = $1, run_at = COALESCE($2, run_at), last_error = COALESCE($3, last_error), \
-                 lease_until = NULL, locked_by = NULL, updated_at = $4 \
+                 lease_until = NULL, locked_by = NULL, updated_at = $4, attempts = attempts - $7 \
                  WHERE id = $5 AND locked_by = $6 AND state = 'running'"
             }
             _ => {
                 "UPDATE jobs SET state = ?1, run_at = COALESCE(?2, run_at), last_error = COALESCE(?3, last_error), \
-                 lease_until = NULL, locked_by = NULL, updated_at = ?4 \
+                 lease_until = NULL, locked_by = NULL, updated_at = ?4, attempts = attempts - ?7 \
                  WHERE id = ?5 AND locked_by = ?6 AND state = 'running'"
             }
         };
+        let Finish {
+            state,
+            run_at,
+            error,
+            refund_attempt,
+        } = finish;
         let stmt = Statement::from_sql_and_values(
             backend,
             sql,
@@ -123,6 +186,7 @@ impl Store {
                 DbValue::from(now_ms()),
                 DbValue::from(job.id),
                 DbValue::from(worker_id.to_string()),
+                DbValue::from(i32::from(refund_attempt)),
             ],
         );
         let result = self.db.execute_raw(stmt).await?;
@@ -137,5 +201,67 @@ impl Store {
             .order_by_asc(super::job::Column::Id)
             .all(&self.db)
             .await
+    }
+
+    /// Number of jobs in each state (every state listed, zero included).
+    pub async fn job_counts(&self) -> Result<Vec<(String, i64)>, DbErr> {
+        let stmt = Statement::from_string(
+            self.backend(),
+            "SELECT state, COUNT(*) AS n FROM jobs GROUP BY state",
+        );
+        let rows = self.db.query_all_raw(stmt).await?;
+        let mut counts: Vec<(String, i64)> = ["queued", "running", "done", "dead"]
+            .iter()
+            .map(|s| (s.to_string(), 0))
+            .collect();
+        for row in rows {
+            let state: String = row.try_get("", "state")?;
+            let n: i64 = row.try_get("", "n")?;
+            match counts.iter_mut().find(|(s, _)| *s == state) {
+                Some(entry) => entry.1 = n,
+                None => counts.push((state, n)),
+            }
+        }
+        Ok(counts)
+    }
+
+    /// One job by id.
+    pub async fn job(&self, id: i64) -> Result<Option<super::job::Model>, DbErr> {
+        use sea_orm::EntityTrait;
+        super::job::Entity::find_by_id(id).one(&self.db).await
+    }
+
+    /// Puts a dead job back in the queue for a fresh set of attempts. Returns the
+    /// job, or `None` if there is no dead job with that id.
+    pub async fn retry_dead_job(&self, id: i64) -> Result<Option<super::job::Model>, DbErr> {
+        use sea_orm::TransactionTrait;
+        let txn = self.db.begin().await?;
+        let sql = match self.backend() {
+            DbBackend::Postgres => {
+                "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $1, updated_at = $1 \
+                 WHERE id = $2 AND state = 'dead'"
+            }
+            _ => {
+                "UPDATE jobs SET state = 'queued', attempts = 0, run_at = ?1, updated_at = ?1 \
+                 WHERE id = ?2 AND state = 'dead'"
+            }
+        };
+        let stmt = Statement::from_sql_and_values(
+            self.backend(),
+            sql,
+            [DbValue::from(now_ms()), DbValue::from(id)],
+        );
+        if txn.execute_raw(stmt).await?.rows_affected() != 1 {
+            txn.rollback().await?;
+            return Ok(None);
+        }
+        use sea_orm::EntityTrait;
+        let job = super::job::Entity::find_by_id(id)
+            .one(&txn)
+            .await?
+            .ok_or_else(|| DbErr::Custom("job vanished".into()))?;
+        super::sessions::requeue_session(&txn, &job.session_id, job.id).await?;
+        txn.commit().await?;
+        Ok(Some(job))
     }
 }

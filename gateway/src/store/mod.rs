@@ -2,6 +2,7 @@
 //! the work it causes are written in one transaction.
 
 mod entities;
+mod idempotency;
 mod jobs;
 mod sessions;
 mod tokens;
@@ -11,10 +12,11 @@ use std::time::Duration;
 use migrations::MigratorTrait;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 
-pub use entities::{api_token, event, job, session};
+pub use entities::{api_token, event, idempotency_key, job, session};
+pub use idempotency::{Begin, IdempotencyLock, IdempotencyPolicy, StoredResponse, fingerprint};
 pub use jobs::ClaimedJob;
 pub use sessions::Accepted;
-pub use tokens::{NewToken, Scope};
+pub use tokens::{NewToken, Scope, TokenIdentity};
 
 #[derive(Clone, Debug)]
 pub struct Store {

@@ -267,3 +267,25 @@ fn event_row(session_id: &str, kind: &str, data: Value) -> event::ActiveModel {
         ..Default::default()
     }
 }
+
+/// Marks a session as waiting again after an operator retried its dead job.
+pub(super) async fn requeue_session(
+    txn: &sea_orm::DatabaseTransaction,
+    session_id: &str,
+    job_id: i64,
+) -> Result<(), DbErr> {
+    session::Entity::update_many()
+        .col_expr(session::Column::Status, Expr::value("accepted"))
+        .col_expr(session::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(session::Column::Id.eq(session_id))
+        .exec(txn)
+        .await?;
+    event_row(
+        session_id,
+        "job.retried",
+        serde_json::json!({"job_id": job_id}),
+    )
+    .insert(txn)
+    .await
+    .map(|_| ())
+}

@@ -44,6 +44,13 @@ impl Scope {
     }
 }
 
+/// Who a live token is: its id (what idempotency keys are scoped by) and scopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenIdentity {
+    pub id: String,
+    pub scopes: Vec<Scope>,
+}
+
 /// A freshly created token; `secret` is never stored and never shown again.
 pub struct NewToken {
     pub id: String,
@@ -81,11 +88,19 @@ impl Store {
 
     /// The scopes of a live token, or `None` for an unknown or revoked one.
     pub async fn token_scopes(&self, secret: &str) -> Result<Option<Vec<Scope>>, DbErr> {
+        Ok(self.token_identity(secret).await?.map(|t| t.scopes))
+    }
+
+    /// The id and scopes of a live token, or `None` for an unknown or revoked one.
+    pub async fn token_identity(&self, secret: &str) -> Result<Option<TokenIdentity>, DbErr> {
         let row = api_token::Entity::find()
             .filter(api_token::Column::TokenHash.eq(hash_token(secret)))
             .filter(api_token::Column::RevokedAt.is_null())
             .one(&self.db)
             .await?;
-        Ok(row.map(|r| r.scopes.split(',').filter_map(Scope::parse).collect()))
+        Ok(row.map(|r| TokenIdentity {
+            scopes: r.scopes.split(',').filter_map(Scope::parse).collect(),
+            id: r.id,
+        }))
     }
 }
