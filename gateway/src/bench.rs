@@ -41,6 +41,31 @@ pub enum BenchCommand {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// Jobs completed per second while Salesforce answers every call after a delay.
+    Drain {
+        /// Escalations queued before the clock starts.
+        #[arg(long, default_value_t = 400)]
+        escalations: usize,
+        /// Latency the emulator adds to every API call.
+        #[arg(long, default_value_t = 100)]
+        latency_ms: u64,
+        /// Worker loops (jobs in flight at once).
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// A total Salesforce outage: accept latency during it, probes sent, drain time after.
+    Outage {
+        /// How long Salesforce answers every call with 503.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Escalations per second offered during the outage.
+        #[arg(long, default_value_t = 20)]
+        rate: u64,
+        #[arg(long)]
+        database_url: Option<String>,
+    },
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
@@ -53,6 +78,17 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             turns,
             database_url,
         } => accept(requests, concurrency, turns, database_url).await,
+        BenchCommand::Drain {
+            escalations,
+            latency_ms,
+            concurrency,
+            database_url,
+        } => drain(escalations, latency_ms, concurrency, database_url).await,
+        BenchCommand::Outage {
+            seconds,
+            rate,
+            database_url,
+        } => outage(seconds, rate, database_url).await,
     }
 }
 
@@ -65,6 +101,13 @@ struct Stack {
 }
 
 async fn start(database_url: Option<String>) -> anyhow::Result<Stack> {
+    start_with(database_url, |_| {}).await
+}
+
+async fn start_with(
+    database_url: Option<String>,
+    adjust: impl FnOnce(&mut Config),
+) -> anyhow::Result<Stack> {
     let emulator = sf_emulator::spawn(
         sf_emulator::EmulatorConfig::default(),
         TcpListener::bind("127.0.0.1:0").await?,
@@ -96,6 +139,7 @@ async fn start(database_url: Option<String>) -> anyhow::Result<Stack> {
         client_id: app_config.client_id,
         client_secret: app_config.client_secret.into(),
     });
+    adjust(&mut config);
     let app = Application::build(config, TcpListener::bind("127.0.0.1:0").await?).await?;
     let token = app
         .state()
@@ -270,6 +314,148 @@ async fn accept(
         latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0)
     );
     println!("(the worker was creating Cases in the emulator at the same time)");
+    stack.app.stop().await;
+    stack.emulator.shutdown().await;
+    Ok(())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 * p).ceil() as usize)
+        .saturating_sub(1)
+        .min(sorted.len() - 1)]
+}
+
+async fn drain(
+    escalations: usize,
+    latency_ms: u64,
+    concurrency: usize,
+    database_url: Option<String>,
+) -> anyhow::Result<()> {
+    let stack = start_with(database_url, |c| c.worker.concurrency = concurrency).await?;
+    stack.emulator.set_faults(sf_emulator::Faults {
+        latency_ms,
+        ..Default::default()
+    });
+    let driver = Driver::new(stack.app.url(), stack.token.clone())?;
+    println!(
+        "Salesforce answers every call after {latency_ms} ms; {escalations} escalations, {concurrency} worker loops…"
+    );
+    let run = uuid::Uuid::now_v7().simple().to_string();
+    let store = &stack.app.state.store;
+    let started = Instant::now();
+    for i in 0..escalations {
+        driver
+            .escalate(&body(&format!("drain-{run}-{i}"), 10))
+            .await?;
+    }
+    loop {
+        if count(store, "done").await? as usize >= escalations {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "drain took over 10 minutes"
+        );
+    }
+    let elapsed = started.elapsed();
+    println!();
+    println!("jobs completed: {escalations}");
+    println!(
+        "elapsed:        {:.2} s (from the first POST to the last job done)",
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "throughput:     {:.1} jobs/s",
+        escalations as f64 / elapsed.as_secs_f64()
+    );
+    stack.app.stop().await;
+    stack.emulator.shutdown().await;
+    Ok(())
+}
+
+async fn count(store: &crate::store::Store, state: &str) -> anyhow::Result<i64> {
+    Ok(store
+        .job_counts()
+        .await?
+        .into_iter()
+        .find(|(s, _)| s == state)
+        .map_or(0, |(_, n)| n))
+}
+
+async fn outage(seconds: u64, rate: u64, database_url: Option<String>) -> anyhow::Result<()> {
+    let stack = start(database_url).await?;
+    let config = stack.app.state.config.clone();
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/escalations", stack.app.url());
+    let run = uuid::Uuid::now_v7().simple().to_string();
+    println!(
+        "Salesforce answers 503 to everything for {seconds} s while {rate} escalations/s arrive (breaker: {} failures, {} s open)…",
+        config.salesforce.breaker_failure_threshold, config.salesforce.breaker_open_secs
+    );
+    stack.emulator.set_faults(sf_emulator::Faults {
+        error_rate: 1.0,
+        ..Default::default()
+    });
+    let calls_before = stack.emulator.stats().api_calls;
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    let mut ids = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
+    while started.elapsed() < Duration::from_secs(seconds) {
+        tick.tick().await;
+        let id = format!("outage-{run}-{}", ids.len());
+        let t = Instant::now();
+        let response = http
+            .post(&url)
+            .bearer_auth(&stack.token)
+            .json(&body(&id, 10))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status().as_u16() == 202,
+            "got {}",
+            response.status()
+        );
+        latencies.push(t.elapsed());
+        ids.push(id);
+        if ids.len() % (rate as usize * 10) == 0 {
+            eprintln!(
+                "  {:>3} s: {} accepted",
+                started.elapsed().as_secs(),
+                ids.len()
+            );
+        }
+    }
+    let outage_secs = started.elapsed().as_secs_f64();
+    let calls_during = stack.emulator.stats().api_calls - calls_before;
+    stack.emulator.set_faults(sf_emulator::Faults::default());
+    let recovered = Instant::now();
+    let driver = Driver::new(stack.app.url(), stack.token.clone())?;
+    for id in &ids {
+        driver.wait_escalated(id, Duration::from_secs(600)).await?;
+    }
+    let drain = recovered.elapsed();
+    latencies.sort();
+    println!();
+    println!("accepted during the outage: {} (all 202)", ids.len());
+    println!(
+        "accept latency p50 / p99:   {:.1} ms / {:.1} ms",
+        percentile(&latencies, 0.5).as_secs_f64() * 1000.0,
+        percentile(&latencies, 0.99).as_secs_f64() * 1000.0
+    );
+    println!(
+        "Salesforce calls during it: {calls_during} in {outage_secs:.0} s ({} to open the breaker, then probes; at most one per {} s)",
+        config.salesforce.breaker_failure_threshold, config.salesforce.breaker_open_secs
+    );
+    println!(
+        "drained after recovery:     {} Cases in {:.1} s",
+        ids.len(),
+        drain.as_secs_f64()
+    );
     stack.app.stop().await;
     stack.emulator.shutdown().await;
     Ok(())

@@ -85,8 +85,8 @@ async fn idempotent(state: AppState, request: Request, next: Next) -> Result<Res
         // The guard releases the key: nothing was stored.
         ApiError::Internal(format!("reading the response to store it failed: {e}"))
     })?;
-    guard.armed = false;
-    let lock = &guard.lock;
+    // Armed until the verdict is written: a release after a completion is a no-op.
+    let lock = &guard.lock.clone();
     if is_final(parts.status) {
         let stored = StoredResponse {
             status: parts.status.as_u16(),
@@ -115,6 +115,7 @@ async fn idempotent(state: AppState, request: Request, next: Next) -> Result<Res
     } else {
         release(&state.store, lock).await;
     }
+    guard.armed = false;
     Ok(Response::from_parts(parts, Body::from(body)))
 }
 
@@ -154,7 +155,8 @@ async fn release(store: &Store, lock: &IdempotencyLock) {
 }
 
 /// Releases the key if the request ends without reaching a verdict (the client
-/// went away and the handler was cancelled, or it panicked).
+/// went away and the handler was cancelled, or it panicked). Release only
+/// deletes an in-flight record, so it never undoes a stored response.
 struct ReleaseOnDrop {
     store: Store,
     lock: IdempotencyLock,
