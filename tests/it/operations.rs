@@ -279,3 +279,63 @@ async fn a_graceful_stop_finishes_the_job_in_hand() {
     assert_eq!(session.status, "escalated");
     assert_eq!(emulator.records("Case").len(), 1);
 }
+
+/// PostgreSQL only: refusing connections to one database is something a test can
+/// do to a real server and undo a moment later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_answers_503_problems_then_recovers() {
+    use sea_orm::ConnectionTrait;
+    let Some(admin_url) = handoff_tests::postgres_admin_url() else {
+        return;
+    };
+    let app = handoff_tests::spawn_app(Db::Postgres).await;
+    let db_name = app
+        .config
+        .database_url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let admin = sea_orm::Database::connect(&admin_url).await.unwrap();
+    let body = escalation(&unique("dbdown"), 3);
+
+    admin
+        .execute_unprepared(&format!("ALTER DATABASE {db_name} ALLOW_CONNECTIONS false"))
+        .await
+        .unwrap();
+    admin
+        .execute_unprepared(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db_name}'"
+        ))
+        .await
+        .unwrap();
+    let (status, problem) = app.post_escalation(&body).await;
+    assert_eq!(status, 503, "{problem}");
+    assert_eq!(problem["code"], "unavailable");
+    assert_eq!(
+        problem["detail"], "service temporarily unavailable",
+        "no internals leak"
+    );
+    let (status, _) = app.get("/readyz", None).await;
+    assert_eq!(status, 503);
+
+    admin
+        .execute_unprepared(&format!("ALTER DATABASE {db_name} ALLOW_CONNECTIONS true"))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = app.post_escalation(&body).await;
+        if status == 202 {
+            break;
+        }
+        assert_eq!(status, 503);
+        assert!(Instant::now() < deadline, "never recovered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let id = body["session_id"].as_str().unwrap();
+    app.driver()
+        .wait_escalated(id, Duration::from_secs(30))
+        .await
+        .expect("Case created after the database came back");
+}
