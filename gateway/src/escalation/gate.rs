@@ -194,7 +194,8 @@ impl Gate {
     }
 
     fn open(&self, s: &mut State, reason: OpenReason, wait: Duration) {
-        if !matches!(s.mode, Mode::Open { .. }) {
+        // Counted once per pause: a failed probe extends it.
+        if matches!(s.mode, Mode::Closed) {
             s.opened_total += 1;
             tracing::warn!(reason = ?reason, wait_ms = wait.as_millis() as u64, "Pausing Salesforce work.");
         }
