@@ -123,3 +123,96 @@ fn a_missing_config_file_is_named() {
     assert!(!ok);
     assert!(stderr.contains("/nonexistent/handoff.toml"), "{stderr}");
 }
+
+/// SIGTERM: stop claiming, finish the job in hand, exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_job_in_hand_then_exits() {
+    use std::time::{Duration, Instant};
+
+    let emulator = sf_emulator::spawn(
+        sf_emulator::EmulatorConfig::default(),
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    )
+    .await
+    .unwrap();
+    let app = emulator.config().connected_apps[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("term.db").display());
+    let (ok, token, _) = handoff(
+        &url,
+        &["tokens", "create", "--name", "t", "--scopes", "escalate"],
+    );
+    assert!(ok);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("HANDOFF_DATABASE_URL", &url)
+        .env("HANDOFF_SALESFORCE__LOGIN_URL", emulator.url())
+        .env(
+            "HANDOFF_SALESFORCE__CREDENTIALS__TYPE",
+            "client_credentials",
+        )
+        .env("HANDOFF_SALESFORCE__CREDENTIALS__CLIENT_ID", &app.client_id)
+        .env(
+            "HANDOFF_SALESFORCE__CREDENTIALS__CLIENT_SECRET",
+            &app.client_secret,
+        )
+        .env_remove("HANDOFF_CONFIG")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Salesforce is slow, so the job is mid-call when SIGTERM arrives.
+    emulator.set_faults(sf_emulator::Faults {
+        latency_ms: 1_500,
+        ..Default::default()
+    });
+    let http = reqwest::Client::new();
+    let body = json!({
+        "session_id": "term-1",
+        "channel": "email",
+        "transcript": [{"role": "customer", "text": "hello", "at": "2026-11-22T09:00:00Z"}],
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let sent = http
+            .post(format!("http://127.0.0.1:{port}/v1/escalations"))
+            .bearer_auth(token.trim())
+            .json(&body)
+            .send()
+            .await;
+        if sent.is_ok_and(|r| r.status().as_u16() == 202) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the gateway never came up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Wait until the worker is inside the Salesforce call.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while emulator.stats().token_requests == 0 {
+        assert!(Instant::now() < deadline, "the job never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+    // The job in hand finished before the exit: one Case, the session escalated.
+    assert_eq!(emulator.records("Case").len(), 1);
+    let store = Store::open(&url).await.unwrap();
+    assert_eq!(
+        store.session("term-1").await.unwrap().unwrap().status,
+        "escalated"
+    );
+    assert_eq!(store.jobs_in_state("done").await.unwrap().len(), 1);
+}
