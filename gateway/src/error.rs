@@ -141,7 +141,11 @@ pub fn database_unavailable(e: &sea_orm::DbErr) -> bool {
             let code = db.code().unwrap_or_default();
             // PostgreSQL: connection exceptions (08…), shutdown / cannot connect now
             // (57P…), too many connections (53300). SQLite: busy (5) and locked (6).
-            code.starts_with("08") || code.starts_with("57P") || code == "53300" || code == "5" || code == "6"
+            code.starts_with("08")
+                || code.starts_with("57P")
+                || code == "53300"
+                || code == "5"
+                || code == "6"
         }
         _ => false,
     }

@@ -10,7 +10,10 @@ pub struct ClaimedJob {
     pub id: i64,
     pub kind: String,
     pub session_id: String,
-    /// 1 on the first attempt.
+    /// 1 on the first attempt. Never decreases, not even when an attempt is not
+    /// counted against `max_attempts` (postponed, or a dead job retried): the
+    /// worker relies on `attempt == 1` meaning that no earlier attempt can have
+    /// written anything to Salesforce, and skips reconciliation only then.
     pub attempt: u32,
     pub max_attempts: u32,
 }
@@ -20,7 +23,8 @@ struct Finish<'a> {
     state: &'a str,
     run_at: Option<i64>,
     error: Option<&'a str>,
-    /// Give back the attempt the claim counted.
+    /// Do not count the attempt the claim made against `max_attempts` (by raising
+    /// `max_attempts`; `attempts` itself never goes down).
     refund_attempt: bool,
 }
 
@@ -161,12 +165,12 @@ impl Store {
         let sql = match backend {
             DbBackend::Postgres => {
                 "UPDATE jobs SET state = $1, run_at = COALESCE($2, run_at), last_error = COALESCE($3, last_error), \
-                 lease_until = NULL, locked_by = NULL, updated_at = $4, attempts = attempts - $7 \
+                 lease_until = NULL, locked_by = NULL, updated_at = $4, max_attempts = max_attempts + $7 \
                  WHERE id = $5 AND locked_by = $6 AND state = 'running'"
             }
             _ => {
                 "UPDATE jobs SET state = ?1, run_at = COALESCE(?2, run_at), last_error = COALESCE(?3, last_error), \
-                 lease_until = NULL, locked_by = NULL, updated_at = ?4, attempts = attempts - ?7 \
+                 lease_until = NULL, locked_by = NULL, updated_at = ?4, max_attempts = max_attempts + ?7 \
                  WHERE id = ?5 AND locked_by = ?6 AND state = 'running'"
             }
         };
@@ -231,18 +235,20 @@ impl Store {
         super::job::Entity::find_by_id(id).one(&self.db).await
     }
 
-    /// Puts a dead job back in the queue for a fresh set of attempts. Returns the
-    /// job, or `None` if there is no dead job with that id.
+    /// Puts a dead job back in the queue for a fresh set of attempts (as many as
+    /// its budget allowed: `max_attempts` grows by it, `attempts` is kept so the
+    /// next attempt reconciles with what earlier ones wrote). Returns the job, or
+    /// `None` if there is no dead job with that id.
     pub async fn retry_dead_job(&self, id: i64) -> Result<Option<super::job::Model>, DbErr> {
         use sea_orm::TransactionTrait;
         let txn = self.db.begin().await?;
         let sql = match self.backend() {
             DbBackend::Postgres => {
-                "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $1, updated_at = $1 \
+                "UPDATE jobs SET state = 'queued', max_attempts = attempts + max_attempts, run_at = $1, updated_at = $1 \
                  WHERE id = $2 AND state = 'dead'"
             }
             _ => {
-                "UPDATE jobs SET state = 'queued', attempts = 0, run_at = ?1, updated_at = ?1 \
+                "UPDATE jobs SET state = 'queued', max_attempts = attempts + max_attempts, run_at = ?1, updated_at = ?1 \
                  WHERE id = ?2 AND state = 'dead'"
             }
         };
