@@ -126,6 +126,12 @@ impl Config {
                 "salesforce.breaker_failure_threshold and salesforce.max_concurrency must be at least 1".into(),
             ));
         }
+        if self.worker.lease_secs < 3 {
+            return Err(ConfigError(
+                "worker.lease_secs must be at least 3 (the lease is renewed every third of it)"
+                    .into(),
+            ));
+        }
         if self.worker.concurrency == 0 || self.worker.max_attempts == 0 {
             return Err(ConfigError(
                 "worker.concurrency and worker.max_attempts must be at least 1".into(),

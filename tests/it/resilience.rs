@@ -126,3 +126,32 @@ both_databases!(
         );
     }
 );
+
+both_databases!(a_slow_attempt_keeps_its_lease, |db: Db| async move {
+    // Salesforce takes longer to answer than the lease lasts: the worker renews
+    // its lease, so no other worker loop takes the job over mid-call.
+    let app = spawn_app_with(db, |c| c.worker.lease_secs = 3).await;
+    app.emulator.set_faults(Faults {
+        latency_ms: 4_500,
+        ..Faults::default()
+    });
+    let id = unique("slow");
+    assert_eq!(app.post_escalation(&escalation(&id, 3)).await.0, 202);
+    app.driver()
+        .wait_escalated(&id, Duration::from_secs(30))
+        .await
+        .expect("Case created");
+    let attempts = app
+        .event_kinds(&id)
+        .await
+        .iter()
+        .filter(|k| *k == "case.attempt")
+        .count();
+    assert_eq!(
+        attempts,
+        1,
+        "the job was never taken over: {:?}",
+        app.event_kinds(&id).await
+    );
+    assert_eq!(app.emulator.stats().api_calls, 1);
+});

@@ -129,6 +129,9 @@ pub async fn spawn_app(db: Db) -> TestApp {
 
 /// Like [`spawn_app`], letting the test adjust the config first.
 pub async fn spawn_app_with(db: Db, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        gateway::telemetry::init("info,sqlx=warn");
+    }
     let emulator = spawn_emulator().await;
     let (url, dir) = fresh_database(db).await;
     let mut config = test_config(&url, &emulator);

@@ -109,14 +109,26 @@ impl Worker {
 
     #[tracing::instrument(skip_all, fields(job_id = job.id, session_id = %job.session_id, attempt = job.attempt))]
     async fn handle(&self, job: &ClaimedJob, worker_id: &str, permit: Permit) -> CallOutcome {
-        let (outcome, call) = match job.kind.as_str() {
-            super::CREATE_CASE_JOB => self.create_case(job).await,
-            other => (
-                Outcome::Dead {
-                    error: format!("unknown job kind '{other}'"),
-                },
-                CallOutcome::NoCall,
-            ),
+        let work = async {
+            match job.kind.as_str() {
+                super::CREATE_CASE_JOB => self.create_case(job).await,
+                other => (
+                    Outcome::Dead {
+                        error: format!("unknown job kind '{other}'"),
+                    },
+                    CallOutcome::NoCall,
+                ),
+            }
+        };
+        // The lease is renewed while the attempt runs; if it is lost (another
+        // worker took the job), the attempt is abandoned at once — exactly as if
+        // this process had died — and the new owner reconciles.
+        let (outcome, call) = tokio::select! {
+            done = work => done,
+            () = self.keep_lease(job, worker_id) => {
+                tracing::warn!("Lost the job's lease mid-attempt; abandoning the attempt.");
+                return CallOutcome::NoCall;
+            }
         };
         // A probe that failed says Salesforce is still down, not that the job is bad.
         let outcome = match outcome {
@@ -171,6 +183,23 @@ impl Worker {
             }
         }
         call
+    }
+
+    /// Renews the job's lease every third of its length; returns only when the
+    /// lease is lost. A database error is retried: the lease may still be valid.
+    async fn keep_lease(&self, job: &ClaimedJob, worker_id: &str) {
+        let lease_ms = (self.config.worker.lease_secs * 1000) as i64;
+        let every = Duration::from_millis((lease_ms / 3).max(1) as u64);
+        loop {
+            tokio::time::sleep(every).await;
+            match self.store.renew_lease(job, worker_id, lease_ms).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Could not renew the job's lease; trying again.")
+                }
+            }
+        }
     }
 
     async fn create_case(&self, job: &ClaimedJob) -> (Outcome, CallOutcome) {

@@ -77,6 +77,34 @@ impl Store {
         }))
     }
 
+    /// Extends this worker's lease on a running job. `false`: the lease is gone.
+    pub async fn renew_lease(
+        &self,
+        job: &ClaimedJob,
+        worker_id: &str,
+        lease_ms: i64,
+    ) -> Result<bool, DbErr> {
+        let backend = self.backend();
+        let sql = match backend {
+            DbBackend::Postgres => {
+                "UPDATE jobs SET lease_until = $1 WHERE id = $2 AND locked_by = $3 AND state = 'running'"
+            }
+            _ => {
+                "UPDATE jobs SET lease_until = ?1 WHERE id = ?2 AND locked_by = ?3 AND state = 'running'"
+            }
+        };
+        let stmt = Statement::from_sql_and_values(
+            backend,
+            sql,
+            [
+                DbValue::from(now_ms() + lease_ms),
+                DbValue::from(job.id),
+                DbValue::from(worker_id.to_string()),
+            ],
+        );
+        Ok(self.db.execute_raw(stmt).await?.rows_affected() == 1)
+    }
+
     /// Marks a job done — only if this worker still holds it.
     pub async fn complete_job(&self, job: &ClaimedJob, worker_id: &str) -> Result<bool, DbErr> {
         self.finish(
