@@ -233,9 +233,9 @@ both_databases!(
             1.0
         );
         assert_eq!(value("handoff_salesforce_breaker_opened_total"), 1.0);
-        // Two failures open it; a third call may already have been in flight.
+        // Two failures open it; the other two jobs may each have had a call in flight then.
         let calls = value("handoff_salesforce_api_calls_total");
-        assert!((2.0..=3.0).contains(&calls), "{calls} calls");
+        assert!((2.0..=4.0).contains(&calls), "{calls} calls");
         // Nothing is lost or given up on while the breaker is open.
         assert_eq!(value("handoff_jobs{state=\"dead\"}"), 0.0);
         assert_eq!(value("handoff_jobs{state=\"done\"}"), 0.0);
