@@ -307,7 +307,7 @@ fn issue(state: &AppState, client_id: &str, client_secret: &str, username: &str)
         },
     );
     lock(&state.stats).tokens_issued += 1;
-    tracing::info!(client_id, username, "access token issued");
+    tracing::info!(client_id, "access token issued");
     let body = json!({
         "access_token": access_token,
         "signature": signature,
