@@ -85,14 +85,10 @@ impl Store {
         lease_ms: i64,
     ) -> Result<bool, DbErr> {
         let backend = self.backend();
-        let sql = match backend {
-            DbBackend::Postgres => {
-                "UPDATE jobs SET lease_until = $1 WHERE id = $2 AND locked_by = $3 AND state = 'running'"
-            }
-            _ => {
-                "UPDATE jobs SET lease_until = ?1 WHERE id = ?2 AND locked_by = ?3 AND state = 'running'"
-            }
-        };
+        let sql = numbered(
+            backend,
+            "UPDATE jobs SET lease_until = $1 WHERE id = $2 AND locked_by = $3 AND state = 'running'",
+        );
         let stmt = Statement::from_sql_and_values(
             backend,
             sql,
@@ -190,18 +186,12 @@ impl Store {
         finish: Finish<'_>,
     ) -> Result<bool, DbErr> {
         let backend = self.backend();
-        let sql = match backend {
-            DbBackend::Postgres => {
-                "UPDATE jobs SET state = $1, run_at = COALESCE($2, run_at), last_error = COALESCE($3, last_error), \
+        let sql = numbered(
+            backend,
+            "UPDATE jobs SET state = $1, run_at = COALESCE($2, run_at), last_error = COALESCE($3, last_error), \
                  lease_until = NULL, locked_by = NULL, updated_at = $4, max_attempts = max_attempts + $7 \
-                 WHERE id = $5 AND locked_by = $6 AND state = 'running'"
-            }
-            _ => {
-                "UPDATE jobs SET state = ?1, run_at = COALESCE(?2, run_at), last_error = COALESCE(?3, last_error), \
-                 lease_until = NULL, locked_by = NULL, updated_at = ?4, max_attempts = max_attempts + ?7 \
-                 WHERE id = ?5 AND locked_by = ?6 AND state = 'running'"
-            }
-        };
+                 WHERE id = $5 AND locked_by = $6 AND state = 'running'",
+        );
         let Finish {
             state,
             run_at,
@@ -270,16 +260,11 @@ impl Store {
     pub async fn retry_dead_job(&self, id: i64) -> Result<Option<super::job::Model>, DbErr> {
         use sea_orm::TransactionTrait;
         let txn = self.db.begin().await?;
-        let sql = match self.backend() {
-            DbBackend::Postgres => {
-                "UPDATE jobs SET state = 'queued', max_attempts = attempts + max_attempts, run_at = $1, updated_at = $1 \
-                 WHERE id = $2 AND state = 'dead'"
-            }
-            _ => {
-                "UPDATE jobs SET state = 'queued', max_attempts = attempts + max_attempts, run_at = ?1, updated_at = ?1 \
-                 WHERE id = ?2 AND state = 'dead'"
-            }
-        };
+        let sql = numbered(
+            self.backend(),
+            "UPDATE jobs SET state = 'queued', max_attempts = attempts + max_attempts, run_at = $1, updated_at = $1 \
+                 WHERE id = $2 AND state = 'dead'",
+        );
         let stmt = Statement::from_sql_and_values(
             self.backend(),
             sql,
@@ -297,5 +282,14 @@ impl Store {
         super::sessions::requeue_session(&txn, &job.session_id, job.id).await?;
         txn.commit().await?;
         Ok(Some(job))
+    }
+}
+
+/// PostgreSQL numbers parameters `$1`; SQLite takes `?1`. One statement text
+/// serves both.
+fn numbered(backend: DbBackend, postgres_sql: &str) -> String {
+    match backend {
+        DbBackend::Postgres => postgres_sql.to_string(),
+        _ => postgres_sql.replace('$', "?"),
     }
 }
