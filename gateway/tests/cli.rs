@@ -216,3 +216,62 @@ async fn sigterm_finishes_the_job_in_hand_then_exits() {
     );
     assert_eq!(store.jobs_in_state("done").await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn jobs_list_and_retry_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("jobs.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let registry = channels::Registry::builtin();
+    let body = json!({
+        "session_id": "cli-dead-1",
+        "channel": "email",
+        "transcript": [{"role": "customer", "text": "hello", "at": "2026-11-22T09:00:00Z"}],
+    });
+    let escalation = request::parse(
+        &body,
+        |kind, input| Ok(registry.get(kind).unwrap().normalize(input).unwrap()),
+        |name| Ok(name.parse().unwrap()),
+    )
+    .unwrap();
+    store
+        .accept_escalation(&escalation, "case", "create_case", 1, None)
+        .await
+        .unwrap();
+    let job = store
+        .claim_job("cli-worker", 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store
+            .bury_job(&job, "cli-worker", "INVALID_FIELD [Order_Id__c]")
+            .await
+            .unwrap()
+    );
+    drop(store);
+
+    let (ok, stdout, stderr) = handoff(&url, &["jobs", "list"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("cli-dead-1") && stdout.contains("INVALID_FIELD"),
+        "{stdout}"
+    );
+    let (ok, _, stderr) = handoff(&url, &["jobs", "list", "--state", "stuck"]);
+    assert!(!ok);
+    assert!(stderr.contains("unknown state"), "{stderr}");
+
+    let id = job.id.to_string();
+    let (ok, stdout, stderr) = handoff(&url, &["jobs", "retry", &id]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("queued again"), "{stdout}");
+    let (ok, stdout, _) = handoff(&url, &["jobs", "list", "--state", "queued"]);
+    assert!(ok);
+    assert!(stdout.contains("cli-dead-1"), "{stdout}");
+    let (ok, _, stderr) = handoff(&url, &["jobs", "retry", &id]);
+    assert!(!ok);
+    assert!(stderr.contains("only dead jobs can be retried"), "{stderr}");
+    let (ok, _, stderr) = handoff(&url, &["jobs", "retry", "424242"]);
+    assert!(!ok);
+    assert!(stderr.contains("no job 424242"), "{stderr}");
+}

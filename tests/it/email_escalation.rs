@@ -40,6 +40,7 @@ both_databases!(escalation_becomes_a_case, |db: Db| async move {
     assert_eq!(case["Description"], body["summary"]);
     assert_eq!(case["Subject"], "Parcel is late");
     assert_eq!(case["Case_From__c"], "opencx");
+    assert_eq!(case["Handoff_Session_Id__c"], session_id.as_str());
     assert_eq!(case["Origin"], "Email");
     assert_eq!(case["Priority"], "High");
     assert_eq!(
