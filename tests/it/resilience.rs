@@ -8,21 +8,16 @@ use sf_emulator::Faults;
 
 use crate::support::{escalation, reassemble, rendered, unique};
 
-both_databases!(a_503_once_still_lands_exactly_once, |db: Db| async move {
-    let app = spawn_app(db).await;
-    let id = unique("flaky");
-    let body = escalation(&id, 300);
-    app.emulator.set_faults(Faults {
-        fail_next: 1,
-        ..Faults::default()
-    });
-    assert_eq!(app.post_escalation(&body).await.0, 202);
+/// Posts `body`, waits for its Case, and checks Salesforce holds exactly one Case
+/// for it with the whole transcript, once, in order. Returns the Case id.
+async fn lands_exactly_once(app: &handoff_tests::TestApp, body: &serde_json::Value) -> String {
+    let id = body["session_id"].as_str().unwrap();
+    assert_eq!(app.post_escalation(body).await.0, 202);
     let session = app
         .driver()
-        .wait_escalated(&id, Duration::from_secs(60))
+        .wait_escalated(id, Duration::from_secs(60))
         .await
         .expect("Case created");
-
     let cases = app
         .soql(&format!(
             "SELECT Id FROM Case WHERE Handoff_Session_Id__c = '{id}'"
@@ -36,6 +31,18 @@ both_databases!(a_503_once_still_lands_exactly_once, |db: Db| async move {
         rendered(body["transcript"].as_array().unwrap()),
         "whole transcript, once, in order"
     );
+    case_id
+}
+
+both_databases!(a_503_once_still_lands_exactly_once, |db: Db| async move {
+    let app = spawn_app(db).await;
+    let id = unique("flaky");
+    let body = escalation(&id, 300);
+    app.emulator.set_faults(Faults {
+        fail_next: 1,
+        ..Faults::default()
+    });
+    lands_exactly_once(&app, &body).await;
 
     let kinds = app.event_kinds(&id).await;
     assert!(
@@ -56,25 +63,7 @@ both_databases!(
             drop_next: 1,
             ..Faults::default()
         });
-        assert_eq!(app.post_escalation(&body).await.0, 202);
-        let session = app
-            .driver()
-            .wait_escalated(&id, Duration::from_secs(60))
-            .await
-            .expect("Case created");
-        let cases = app
-            .soql(&format!(
-                "SELECT Id FROM Case WHERE Handoff_Session_Id__c = '{id}'"
-            ))
-            .await;
-        assert_eq!(cases.len(), 1);
-        let case_id = session.salesforce_case_id.unwrap();
-        let bodies = app.comment_bodies(&case_id).await;
-        assert_eq!(
-            reassemble(&bodies),
-            rendered(body["transcript"].as_array().unwrap()),
-            "no comment written twice"
-        );
+        lands_exactly_once(&app, &body).await;
         let (_, events) = app
             .get(&format!("/v1/sessions/{id}/events"), Some(&app.read_token))
             .await;

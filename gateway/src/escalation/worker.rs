@@ -146,7 +146,7 @@ impl Worker {
                     "Salesforce is unavailable; the job waits."
                 );
                 self.store
-                    .postpone_job(job, worker_id, run_at, &error)
+                    .requeue_job(job, worker_id, run_at, &error, false)
                     .await
             }
             Outcome::Retry { after, error } if job.attempt < job.max_attempts => {
@@ -155,7 +155,9 @@ impl Worker {
                     retry_in_ms = after.as_millis() as u64,
                     "Attempt failed; retrying later."
                 );
-                self.store.retry_job(job, worker_id, run_at, &error).await
+                self.store
+                    .requeue_job(job, worker_id, run_at, &error, true)
+                    .await
             }
             Outcome::Retry { error, .. } | Outcome::Dead { error } => {
                 tracing::warn!("Job dead-lettered.");

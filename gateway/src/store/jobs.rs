@@ -116,13 +116,17 @@ impl Store {
         .await
     }
 
-    /// Puts a job back to run at `run_at_ms`, recording the error.
-    pub async fn retry_job(
+    /// Puts a job back to run at `run_at_ms`, recording the error. With
+    /// `counted: false` the attempt it just made is not held against
+    /// `max_attempts` (Salesforce was rate-limiting or down: nothing was learned
+    /// about the job itself).
+    pub async fn requeue_job(
         &self,
         job: &ClaimedJob,
         worker_id: &str,
         run_at_ms: i64,
         error: &str,
+        counted: bool,
     ) -> Result<bool, DbErr> {
         self.finish(
             job,
@@ -131,29 +135,7 @@ impl Store {
                 state: "queued",
                 run_at: Some(run_at_ms),
                 error: Some(error),
-                refund_attempt: false,
-            },
-        )
-        .await
-    }
-
-    /// Puts a job back without spending the attempt it just made (Salesforce was
-    /// rate-limiting or down: nothing was learned about the job itself).
-    pub async fn postpone_job(
-        &self,
-        job: &ClaimedJob,
-        worker_id: &str,
-        run_at_ms: i64,
-        error: &str,
-    ) -> Result<bool, DbErr> {
-        self.finish(
-            job,
-            worker_id,
-            Finish {
-                state: "queued",
-                run_at: Some(run_at_ms),
-                error: Some(error),
-                refund_attempt: true,
+                refund_attempt: !counted,
             },
         )
         .await
