@@ -43,6 +43,10 @@ pub enum ChannelError {
          and not a built-in channel name"
     )]
     InvalidPluginName,
+    #[error("channel `{channel}` takes no `reply_to`")]
+    ReplyToNotSupported { channel: String },
+    #[error("channel `{channel}` does not accept inbound webhooks")]
+    InboundNotSupported { channel: String },
     #[error("channel `{0}` is not enabled")]
     ChannelDisabled(String),
     #[error("channel `{0}` is configured more than once")]
@@ -91,6 +95,8 @@ impl ChannelError {
             Self::EmptyRawEmail => "empty_raw_email",
             Self::InvalidRawEmail { .. } => "invalid_raw_email",
             Self::NoCustomerMessage => "no_customer_message",
+            Self::ReplyToNotSupported { .. } => "reply_to_not_supported",
+            Self::InboundNotSupported { .. } => "inbound_not_supported",
         }
     }
 
@@ -113,6 +119,8 @@ impl ChannelError {
             | Self::EmptyRawEmail
             | Self::NoCustomerMessage => Some("raw_email".to_owned()),
             Self::InvalidRawEmail { index, .. } => Some(format!("raw_email[{index}]")),
+            Self::ReplyToNotSupported { .. } => Some("reply_to".to_owned()),
+            Self::InboundNotSupported { .. } => None,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! This crate knows neither Salesforce nor the database.
 
 mod address;
+mod delivery;
 pub mod email;
 mod error;
 mod messaging;
@@ -20,6 +21,10 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use address::{EmailAddress, EmailAddressError};
+pub use delivery::{
+    Capabilities, Delivered, DeliveryError, InboundMessage, InboundRequest, OutboundKind,
+    OutboundMessage, ReplyTarget, SplitRule,
+};
 pub use email::EmailChannel;
 pub use error::{ChannelError, RawEmailProblem};
 pub use messaging::MessagingChannel;
@@ -154,18 +159,76 @@ fn default_language() -> String {
     "en".to_owned()
 }
 
-/// One channel adapter.
+/// One channel adapter: everything Handoff knows about a channel lives behind this trait.
+///
+/// The gateway calls [`normalize`](Channel::normalize) and [`reply_target`](Channel::reply_target)
+/// when an escalation is accepted, [`inbound`](Channel::inbound) when the provider posts a
+/// webhook, and [`deliver`](Channel::deliver) from a durable job for each outbox row, respecting
+/// [`capabilities`](Channel::capabilities).
+#[async_trait::async_trait]
 pub trait Channel: Send + Sync + 'static {
     fn kind(&self) -> ChannelKind;
 
     /// The Salesforce path this channel prefers (email → Case, others → Messaging).
     fn preferred_route(&self) -> Route;
 
+    /// The rules the gateway must respect when sending on this channel.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::receive_only()
+    }
+
     /// Turn what the AI product sent into the conversation model.
     ///
     /// # Errors
     /// A [`ChannelError`] whose `code()` and `field()` say what is wrong with the input.
     fn normalize(&self, input: EscalationInput) -> Result<Conversation, ChannelError>;
+
+    /// Checks the escalation's `reply_to` (absent: `None`) against this channel's addressing,
+    /// at accept time, so a delivery never fails later for a target known to be bad. The
+    /// conversation supplies defaults (an email session replies to the customer's address).
+    ///
+    /// # Errors
+    /// A [`ChannelError`] naming the `reply_to` field.
+    fn reply_target(
+        &self,
+        reply_to: Option<&serde_json::Value>,
+        conversation: &Conversation,
+    ) -> Result<Option<ReplyTarget>, ChannelError> {
+        let _ = conversation;
+        match reply_to {
+            None => Ok(None),
+            Some(_) => Err(ChannelError::ReplyToNotSupported {
+                channel: self.kind().to_string(),
+            }),
+        }
+    }
+
+    /// Verifies a provider webhook (signature, timestamp) and parses its customer messages.
+    ///
+    /// # Errors
+    /// [`ChannelError::InboundNotSupported`] for a channel without inbound webhooks; a
+    /// signature or parse error otherwise.
+    async fn inbound(&self, request: &InboundRequest) -> Result<Vec<InboundMessage>, ChannelError> {
+        let _ = request;
+        Err(ChannelError::InboundNotSupported {
+            channel: self.kind().to_string(),
+        })
+    }
+
+    /// Sends one message to the customer at `target`.
+    ///
+    /// # Errors
+    /// [`DeliveryError`]: unsupported, retryable (with whether the request went out) or permanent.
+    async fn deliver(
+        &self,
+        target: &ReplyTarget,
+        message: &OutboundMessage,
+    ) -> Result<Delivered, DeliveryError> {
+        let _ = (target, message);
+        Err(DeliveryError::Unsupported {
+            channel: self.kind().to_string(),
+        })
+    }
 }
 
 #[cfg(test)]

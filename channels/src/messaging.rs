@@ -39,6 +39,7 @@ impl MessagingChannel {
     }
 }
 
+#[async_trait::async_trait]
 impl Channel for MessagingChannel {
     fn kind(&self) -> ChannelKind {
         self.kind.clone()

@@ -246,6 +246,7 @@ mod tests {
 
     struct Bridge(&'static str);
 
+    #[async_trait::async_trait]
     impl Channel for Bridge {
         fn kind(&self) -> ChannelKind {
             ChannelKind::Plugin(self.0.to_owned())

@@ -70,6 +70,7 @@ impl EmailChannel {
     }
 }
 
+#[async_trait::async_trait]
 impl Channel for EmailChannel {
     fn kind(&self) -> ChannelKind {
         ChannelKind::Email

@@ -1,0 +1,177 @@
+//! The outbound half of a channel: where a session's replies go ([`ReplyTarget`]), what one
+//! message to the customer is ([`OutboundMessage`]), what came of sending it ([`Delivered`],
+//! [`DeliveryError`]), and the rules a channel imposes on sending ([`Capabilities`]).
+//! The inbound half is [`InboundRequest`] → [`InboundMessage`].
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::address::EmailAddress;
+
+/// What the gateway must respect when it sends on a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Whether this adapter sends messages to customers. The gateway never queues a delivery
+    /// for an adapter that does not; it records that the customer could not be told.
+    pub delivers: bool,
+    /// Whether the adapter verifies and parses provider webhooks ([`crate::Channel::inbound`]).
+    pub inbound: bool,
+    /// The longest text one provider message may carry, in characters (`None`: no limit).
+    pub max_message_chars: Option<usize>,
+    /// How a longer text is cut into several messages.
+    pub split: SplitRule,
+    /// Whether the channel has typing indicators.
+    pub typing_events: bool,
+    /// Whether the channel reports that the customer read a message.
+    pub read_receipts: bool,
+    /// Free-form messages are refused this long after the customer's last message (WhatsApp:
+    /// 24 hours); `None`: no window.
+    pub reply_window: Option<Duration>,
+    /// Whether the provider dedupes on our delivery id, so a retried delivery is never shown
+    /// twice. Without it, a delivery whose outcome is unknown is not retried blindly.
+    pub provider_dedupe: bool,
+}
+
+impl Capabilities {
+    /// A channel that neither sends nor receives through Handoff (yet).
+    #[must_use]
+    pub fn receive_only() -> Self {
+        Self {
+            delivers: false,
+            inbound: false,
+            max_message_chars: None,
+            split: SplitRule::Whole,
+            typing_events: false,
+            read_receipts: false,
+            reply_window: None,
+            provider_dedupe: false,
+        }
+    }
+}
+
+/// How a text longer than [`Capabilities::max_message_chars`] is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SplitRule {
+    /// Never split (no limit, or the provider splits itself).
+    Whole,
+    /// Split between words where possible, else between characters.
+    Words,
+}
+
+/// Where a session's outbound messages go, typed per channel and checked when the escalation is
+/// accepted. Stored with the session as JSON (`{"type": "webhook", "url": …}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ReplyTarget {
+    /// An HTTPS endpoint that receives Standard Webhooks (chat, bridge channels).
+    Webhook { url: String },
+    /// An email address (email sessions).
+    Email { address: EmailAddress },
+    /// An E.164 phone number (SMS, WhatsApp, voice follow-up).
+    Phone { number: String },
+    /// A bridge channel's own addressing, passed through untouched.
+    Bridge { address: String },
+}
+
+/// What kind of message goes to the customer (the wire names of design §7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum OutboundKind {
+    #[serde(rename = "agent.joined")]
+    AgentJoined,
+    #[serde(rename = "agent.message")]
+    AgentMessage,
+    #[serde(rename = "agent.left")]
+    AgentLeft,
+    #[serde(rename = "system.message")]
+    SystemMessage,
+    #[serde(rename = "session.closed")]
+    SessionClosed,
+}
+
+impl OutboundKind {
+    /// The wire name (`agent.joined`, …).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AgentJoined => "agent.joined",
+            Self::AgentMessage => "agent.message",
+            Self::AgentLeft => "agent.left",
+            Self::SystemMessage => "system.message",
+            Self::SessionClosed => "session.closed",
+        }
+    }
+}
+
+/// One message to the customer. `id` is the stable delivery id: the same on every retry, so a
+/// provider (or webhook receiver) that dedupes never shows it twice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundMessage {
+    pub id: String,
+    pub session_id: String,
+    pub kind: OutboundKind,
+    pub text: String,
+    pub sender_name: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// A message the provider accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// The provider's id for the message, when it gives one.
+    pub provider_id: Option<String>,
+}
+
+/// Why a delivery did not happen. The texts never carry message bodies or addresses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// The adapter does not send (see [`Capabilities::delivers`]).
+    #[error("channel `{channel}` does not deliver messages")]
+    Unsupported { channel: String },
+    /// Worth trying again later (timeouts, 5xx, 429). `sent` is true when the request may have
+    /// reached the provider, so the outcome is unknown.
+    #[error("temporary delivery failure: {message}")]
+    Retryable {
+        message: String,
+        retry_after: Option<Duration>,
+        sent: bool,
+    },
+    /// Will never succeed as it stands (4xx other than 408/429, a bad target).
+    #[error("delivery refused: {message}")]
+    Permanent { message: String },
+}
+
+/// A provider webhook as it reached the gateway.
+#[derive(Debug, Clone)]
+pub struct InboundRequest {
+    /// The public URL the provider called (and signed), as configured, with the query.
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub received_at: DateTime<Utc>,
+}
+
+impl InboundRequest {
+    /// The first header named `name` (ASCII case-insensitive).
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One customer message parsed from a verified webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundMessage {
+    /// The provider's id for the message: the dedupe key (a replayed webhook is not a new message).
+    pub provider_message_id: String,
+    /// The Handoff session it belongs to, when the provider says so.
+    pub session_id: Option<String>,
+    /// The sender's address on the channel (email, E.164 number, bridge address).
+    pub from: Option<String>,
+    pub text: String,
+    pub at: DateTime<Utc>,
+}
