@@ -21,6 +21,7 @@ pub mod stats;
 
 mod admin;
 mod dml;
+mod drain;
 mod error;
 mod oauth;
 mod rest;

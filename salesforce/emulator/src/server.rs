@@ -24,7 +24,7 @@ use crate::rest::query::Cursors;
 use crate::schema::Record;
 use crate::stats::Stats;
 use crate::store::Store;
-use crate::{admin, oauth, rest};
+use crate::{admin, drain, oauth, rest};
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -143,6 +143,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/__emulator/reset-stats", post(admin::reset_stats))
         .route("/__emulator/records/{object}", get(admin::get_records))
         .fallback(rest::not_found)
+        .layer(axum::middleware::from_fn(drain::drain_body))
         .with_state(state)
 }
 

@@ -18,14 +18,13 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::{Value, json};
 
 use crate::dml::Ctx;
+use crate::drain::MAX_BODY_BYTES;
 use crate::error::SfError;
 use crate::faults::PreFault;
 use crate::ids;
 use crate::server::{AppState, DropSignal, lock};
 use crate::store::Store;
 
-/// Largest request body accepted (Salesforce allows 50 MB of JSON for blobs).
-const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
 
 /// What a handler answers, before it becomes an HTTP response or a composite subresponse.
