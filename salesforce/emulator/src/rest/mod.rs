@@ -150,6 +150,10 @@ pub(crate) fn parse_version(state: &AppState, segment: &str) -> Option<u32> {
 }
 
 /// Splits a path after `/services/data/` into (version segment, decoded rest segments).
+///
+/// A `.` or `..` segment (literal or percent-encoded) does not resolve to a resource: `None`,
+/// which callers answer with 404 NOT_FOUND. Salesforce's answer to such a URL is not
+/// documented; a client that normalises dot segments never sends one (see docs/emulator.md).
 pub(crate) fn split_path(path: &str) -> Option<(String, Vec<String>)> {
     let rest = path.strip_prefix("/services/data/")?;
     let mut parts = rest.split('/');
@@ -163,6 +167,9 @@ pub(crate) fn split_path(path: &str) -> Option<(String, Vec<String>)> {
         .collect();
     while segments.last().is_some_and(String::is_empty) {
         segments.pop();
+    }
+    if segments.iter().any(|s| s == "." || s == "..") {
+        return None;
     }
     Some((version, segments))
 }
