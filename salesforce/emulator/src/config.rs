@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::schema::{CustomField, FieldDef, FieldKind};
+use crate::tls::TlsConfig;
 
 /// The whole emulated org.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -32,6 +33,12 @@ pub struct EmulatorConfig {
     pub email_body_max_length: usize,
     /// Autolaunched flows answerable at `actions/custom/flow/{name}`.
     pub flows: Vec<FlowConfig>,
+    /// Base URL put in every absolute URL the emulator hands out (`instance_url`, the identity
+    /// URL, the SOAP `serverUrl`): `scheme://host[:port]`, no path. Set it when clients reach the
+    /// emulator through a proxy or another name. Default: the scheme and address it serves on.
+    pub public_url: Option<String>,
+    /// Serve HTTPS (absent: plain HTTP).
+    pub tls: Option<TlsConfig>,
 }
 
 /// A connected app / external client app.
@@ -134,6 +141,8 @@ impl Default for EmulatorConfig {
             session_timeout_secs: 7200,
             email_body_max_length: 32_000,
             flows: Vec::new(),
+            public_url: None,
+            tls: None,
         }
     }
 }
@@ -189,6 +198,9 @@ impl EmulatorConfig {
                 self.org_id
             ));
         }
+        if let Some(url) = &self.public_url {
+            public_host(url)?;
+        }
         if self.api_versions.min > self.api_versions.max {
             return Err("api_versions.min is greater than api_versions.max".to_string());
         }
@@ -217,6 +229,13 @@ impl EmulatorConfig {
         Ok(())
     }
 
+    /// The public URL without a trailing slash, if configured.
+    pub(crate) fn public_url(&self) -> Option<String> {
+        self.public_url
+            .as_deref()
+            .map(|u| u.trim_end_matches('/').to_string())
+    }
+
     pub(crate) fn user(&self, username: &str) -> Option<&UserConfig> {
         self.users
             .iter()
@@ -228,6 +247,38 @@ impl EmulatorConfig {
             .iter()
             .find(|a| a.client_id == client_id)
     }
+}
+
+/// The host of a public URL (`https://sf.example.test:8443` → `sf.example.test`), or why the
+/// URL is not usable as a base: it must be `http(s)://host[:port]` with no path, query or user.
+pub(crate) fn public_host(url: &str) -> Result<String, String> {
+    let bad = |why: &str| {
+        Err(format!(
+            "public_url '{url}' {why}; give scheme://host[:port], e.g. https://sf.example.test:8443"
+        ))
+    };
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return bad("must start with http:// or https://");
+    };
+    let authority = rest.trim_end_matches('/');
+    if authority.is_empty() {
+        return bad("has no host");
+    }
+    if authority.contains(['/', '?', '#', '@', ' ']) {
+        return bad("has a path, query, fragment or user part");
+    }
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default().to_string()
+    } else {
+        authority.split(':').next().unwrap_or_default().to_string()
+    };
+    if host.is_empty() {
+        return bad("has no host");
+    }
+    Ok(host)
 }
 
 #[cfg(test)]
@@ -290,5 +341,18 @@ mod tests {
         assert!(c.validate().is_err());
         c.connected_apps[0].jwt_public_key_pem = None;
         assert!(c.validate().is_ok());
+        for bad in [
+            "sf.example.test",
+            "https://",
+            "https://h/x",
+            "ftp://h",
+            "https://u@h",
+        ] {
+            c.public_url = Some(bad.into());
+            assert!(c.validate().is_err(), "{bad}");
+        }
+        c.public_url = Some("https://sf.example.test:8443/".into());
+        assert!(c.validate().is_ok());
+        assert_eq!(public_host("https://[::1]:9").unwrap(), "::1");
     }
 }

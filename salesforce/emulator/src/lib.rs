@@ -27,6 +27,7 @@ mod oauth;
 mod rest;
 mod server;
 mod store;
+mod tls;
 
 pub use config::{
     ApiVersions, ConnectedApp, EmulatorConfig, FlowConfig, RefreshTokenConfig, UserConfig,
@@ -36,3 +37,4 @@ pub use oauth::decoding_key;
 pub use schema::Record;
 pub use server::{EmulatorHandle, spawn};
 pub use stats::Stats;
+pub use tls::TlsConfig;

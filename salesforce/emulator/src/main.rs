@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use figment::Figment;
 use figment::providers::{Format, Json, Serialized, Toml};
-use sf_emulator::EmulatorConfig;
+use sf_emulator::{EmulatorConfig, TlsConfig};
 use tracing_subscriber::EnvFilter;
 
 /// A local Salesforce (OAuth, REST, SOQL, composite, limits, fault injection).
@@ -24,6 +24,42 @@ struct Args {
     /// Print the effective configuration (as JSON, usable with `--config file.json`) and exit.
     #[arg(long)]
     print_config: bool,
+    /// Base URL handed out in instance_url, identity and SOAP URLs (`https://host[:port]`),
+    /// e.g. the address of a proxy in front of the emulator.
+    #[arg(long, env = "SF_EMULATOR_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "SF_EMULATOR_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, env = "SF_EMULATOR_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a generated CA and certificate; the CA (PEM) is printed, and written to
+    /// --ca-out when given, for clients to trust.
+    #[arg(long, conflicts_with = "tls_cert")]
+    tls_self_signed: bool,
+    /// Where to write the generated CA certificate (PEM), with --tls-self-signed.
+    #[arg(long, requires = "tls_self_signed")]
+    ca_out: Option<PathBuf>,
+}
+
+/// Command-line TLS and URL options override the configuration file.
+fn apply_flags(config: &mut EmulatorConfig, args: &Args) {
+    if let Some(url) = &args.public_url {
+        config.public_url = Some(url.clone());
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls = Some(TlsConfig::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        });
+    }
+    if args.tls_self_signed {
+        config.tls = Some(TlsConfig::SelfSigned {
+            names: Vec::new(),
+            ca_out: args.ca_out.clone(),
+        });
+    }
 }
 
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<EmulatorConfig> {
@@ -55,7 +91,9 @@ async fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let config = load_config(args.config.as_ref())?;
+    let mut config = load_config(args.config.as_ref())?;
+    apply_flags(&mut config, &args);
+    config.validate().map_err(anyhow::Error::msg)?;
     if args.print_config {
         println!("{}", serde_json::to_string_pretty(&config)?);
         return Ok(());
@@ -63,9 +101,14 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let handle = sf_emulator::spawn(config, listener).await?;
+    let handle = sf_emulator::spawn(config, listener)
+        .await
+        .context("cannot start the emulator")?;
     let url = handle.url();
-    println!("Salesforce emulator listening on {url}");
+    println!(
+        "Salesforce emulator listening on {} as {url}",
+        handle.local_addr()
+    );
     println!("  token endpoint: {url}/services/oauth2/token");
     println!("  REST base:      {url}/services/data/v66.0/");
     println!("  org id:         {}", handle.config().org_id);
@@ -82,6 +125,13 @@ async fn main() -> anyhow::Result<()> {
             "  user:           username={} password={} security_token={}",
             user.username, user.password, user.security_token
         );
+    }
+    println!("  SOAP login:     {url}/services/Soap/u/64.0");
+    if let Some(ca) = handle.ca_pem() {
+        match &args.ca_out {
+            Some(path) => println!("  TLS CA (trust it): {}", path.display()),
+            None => println!("  TLS CA (trust it):\n{ca}"),
+        }
     }
     println!(
         "  try: curl -s {url}/services/oauth2/token -d grant_type=client_credentials -d client_id=… -d client_secret=…"

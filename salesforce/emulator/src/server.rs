@@ -24,7 +24,7 @@ use crate::rest::query::Cursors;
 use crate::schema::Record;
 use crate::stats::Stats;
 use crate::store::Store;
-use crate::{admin, drain, oauth, rest};
+use crate::{admin, drain, oauth, rest, tls};
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -151,14 +151,21 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
 pub struct EmulatorHandle {
     state: Arc<AppState>,
     addr: SocketAddr,
+    ca_pem: Option<String>,
     cancel: CancellationToken,
     task: JoinHandle<()>,
 }
 
 impl EmulatorHandle {
     /// `http://127.0.0.1:PORT` (no trailing slash): both the login URL and the instance URL.
+    /// With TLS the scheme is `https`; with a configured `public_url`, that URL.
     pub fn url(&self) -> String {
         self.state.url.clone()
+    }
+
+    /// The generated CA certificate (PEM) clients must trust, when TLS is self-signed.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// The socket address the emulator listens on.
@@ -196,11 +203,15 @@ impl EmulatorHandle {
     }
 }
 
-/// Starts an emulator on `listener` (bind `127.0.0.1:0` in tests).
+/// Starts an emulator on `listener` (bind `127.0.0.1:0` in tests). It serves HTTPS when
+/// `config.tls` is set, and hands out `config.public_url` (default: the scheme and listen address)
+/// in every absolute URL.
 pub async fn spawn(
     config: EmulatorConfig,
     listener: TcpListener,
 ) -> std::io::Result<EmulatorHandle> {
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    config.validate().map_err(invalid)?;
     let addr = listener.local_addr()?;
     // A wildcard bind is reachable on loopback; advertise that.
     let shown = if addr.ip().is_unspecified() {
@@ -208,22 +219,42 @@ pub async fn spawn(
     } else {
         addr
     };
-    let url = format!("http://{shown}");
-    let state = AppState::new(config, url)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let public_host = match &config.public_url {
+        Some(u) => Some(crate::config::public_host(u).map_err(invalid)?),
+        None => None,
+    };
+    let tls = match &config.tls {
+        Some(t) => Some(tls::build(t, public_host.as_deref()).map_err(invalid)?),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = config
+        .public_url()
+        .unwrap_or_else(|| format!("{scheme}://{shown}"));
+    let (acceptor, ca_pem) = match tls {
+        Some(t) => (Some(tokio_rustls::TlsAcceptor::from(t.server)), t.ca_pem),
+        None => (None, None),
+    };
+    let state = AppState::new(config, url).map_err(invalid)?;
     let state = Arc::new(state);
     let app = router(state.clone());
     let cancel = CancellationToken::new();
-    let task = tokio::spawn(accept_loop(listener, app, cancel.clone()));
+    let task = tokio::spawn(accept_loop(listener, acceptor, app, cancel.clone()));
     Ok(EmulatorHandle {
         state,
         addr,
+        ca_pem,
         cancel,
         task,
     })
 }
 
-async fn accept_loop(listener: TcpListener, app: Router, cancel: CancellationToken) {
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    app: Router,
+    cancel: CancellationToken,
+) {
     let tracker = TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -248,27 +279,18 @@ async fn accept_loop(listener: TcpListener, app: Router, cancel: CancellationTok
             },
         );
         let cancel = cancel.clone();
+        let acceptor = acceptor.clone();
         tracker.spawn(async move {
-            let builder = Builder::new(TokioExecutor::new());
-            let conn =
-                builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
-            tokio::pin!(conn);
-            let mut shutting_down = false;
-            loop {
-                tokio::select! {
-                    res = conn.as_mut() => {
-                        if let Err(e) = res {
-                            tracing::debug!(%peer, error = %e, "connection ended with an error");
-                        }
-                        break;
-                    }
-                    _ = signal.notified() => {
-                        tracing::info!(%peer, "dropping connection after commit (fault injection)");
-                        break;
-                    }
-                    _ = cancel.cancelled(), if !shutting_down => {
-                        conn.as_mut().graceful_shutdown();
-                        shutting_down = true;
+            match acceptor {
+                None => serve_connection(stream, svc, signal, cancel, peer).await,
+                Some(acceptor) => {
+                    let handshake = tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        h = acceptor.accept(stream) => h,
+                    };
+                    match handshake {
+                        Ok(tls) => serve_connection(tls, svc, signal, cancel, peer).await,
+                        Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                     }
                 }
             }
@@ -276,4 +298,46 @@ async fn accept_loop(listener: TcpListener, app: Router, cancel: CancellationTok
     }
     tracker.close();
     tracker.wait().await;
+}
+
+/// Serves one connection (plain or TLS) until it ends, the drop fault fires, or shutdown.
+async fn serve_connection<I, S>(
+    io: I,
+    svc: S,
+    signal: Arc<Notify>,
+    cancel: CancellationToken,
+    peer: SocketAddr,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: tower::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let builder = Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(svc));
+    tokio::pin!(conn);
+    let mut shutting_down = false;
+    loop {
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                break;
+            }
+            _ = signal.notified() => {
+                tracing::info!(%peer, "dropping connection after commit (fault injection)");
+                break;
+            }
+            _ = cancel.cancelled(), if !shutting_down => {
+                conn.as_mut().graceful_shutdown();
+                shutting_down = true;
+            }
+        }
+    }
 }
