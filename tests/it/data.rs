@@ -272,6 +272,14 @@ both_databases!(
             let answer = app.post_escalation(&body).await;
             assert_problem(&answer, 400, "invalid_text", Some(field));
         }
+        // Encoded inside a raw email (base64 of "Hello, my parcel\0is late").
+        let mut body = escalation(&id, 3);
+        body.as_object_mut().unwrap().remove("transcript");
+        body["raw_email"] = json!([
+            "From: Ann <ann@example.com>\r\nTo: support@shop.example\r\nSubject: Parcel\r\nDate: Sun, 22 Nov 2026 08:00:00 +0000\r\nMessage-ID: <nul@example.com>\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\nSGVsbG8sIG15IHBhcmNlbABpcyBsYXRl\r\n"
+        ]);
+        let answer = app.post_escalation(&body).await;
+        assert_problem(&answer, 400, "invalid_text", Some("raw_email"));
         assert_eq!(session_status(&app, &id).await, 404);
     }
 );
@@ -637,5 +645,84 @@ both_databases!(
                 .iter()
                 .any(|e| e.data != "{}")
         );
+    }
+);
+
+// Defects 1 and 6, for data already stored: the migration fills `id_folded`
+// and `customer_phone_e164` for existing rows. Ids that already collide ignoring
+// case (accepted before the fix) keep working: the oldest gets the plain folded
+// id, the others a value no new id can take; phones written in any format
+// become findable by any other format of the same number.
+both_databases!(
+    migration_backfills_folded_ids_and_e164_phones,
+    |db: Db| async move {
+        use migrations::MigratorTrait;
+        use sea_orm::{ConnectionTrait, Statement};
+
+        let (url, _dir) = handoff_tests::fresh_database(db).await;
+        let conn = sea_orm::Database::connect(&url).await.expect("connect");
+        migrations::Migrator::up(&conn, Some(5))
+            .await
+            .expect("migrations before 000008");
+        let backend = conn.get_database_backend();
+        let insert = match backend {
+            sea_orm::DbBackend::Postgres => {
+                "INSERT INTO sessions (id, channel, route, status, customer_phone, language, priority, request_hash, payload, comments_written, salesforce_calls, created_at, updated_at) \
+                 VALUES ($1, 'email', 'case', 'escalated', $2, 'en', 'medium', 'h', '{}', 0, 0, $3, $3)"
+            }
+            _ => {
+                "INSERT INTO sessions (id, channel, route, status, customer_phone, language, priority, request_hash, payload, comments_written, salesforce_calls, created_at, updated_at) \
+                 VALUES (?1, 'email', 'case', 'escalated', ?2, 'en', 'medium', 'h', '{}', 0, 0, ?3, ?3)"
+            }
+        };
+        let t0 = Utc::now() - chrono::Duration::days(3);
+        for (i, (id, phone)) in [
+            ("Dup-A", Some("+15550107788")),
+            ("dup-a", Some("+1 (555) 010-7788")),
+            ("DUP-a", None),
+            ("solo", Some("5550107788")),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            conn.execute_raw(Statement::from_sql_and_values(
+                backend,
+                insert,
+                [
+                    id.into(),
+                    phone.map(str::to_string).into(),
+                    (t0 + chrono::Duration::minutes(i as i64)).into(),
+                ],
+            ))
+            .await
+            .expect("insert");
+        }
+        conn.close().await.expect("close");
+
+        let store = gateway::store::Store::open(&url).await.expect("migrates");
+        let folded = |id: &'static str| {
+            let store = store.clone();
+            async move { store.session(id).await.unwrap().unwrap().id_folded }
+        };
+        assert_eq!(folded("Dup-A").await.as_deref(), Some("dup-a"));
+        assert_eq!(folded("dup-a").await.as_deref(), Some("dup-a#dup-a"));
+        assert_eq!(folded("DUP-a").await.as_deref(), Some("dup-a#DUP-a"));
+        assert_eq!(folded("solo").await.as_deref(), Some("solo"));
+
+        let mut found: Vec<String> = store
+            .find_sessions("+1 555 010 7788")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        found.sort();
+        assert_eq!(found, ["Dup-A", "dup-a"]);
+        let solo = store.session("solo").await.unwrap().unwrap();
+        assert_eq!(
+            solo.customer_phone_e164, None,
+            "no country code: display only"
+        );
+        assert_eq!(store.find_sessions("5550107788").await.unwrap().len(), 1);
     }
 );

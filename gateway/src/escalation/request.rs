@@ -262,6 +262,7 @@ pub fn parse(
     };
     let reply_to = obj.get("reply_to").filter(|v| !v.is_null()).cloned();
 
+    let from_raw_email = raw_email.is_some();
     let input = EscalationInput {
         subject,
         customer,
@@ -270,7 +271,9 @@ pub fn parse(
         raw_email,
     };
     let conversation = normalize(&channel, input)?;
-    refuse_nul_in_conversation(&conversation)?;
+    if from_raw_email {
+        refuse_nul_in_conversation(&conversation)?;
+    }
 
     Ok(Escalation {
         session_id,
