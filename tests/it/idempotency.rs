@@ -62,7 +62,7 @@ both_databases!(
 
 /// The JSON text of `value` with every object's keys in reverse order: the same
 /// document, other bytes (only the key order differs).
-fn reordered_text(value: &serde_json::Value) -> String {
+pub(crate) fn reordered_text(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::Object(map) => {
             let fields: Vec<String> = map
