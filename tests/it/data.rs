@@ -726,3 +726,27 @@ both_databases!(
         assert_eq!(store.find_sessions("5550107788").await.unwrap().len(), 1);
     }
 );
+
+#[test]
+fn retention_config_is_validated() {
+    let mut config = gateway::Config::defaults();
+    config.validate().expect("defaults are valid");
+    let policy = config.retention.policy();
+    assert_eq!(policy.erase_payload_after, chrono::Duration::days(30));
+    assert_eq!(policy.erase_event_data_after, chrono::Duration::days(90));
+    assert_eq!(
+        policy.delete_timeline_after,
+        Some(chrono::Duration::days(365))
+    );
+
+    config.retention.delete_timeline_after_days = 0;
+    config.validate().expect("0 keeps the timeline");
+    assert_eq!(config.retention.policy().delete_timeline_after, None);
+    config.retention.delete_timeline_after_days = 60;
+    let error = config.validate().unwrap_err().to_string();
+    assert!(error.contains("delete_timeline_after_days"), "{error}");
+    config.retention.delete_timeline_after_days = 365;
+    config.retention.erase_payload_after_days = 0;
+    let error = config.validate().unwrap_err().to_string();
+    assert!(error.contains("erase_payload_after_days"), "{error}");
+}
