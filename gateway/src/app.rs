@@ -181,6 +181,13 @@ impl Application {
             Duration::from_secs(300),
             shutdown.clone(),
         ));
+        let retention_task = self.state.config.retention.enabled.then(|| {
+            tokio::spawn(self.state.store.clone().sweep_retention_until(
+                self.state.config.retention.policy(),
+                Duration::from_secs(self.state.config.retention.interval_secs),
+                shutdown.clone(),
+            ))
+        });
         let server_shutdown = shutdown.clone();
         let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
@@ -188,6 +195,9 @@ impl Application {
         shutdown.cancel();
         let _ = worker_task.await;
         let _ = sweep_task.await;
+        if let Some(task) = retention_task {
+            let _ = task.await;
+        }
         if let Some(emulator) = self.emulator {
             emulator.shutdown().await;
         }

@@ -55,6 +55,11 @@ pub enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
+    /// Erase what the retention policy says has expired, once, and exit.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
     /// Escalate a handful of real conversations end to end against the built-in
     /// emulator, on a scratch database, and print what happened.
     Demo,
@@ -81,6 +86,12 @@ pub enum JobsCommand {
     },
     /// Put a dead job back in the queue for a fresh set of attempts.
     Retry { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// One sweep now, with the configured `[retention]` periods.
+    Run,
 }
 
 #[derive(Debug, Subcommand)]
@@ -240,6 +251,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     },
                 },
             }
+        }
+        Command::Retention {
+            command: RetentionCommand::Run,
+        } => {
+            let config = Config::load(cli.config.as_deref())?;
+            let store = Store::open(&config.database_url).await?;
+            let report = store
+                .sweep_retention(chrono::Utc::now(), config.retention.policy())
+                .await?;
+            println!(
+                "Retention: {} sessions erased, {} events erased, {} timelines deleted.",
+                report.sessions_erased, report.events_erased, report.timelines_deleted
+            );
+            Ok(())
         }
         Command::Demo => crate::demo::run().await,
         Command::Bench { command } => crate::bench::run(command).await,

@@ -21,6 +21,7 @@ pub struct Config {
     pub case: CaseConfig,
     pub worker: WorkerConfig,
     pub idempotency: IdempotencyConfig,
+    pub retention: RetentionConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -79,6 +80,55 @@ impl IdempotencyConfig {
     }
 }
 
+/// How long finished sessions keep their data (docs/retention.md).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RetentionConfig {
+    /// Run the sweep inside `handoff serve` (`handoff retention run` works either way).
+    pub enabled: bool,
+    pub interval_secs: u64,
+    pub erase_payload_after_days: u32,
+    pub erase_event_data_after_days: u32,
+    /// 0: events and jobs rows are kept.
+    pub delete_timeline_after_days: u32,
+}
+
+impl RetentionConfig {
+    pub fn policy(&self) -> crate::store::RetentionPolicy {
+        let days = |d: u32| chrono::Duration::days(i64::from(d));
+        crate::store::RetentionPolicy {
+            erase_payload_after: days(self.erase_payload_after_days),
+            erase_event_data_after: days(self.erase_event_data_after_days),
+            delete_timeline_after: (self.delete_timeline_after_days > 0)
+                .then(|| days(self.delete_timeline_after_days)),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let r = self;
+        if r.erase_payload_after_days == 0 || r.erase_event_data_after_days == 0 {
+            return Err(ConfigError(
+                "retention.erase_payload_after_days and retention.erase_event_data_after_days must be at least 1".into(),
+            ));
+        }
+        if r.delete_timeline_after_days != 0
+            && r.delete_timeline_after_days
+                < r.erase_event_data_after_days
+                    .max(r.erase_payload_after_days)
+        {
+            return Err(ConfigError(format!(
+                "retention.delete_timeline_after_days ({}) must be 0 (keep) or at least the erase periods",
+                r.delete_timeline_after_days
+            )));
+        }
+        if r.interval_secs == 0 {
+            return Err(ConfigError(
+                "retention.interval_secs must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A configuration problem, naming the setting and what to do about it.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
@@ -112,6 +162,7 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.retention.validate()?;
         if self.max_body_bytes < 1024 {
             return Err(ConfigError("max_body_bytes must be at least 1024".into()));
         }

@@ -28,6 +28,12 @@ pub enum ApiError {
     /// 409: the same session id was used with a different body.
     #[error("{0}")]
     Conflict(String),
+    /// 409: another session's id equals this one ignoring letter case (Salesforce
+    /// would write both to one Case). Says nothing about the other session.
+    #[error(
+        "another session_id that differs from this one only in letter case is already in use; Salesforce compares external ids ignoring case, so choose a session_id that differs in more than case"
+    )]
+    SessionIdConflict,
     /// 409: only dead jobs can be retried.
     #[error("{0}")]
     JobNotDead(String),
@@ -76,6 +82,9 @@ impl ApiError {
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "session_conflict", "Conflict"),
             ApiError::JobNotDead(_) => (StatusCode::CONFLICT, "job_not_dead", "Conflict"),
+            ApiError::SessionIdConflict => {
+                (StatusCode::CONFLICT, "session_id_conflict", "Conflict")
+            }
             ApiError::IdempotencyInFlight => (
                 StatusCode::CONFLICT,
                 "idempotency_key_in_flight",
@@ -177,6 +186,7 @@ impl IntoResponse for ApiError {
         }
         let field = match &self {
             ApiError::Invalid { field, .. } => field.as_deref(),
+            ApiError::SessionIdConflict => Some("session_id"),
             _ => None,
         };
         let body = Problem {

@@ -283,6 +283,54 @@ both_databases!(
     }
 );
 
+// The key's fingerprint is the request's bytes (README: method, path and
+// query, body bytes), so the same JSON with its keys in another order is
+// another request: 422, and nothing runs. Earlier "reordered" bodies were
+// re-serialized `Value`s, which serde_json writes with sorted keys: identical
+// bytes, so no test could tell bytes from content. This one sends bytes that
+// differ only in key order.
+both_databases!(
+    same_key_with_reordered_bytes_is_another_request,
+    |db: Db| async move {
+        let app = spawn_app(db).await;
+        let id = unique("idk-order");
+        let body = escalation(&id, 3);
+        let k = unique("key");
+        let first = escalate(&app, key(&k), &body).await;
+        assert_eq!(first.status, 202, "{:?}", first.json());
+
+        let reordered = crate::idempotency::reordered_text(&body).into_bytes();
+        assert_ne!(reordered, bytes(&body), "the bytes differ");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&reordered).expect("json"),
+            body,
+            "the content does not"
+        );
+        let again = send(
+            &app.http,
+            app.url("/v1/escalations"),
+            Some(&app.escalate_token),
+            key(&k),
+            reordered.clone(),
+        )
+        .await;
+        assert_eq!(again.status, 422, "{:?}", again.json());
+        assert_eq!(again.json()["code"], "idempotency_key_reused");
+        // Without the key, the session id decides, by content: the same session.
+        let fresh = send(
+            &app.http,
+            app.url("/v1/escalations"),
+            Some(&app.escalate_token),
+            None,
+            reordered,
+        )
+        .await;
+        assert_eq!(fresh.status, 202);
+        assert_eq!(fresh.json()["id"], first.json()["id"]);
+        assert_eq!(jobs_for(&app, &id).await, 1);
+    }
+);
+
 both_databases!(keys_are_scoped_per_token, |db: Db| async move {
     let app = spawn_app(db).await;
     let other = app

@@ -13,6 +13,86 @@ pub const COMMENT_MAX_BYTES: usize = 4_000;
 /// Room kept for the "Transcript k/N" header line of every comment.
 const HEADER_RESERVE: usize = 32;
 const SUBJECT_MAX_CHARS: usize = 255;
+/// `Case.Description` holds at most 32,000 characters.
+const DESCRIPTION_MAX_CHARS: usize = 32_000;
+/// `Case.SuppliedEmail` (Web Email) holds at most 80 characters.
+const SUPPLIED_EMAIL_MAX_CHARS: usize = 80;
+
+/// Why a value was not written to its Case field (the `reason` of a
+/// `case.field_omitted` event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OmitReason {
+    /// Longer than the field holds; cutting it would write a different address.
+    TooLong,
+    /// Salesforce's email check takes only ASCII letters, digits and
+    /// `!#$%&'*+/=?^_`{|}~.-` in the local part and an ASCII dotted domain:
+    /// internationalised addresses are refused at write time.
+    NotAcceptedBySalesforce,
+}
+
+impl OmitReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OmitReason::TooLong => "too_long",
+            OmitReason::NotAcceptedBySalesforce => "not_accepted_by_salesforce",
+        }
+    }
+}
+
+/// Whether Salesforce's `SuppliedEmail` (an Email field) would take `address`,
+/// or why not. The same check Salesforce applies to Email fields: a valid
+/// address for the customer may still fail it.
+pub fn supplied_email_check(address: &str) -> Result<(), OmitReason> {
+    if address.chars().count() > SUPPLIED_EMAIL_MAX_CHARS {
+        return Err(OmitReason::TooLong);
+    }
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return Err(OmitReason::NotAcceptedBySalesforce);
+    };
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if local_ok && domain_ok {
+        Ok(())
+    } else {
+        Err(OmitReason::NotAcceptedBySalesforce)
+    }
+}
+
+/// The `case.field_omitted` events an escalation gets at accept time: one per
+/// value that cannot go to its Case field as sent (`field`, `reason`, and where
+/// the value is carried instead). Never the value itself.
+pub fn omitted_fields(payload: &EscalationPayload) -> Vec<Value> {
+    let mut events = Vec::new();
+    if let Some(email) = &payload.conversation.customer.email
+        && let Err(reason) = supplied_email_check(email.as_str())
+    {
+        events.push(json!({
+            "field": "SuppliedEmail",
+            "reason": reason.as_str(),
+            "carried_in": "Description",
+        }));
+    }
+    events
+}
+
+/// The first line of the Description when the address cannot go to `SuppliedEmail`.
+fn email_note(address: &str) -> String {
+    format!("Customer email (not accepted by the Web Email field): {address}\n\n")
+}
 
 /// Every comment starts with this header line; retries use it to find which parts exist.
 pub fn comment_header(index: usize, total: usize) -> String {
@@ -146,6 +226,15 @@ pub fn case_fields(
             "No AI summary was provided. The full transcript of Handoff session {session_id} is in the internal comments."
         )
     });
+    let customer = &conversation.customer;
+    let description = match &customer.email {
+        Some(email) if supplied_email_check(email.as_str()).is_err() => {
+            let note = email_note(email.as_str());
+            let room = DESCRIPTION_MAX_CHARS - note.chars().count();
+            format!("{note}{}", truncate_chars(&description, room))
+        }
+        _ => description,
+    };
     fields.insert("Description".into(), json!(description));
     fields.insert(config.from_field.clone(), json!(config.from_value));
     if let Some(origin) = config.origin.get(&channel.to_string()) {
@@ -154,12 +243,10 @@ pub fn case_fields(
     if let Some(priority) = config.priority.get(payload.priority.as_str()) {
         fields.insert("Priority".into(), json!(priority));
     }
-    let customer = &conversation.customer;
-    if let Some(email) = &customer.email {
-        fields.insert(
-            "SuppliedEmail".into(),
-            json!(truncate_chars(email.as_str(), 80)),
-        );
+    if let Some(email) = &customer.email
+        && supplied_email_check(email.as_str()).is_ok()
+    {
+        fields.insert("SuppliedEmail".into(), json!(email.as_str()));
     }
     if let Some(name) = &customer.name {
         fields.insert("SuppliedName".into(), json!(truncate_chars(name, 80)));
@@ -272,6 +359,20 @@ mod tests {
             assert!(b.len() <= COMMENT_MAX_BYTES);
         }
         assert_eq!(strip_headers(&bodies), render_transcript(&turns));
+    }
+
+    #[test]
+    fn supplied_email_takes_what_salesforce_takes() {
+        assert_eq!(supplied_email_check("Ann.Example@example.com"), Ok(()));
+        assert_eq!(
+            supplied_email_check("jürgen@example.de"),
+            Err(OmitReason::NotAcceptedBySalesforce)
+        );
+        let long = format!("{}@example.com", "a".repeat(64));
+        assert_eq!(long.len(), 76);
+        assert_eq!(supplied_email_check(&long), Ok(()));
+        let longer = format!("{}@example-mail.com", "a".repeat(64));
+        assert_eq!(supplied_email_check(&longer), Err(OmitReason::TooLong));
     }
 
     #[test]

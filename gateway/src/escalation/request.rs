@@ -27,6 +27,19 @@ impl SessionId {
         {
             return Err("may only contain A-Z a-z 0-9 _ . : -".into());
         }
+        // The id travels as the Case's external id in the URL path
+        // (`…/Case/Handoff_Session_Id__c/{id}`): the dot segments are resolved
+        // away by URL normalisation, and Salesforce reads a `.json` / `.xml` suffix
+        // as the response format, so such an id would name another record.
+        if s == "." || s == ".." {
+            return Err("cannot be '.' or '..' (not usable as a Salesforce external id)".into());
+        }
+        let lower = s.to_ascii_lowercase();
+        if lower.ends_with(".json") || lower.ends_with(".xml") {
+            return Err(
+                "cannot end in .json or .xml (Salesforce reads that as a format suffix)".into(),
+            );
+        }
         Ok(SessionId(s.to_string()))
     }
 
@@ -115,6 +128,7 @@ pub fn parse(
     let obj = body
         .as_object()
         .ok_or_else(|| ApiError::invalid("invalid_body", None, "the body must be a JSON object"))?;
+    refuse_nul(body, &mut String::new())?;
 
     let session_id = match obj.get("session_id") {
         None | Some(Value::Null) => {
@@ -248,6 +262,7 @@ pub fn parse(
     };
     let reply_to = obj.get("reply_to").filter(|v| !v.is_null()).cloned();
 
+    let from_raw_email = raw_email.is_some();
     let input = EscalationInput {
         subject,
         customer,
@@ -256,6 +271,9 @@ pub fn parse(
         raw_email,
     };
     let conversation = normalize(&channel, input)?;
+    if from_raw_email {
+        refuse_nul_in_conversation(&conversation)?;
+    }
 
     Ok(Escalation {
         session_id,
@@ -307,25 +325,102 @@ fn parse_customer(value: Option<&Value>) -> Result<Customer, ApiError> {
     Ok(Customer { name, email, phone })
 }
 
-/// E.164-ish: an optional leading `+`, then 5–20 digits; spaces, dots, dashes and
-/// parentheses are dropped.
+/// The longest phone text kept (Salesforce's `SuppliedPhone` and the column hold 40).
+pub const PHONE_MAX_CHARS: usize = 40;
+
+/// A phone number as the customer wrote it (trimmed), kept for display: an
+/// optional leading `+`, then 5–20 digits, with spaces, dots, dashes and
+/// parentheses allowed between them. Lookup uses [`phone_e164`], not this text.
 fn parse_phone(raw: &str) -> Option<String> {
     let trimmed = raw.trim();
-    let (plus, rest) = match trimmed.strip_prefix('+') {
-        Some(r) => ("+", r),
-        None => ("", trimmed),
-    };
-    let mut digits = String::new();
+    if trimmed.chars().count() > PHONE_MAX_CHARS {
+        return None;
+    }
+    let rest = trimmed.strip_prefix('+').unwrap_or(trimmed);
+    let mut digits = 0;
     for c in rest.chars() {
         match c {
-            '0'..='9' => digits.push(c),
+            '0'..='9' => digits += 1,
             ' ' | '.' | '-' | '(' | ')' => {}
             _ => return None,
         }
     }
-    (5..=20)
-        .contains(&digits.len())
-        .then(|| format!("{plus}{digits}"))
+    (5..=20).contains(&digits).then(|| trimmed.to_string())
+}
+
+/// The number in E.164 (`+15550107788`), the form sessions are stored and found
+/// by, whatever the punctuation. `None` when it cannot be read as an
+/// international number: without a `+country code` there is no region to
+/// assume, and a number with an extension is not one E.164 number.
+pub fn phone_e164(raw: &str) -> Option<String> {
+    let number = phonenumber::parse(None, raw.trim()).ok()?;
+    if number.extension().is_some() {
+        return None;
+    }
+    Some(number.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+/// Refuses NUL anywhere in the body (string values and object keys): PostgreSQL
+/// text cannot hold it, and no customer-facing text needs it. `path` is the
+/// JSON path so far.
+fn refuse_nul(value: &Value, path: &mut String) -> Result<(), ApiError> {
+    let nul = |path: &str| {
+        bad(
+            "invalid_text",
+            path,
+            format!("{path} contains a NUL character (\\u0000); remove it"),
+        )
+    };
+    match value {
+        Value::String(s) if s.contains('\0') => Err(nul(path)),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                refuse_nul(item, path)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                if key.contains('\0') {
+                    return Err(nul(path));
+                }
+                refuse_nul(item, path)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// NUL can also arrive encoded inside a `raw_email` (quoted-printable, base64):
+/// the decoded conversation is checked too.
+fn refuse_nul_in_conversation(conversation: &Conversation) -> Result<(), ApiError> {
+    let customer = &conversation.customer;
+    let texts = conversation
+        .turns
+        .iter()
+        .map(|t| t.text.as_str())
+        .chain(conversation.subject.as_deref())
+        .chain(customer.name.as_deref());
+    for text in texts {
+        if text.contains('\0') {
+            return Err(bad(
+                "invalid_text",
+                "raw_email",
+                "a message in raw_email decodes to text with a NUL character; remove it",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn parse_turns(items: &[Value]) -> Result<Vec<Turn>, ApiError> {
@@ -470,10 +565,40 @@ mod tests {
             assert!(!is_language_tag(bad), "{bad}");
         }
         assert_eq!(
-            parse_phone("+1 (415) 555-0100").as_deref(),
-            Some("+14155550100")
+            parse_phone(" +1 (415) 555-0100 ").as_deref(),
+            Some("+1 (415) 555-0100")
         );
         assert_eq!(parse_phone("call me"), None);
         assert_eq!(parse_phone("+12"), None);
+        assert_eq!(parse_phone(&format!("+1 {}", "5 ".repeat(20))), None);
+    }
+
+    #[test]
+    fn phones_compare_in_e164() {
+        let want = Some("+15550107788".to_string());
+        for same in [
+            "+15550107788",
+            "+1 (555) 010-7788",
+            "+1.555.010.7788",
+            "+1 555 0107788",
+        ] {
+            assert_eq!(phone_e164(same), want, "{same}");
+        }
+        assert_eq!(
+            phone_e164("+44 20 7946 0958").as_deref(),
+            Some("+442079460958")
+        );
+        assert_ne!(phone_e164("+15550107788"), phone_e164("+15550107789"));
+        assert_eq!(phone_e164("5550107788"), None, "no country code");
+    }
+
+    #[test]
+    fn dot_segments_and_format_suffixes_are_not_session_ids() {
+        for bad in [".", "..", "order.json", "a.XML"] {
+            assert!(SessionId::parse(bad).is_err(), "{bad}");
+        }
+        for ok in ["...", ".a", "a..b", "json", "a.jsonx"] {
+            assert!(SessionId::parse(ok).is_ok(), "{ok}");
+        }
     }
 }

@@ -100,5 +100,6 @@ async fn escalate(
         Accepted::Conflict => Err(ApiError::Conflict(
             "this session_id was already escalated with a different body".into(),
         )),
+        Accepted::CaseInsensitiveConflict => Err(ApiError::SessionIdConflict),
     }
 }

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::AppState;
 use super::auth::require;
+use super::page::{self, IdKey};
 use crate::error::ApiError;
 use crate::store::{Scope, job};
 
@@ -61,10 +62,13 @@ impl From<job::Model> for JobView {
 #[derive(Deserialize)]
 struct ListQuery {
     state: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
 }
 
 pub const JOB_STATES: [&str; 4] = ["queued", "running", "done", "dead"];
 
+/// `{"jobs": […], "next_cursor": …}`: jobs in one state (default `dead`), oldest first.
 async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -79,14 +83,16 @@ async fn list(
             "state must be one of queued, running, done, dead",
         ));
     }
-    let jobs: Vec<JobView> = state
+    let page = page::request::<IdKey<'j'>>(query.limit.as_deref(), query.cursor.as_deref())?;
+    let rows = state
         .store
-        .jobs_in_state(&wanted)
-        .await?
-        .into_iter()
-        .map(JobView::from)
-        .collect();
-    Ok(Json(serde_json::json!({ "jobs": jobs })))
+        .jobs_page(&wanted, page.after.map(|k| k.0), page.limit + 1)
+        .await?;
+    let (rows, next_cursor) = page::finish(rows, page.limit, |j| IdKey::<'j'>(j.id));
+    let jobs: Vec<JobView> = rows.into_iter().map(JobView::from).collect();
+    Ok(Json(
+        serde_json::json!({ "jobs": jobs, "next_cursor": next_cursor }),
+    ))
 }
 
 async fn retry(

@@ -6,6 +6,7 @@ mod escalations;
 mod health;
 mod idempotency;
 pub mod jobs;
+mod page;
 mod sandbox;
 pub mod sessions;
 

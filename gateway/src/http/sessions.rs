@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::AppState;
 use super::auth::require;
+use super::page::{self, IdKey, SessionKey};
 use crate::error::ApiError;
 use crate::store::{Scope, event, session};
 
@@ -105,8 +106,11 @@ async fn one(
 #[derive(Deserialize)]
 struct FindQuery {
     id: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
 }
 
+/// `{"sessions": […], "next_cursor": …}`, newest first.
 async fn find(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -120,29 +124,48 @@ async fn find(
             "give ?id= a session id, Case id, CaseNumber, MIAW id, email or phone",
         )
     })?;
-    let sessions: Vec<SessionView> = state
+    let page = page::request::<SessionKey>(query.limit.as_deref(), query.cursor.as_deref())?;
+    let rows = state
         .store
-        .find_sessions(&id)
-        .await?
-        .into_iter()
-        .map(SessionView::from)
-        .collect();
-    Ok(Json(serde_json::json!({ "sessions": sessions })))
+        .find_sessions_page(
+            &id,
+            page.after.as_ref().map(|k| (k.created_at, k.id.as_str())),
+            page.limit + 1,
+        )
+        .await?;
+    let (rows, next_cursor) = page::finish(rows, page.limit, |s| SessionKey {
+        created_at: s.created_at,
+        id: s.id.clone(),
+    });
+    let sessions: Vec<SessionView> = rows.into_iter().map(SessionView::from).collect();
+    Ok(Json(
+        serde_json::json!({ "sessions": sessions, "next_cursor": next_cursor }),
+    ))
 }
 
+#[derive(Deserialize)]
+struct PageQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// `{"events": […], "next_cursor": …}`, oldest first.
 async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    Query(query): Query<PageQuery>,
 ) -> Result<Json<Value>, ApiError> {
     require(&state, &headers, Scope::Read).await?;
+    let page = page::request::<IdKey<'e'>>(query.limit.as_deref(), query.cursor.as_deref())?;
     state.store.session(&id).await?.ok_or(ApiError::NotFound)?;
-    let events: Vec<EventView> = state
+    let rows = state
         .store
-        .events(&id)
-        .await?
-        .into_iter()
-        .map(EventView::from)
-        .collect();
-    Ok(Json(serde_json::json!({ "events": events })))
+        .events_page(&id, page.after.map(|k| k.0), page.limit + 1)
+        .await?;
+    let (rows, next_cursor) = page::finish(rows, page.limit, |e| IdKey::<'e'>(e.id));
+    let events: Vec<EventView> = rows.into_iter().map(EventView::from).collect();
+    Ok(Json(
+        serde_json::json!({ "events": events, "next_cursor": next_cursor }),
+    ))
 }

@@ -30,6 +30,10 @@ pub mod session {
         pub last_error: Option<String>,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
+        /// The id in lower case, unique: Salesforce's external ids ignore case.
+        pub id_folded: Option<String>,
+        /// `customer_phone` in E.164 (what lookups compare), when it parses.
+        pub customer_phone_e164: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

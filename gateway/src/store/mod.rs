@@ -3,7 +3,9 @@
 
 mod entities;
 mod idempotency;
+mod job_list;
 mod jobs;
+mod retention;
 mod sessions;
 mod tokens;
 
@@ -15,6 +17,7 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbB
 pub use entities::{api_token, event, idempotency_key, job, session};
 pub use idempotency::{Begin, IdempotencyLock, IdempotencyPolicy, StoredResponse, fingerprint};
 pub use jobs::ClaimedJob;
+pub use retention::{RetentionPolicy, RetentionReport};
 pub use sessions::Accepted;
 pub use tokens::{NewToken, Scope, TokenIdentity};
 

@@ -1,6 +1,6 @@
 //! Sessions and their event timeline.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::ExprTrait;
 use sea_orm::sea_query::{Expr, Order};
 use sea_orm::{
@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use super::entities::{event, job, session};
 use super::{Store, now_ms};
-use crate::escalation::request::Escalation;
+use crate::escalation::mapper;
+use crate::escalation::request::{Escalation, phone_e164};
 
 /// The outcome of accepting an escalation.
 #[derive(Debug)]
@@ -22,6 +23,9 @@ pub enum Accepted {
     Same(session::Model),
     /// The session id was already there with a different body.
     Conflict,
+    /// Another session's id differs from this one only in letter case. Salesforce
+    /// matches external ids without regard to case, so both would write one Case.
+    CaseInsensitiveConflict,
 }
 
 impl Store {
@@ -51,6 +55,8 @@ impl Store {
                 .as_ref()
                 .map(|e| e.as_str().to_lowercase())),
             customer_phone: Set(conversation.customer.phone.clone()),
+            customer_phone_e164: Set(conversation.customer.phone.as_deref().and_then(phone_e164)),
+            id_folded: Set(Some(folded(escalation.session_id.as_str()))),
             language: Set(conversation.language.clone()),
             priority: Set(escalation.payload.priority.as_str().into()),
             subject: Set(conversation.subject.clone()),
@@ -85,6 +91,11 @@ impl Store {
                 if let Some((kind, data)) = extra_event {
                     event_row(&model.id, kind, data).insert(&txn).await?;
                 }
+                for omitted in mapper::omitted_fields(&escalation.payload) {
+                    event_row(&model.id, "case.field_omitted", omitted)
+                        .insert(&txn)
+                        .await?;
+                }
                 let t = now_ms();
                 job::ActiveModel {
                     kind: Set(job_kind.into()),
@@ -107,10 +118,11 @@ impl Store {
             }
             Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
                 txn.rollback().await?;
-                let existing = self
-                    .session(escalation.session_id.as_str())
-                    .await?
-                    .ok_or_else(|| DbErr::Custom("session vanished after a conflict".into()))?;
+                // Either this id is taken, or (the unique `id_folded`) another id
+                // equal to it ignoring case is.
+                let Some(existing) = self.session(escalation.session_id.as_str()).await? else {
+                    return Ok(Accepted::CaseInsensitiveConflict);
+                };
                 if existing.request_hash == escalation.request_hash {
                     Ok(Accepted::Same(existing))
                 } else {
@@ -127,9 +139,23 @@ impl Store {
             .await
     }
 
-    /// Sessions matching any id: session id, Case id (15 or 18 chars), CaseNumber,
-    /// MIAW conversation id, MessagingSession id, customer email or phone.
+    /// Sessions matching any id (the first 100, newest first); see
+    /// [`Store::find_sessions_page`].
     pub async fn find_sessions(&self, any_id: &str) -> Result<Vec<session::Model>, DbErr> {
+        self.find_sessions_page(any_id, None, 100).await
+    }
+
+    /// Sessions matching any id: session id, Case id (15 or 18 chars), CaseNumber,
+    /// MIAW conversation id, MessagingSession id, customer email (ignoring case)
+    /// or phone (any punctuation of the same E.164 number, or exactly the text
+    /// sent when it has no E.164 form). Newest first, `limit` after the
+    /// `(created_at, id)` of the previous page's last row.
+    pub async fn find_sessions_page(
+        &self,
+        any_id: &str,
+        after: Option<(DateTime<Utc>, &str)>,
+        limit: u64,
+    ) -> Result<Vec<session::Model>, DbErr> {
         let needle = any_id.trim();
         if needle.is_empty() {
             return Ok(Vec::new());
@@ -140,6 +166,9 @@ impl Store {
             .add(session::Column::SalesforceMiawSessionId.eq(needle))
             .add(session::Column::CustomerEmail.eq(needle.to_lowercase()))
             .add(session::Column::CustomerPhone.eq(needle));
+        if let Some(e164) = phone_e164(needle) {
+            condition = condition.add(session::Column::CustomerPhoneE164.eq(e164));
+        }
         if let Ok(id) = salesforce::SalesforceId::parse_case_insensitive(needle) {
             // An 18-char id matches in any letter case (its suffix restores the case);
             // a 15-char id is case-sensitive.
@@ -147,18 +176,49 @@ impl Store {
                 .add(session::Column::SalesforceCaseId15.eq(id.to_15()))
                 .add(session::Column::SalesforceMessagingSessionId.eq(id.as_str()));
         }
-        session::Entity::find()
-            .filter(condition)
+        let mut query = session::Entity::find().filter(condition);
+        if let Some((created_at, id)) = after {
+            query = query.filter(
+                Condition::any()
+                    .add(session::Column::CreatedAt.lt(created_at))
+                    .add(
+                        Condition::all()
+                            .add(session::Column::CreatedAt.eq(created_at))
+                            .add(session::Column::Id.lt(id)),
+                    ),
+            );
+        }
+        query
             .order_by(session::Column::CreatedAt, Order::Desc)
-            .limit(100)
+            .order_by(session::Column::Id, Order::Desc)
+            .limit(limit)
             .all(&self.db)
             .await
     }
 
+    /// A session's whole timeline, oldest first.
     pub async fn events(&self, session_id: &str) -> Result<Vec<event::Model>, DbErr> {
         event::Entity::find()
             .filter(event::Column::SessionId.eq(session_id))
             .order_by(event::Column::Id, Order::Asc)
+            .all(&self.db)
+            .await
+    }
+
+    /// Up to `limit` events of a session after event `after_id`, oldest first.
+    pub async fn events_page(
+        &self,
+        session_id: &str,
+        after_id: Option<i64>,
+        limit: u64,
+    ) -> Result<Vec<event::Model>, DbErr> {
+        let mut query = event::Entity::find().filter(event::Column::SessionId.eq(session_id));
+        if let Some(after) = after_id {
+            query = query.filter(event::Column::Id.gt(after));
+        }
+        query
+            .order_by(event::Column::Id, Order::Asc)
+            .limit(limit)
             .all(&self.db)
             .await
     }
@@ -256,6 +316,12 @@ impl Store {
             .count(&self.db)
             .await
     }
+}
+
+/// The session id as Salesforce compares external ids: without regard to case
+/// (session ids are ASCII).
+pub fn folded(session_id: &str) -> String {
+    session_id.to_ascii_lowercase()
 }
 
 fn event_row(session_id: &str, kind: &str, data: Value) -> event::ActiveModel {

@@ -1,0 +1,196 @@
+//! Retention: what Handoff keeps of a finished session, and for how long
+//! (docs/retention.md). Personal data goes first, the timeline's text next,
+//! the timeline itself last; the session row (ids, Case ids, timestamps,
+//! status) is kept as a tombstone so its id can never be reused onto its Case.
+//!
+//! Only sessions whose every job is `done` are touched: a queued, running or
+//! dead job (which an operator may retry) still needs its payload.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{
+    ColumnTrait, Condition, DbErr, EntityTrait, ExprTrait, QueryFilter, QuerySelect,
+    TransactionTrait,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::{Store, event, job, session};
+
+/// How long each kind of data is kept after the session was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    /// The request payload (transcript, summary, attributes, reply address), the
+    /// customer's name, email and phone, the subject and error texts.
+    pub erase_payload_after: chrono::Duration,
+    /// The `data` of every event (the timeline keeps its kinds and times).
+    pub erase_event_data_after: chrono::Duration,
+    /// The events and jobs rows themselves; `None`: kept.
+    pub delete_timeline_after: Option<chrono::Duration>,
+}
+
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    pub sessions_erased: u64,
+    pub events_erased: u64,
+    pub timelines_deleted: u64,
+}
+
+/// Sessions deleted per transaction, so one sweep never holds a long lock.
+const DELETE_BATCH: u64 = 500;
+
+/// `sessions.id` of sessions that have no job left to run (every job `done`).
+fn finished() -> Condition {
+    Condition::all().add(
+        Expr::exists(
+            Query::select()
+                .expr(Expr::val(1))
+                .from(job::Entity)
+                .and_where(
+                    Expr::col((job::Entity, job::Column::SessionId))
+                        .equals((session::Entity, session::Column::Id)),
+                )
+                .and_where(Expr::col((job::Entity, job::Column::State)).ne("done"))
+                .to_owned(),
+        )
+        .not(),
+    )
+}
+
+/// Ids of finished sessions created before `cutoff`.
+fn finished_before(cutoff: DateTime<Utc>) -> sea_orm::sea_query::SelectStatement {
+    Query::select()
+        .column((session::Entity, session::Column::Id))
+        .from(session::Entity)
+        .cond_where(
+            finished().add(Expr::col((session::Entity, session::Column::CreatedAt)).lt(cutoff)),
+        )
+        .to_owned()
+}
+
+impl Store {
+    /// One pass of the retention policy as of `now` (injected, so tests need
+    /// no clock). Idempotent: a second pass at the same `now` changes nothing.
+    pub async fn sweep_retention(
+        &self,
+        now: DateTime<Utc>,
+        policy: RetentionPolicy,
+    ) -> Result<RetentionReport, DbErr> {
+        let mut report = RetentionReport::default();
+
+        let cutoff = now - policy.erase_payload_after;
+        let txn = self.db.begin().await?;
+        report.sessions_erased = session::Entity::update_many()
+            .col_expr(session::Column::Payload, Expr::value(""))
+            .col_expr(
+                session::Column::CustomerName,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                session::Column::CustomerEmail,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                session::Column::CustomerPhone,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                session::Column::CustomerPhoneE164,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                session::Column::Subject,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                session::Column::LastError,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(session::Column::CreatedAt.lt(cutoff))
+            .filter(session::Column::Payload.ne(""))
+            .filter(finished())
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        // Job errors can quote what Salesforce refused (an address, a name).
+        job::Entity::update_many()
+            .col_expr(job::Column::LastError, Expr::value(Option::<String>::None))
+            .filter(job::Column::LastError.is_not_null())
+            .filter(job::Column::SessionId.in_subquery(finished_before(cutoff)))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+
+        let cutoff = now - policy.erase_event_data_after;
+        report.events_erased = event::Entity::update_many()
+            .col_expr(event::Column::Data, Expr::value("{}"))
+            .filter(event::Column::At.lt(cutoff))
+            .filter(event::Column::Data.ne("{}"))
+            .filter(event::Column::SessionId.in_subquery(finished_before(cutoff)))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+
+        if let Some(after) = policy.delete_timeline_after {
+            let cutoff = now - after;
+            loop {
+                let ids: Vec<String> = job::Entity::find()
+                    .select_only()
+                    .column(job::Column::SessionId)
+                    .distinct()
+                    .filter(job::Column::SessionId.in_subquery(finished_before(cutoff)))
+                    .limit(DELETE_BATCH)
+                    .into_tuple()
+                    .all(&self.db)
+                    .await?;
+                if ids.is_empty() {
+                    break;
+                }
+                let txn = self.db.begin().await?;
+                event::Entity::delete_many()
+                    .filter(event::Column::SessionId.is_in(ids.clone()))
+                    .exec(&txn)
+                    .await?;
+                job::Entity::delete_many()
+                    .filter(job::Column::SessionId.is_in(ids.clone()))
+                    .filter(job::Column::State.eq("done"))
+                    .exec(&txn)
+                    .await?;
+                txn.commit().await?;
+                report.timelines_deleted += ids.len() as u64;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Runs [`Store::sweep_retention`] every `every` until `shutdown`.
+    pub async fn sweep_retention_until(
+        self,
+        policy: RetentionPolicy,
+        every: Duration,
+        shutdown: CancellationToken,
+    ) {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            match self.sweep_retention(Utc::now(), policy).await {
+                Ok(report) if report == RetentionReport::default() => {}
+                Ok(report) => tracing::info!(
+                    sessions_erased = report.sessions_erased,
+                    events_erased = report.events_erased,
+                    timelines_deleted = report.timelines_deleted,
+                    "Retention sweep erased expired data."
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Retention sweep failed; retrying at the next interval.")
+                }
+            }
+        }
+    }
+}
