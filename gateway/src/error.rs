@@ -46,6 +46,12 @@ pub enum ApiError {
     /// 503: a dependency (the database) is unavailable; retry later.
     #[error("service temporarily unavailable")]
     Unavailable(String),
+    /// 408: the request body did not arrive within `http.body_read_timeout_secs`.
+    #[error("the request body took too long to arrive")]
+    BodyTimeout,
+    /// 503: more API requests in flight than `http.max_in_flight`; retry shortly.
+    #[error("the gateway is handling as many requests as it is configured to; retry shortly")]
+    Overloaded,
     /// 500: a bug or an unexpected failure; details only in the log.
     #[error("internal error")]
     Internal(String),
@@ -101,6 +107,16 @@ impl ApiError {
                 "unavailable",
                 "Service unavailable",
             ),
+            ApiError::BodyTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                "Request timeout",
+            ),
+            ApiError::Overloaded => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "Service unavailable",
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -139,16 +155,24 @@ pub fn database_unavailable(e: &sea_orm::DbErr) -> bool {
         | sqlx::Error::Protocol(_) => true,
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                return code.parse().is_ok_and(sqlite_busy_or_locked);
+            }
             // PostgreSQL: connection exceptions (08…), shutdown / cannot connect now
-            // (57P…), too many connections (53300). SQLite: busy (5) and locked (6).
-            code.starts_with("08")
-                || code.starts_with("57P")
-                || code == "53300"
-                || code == "5"
-                || code == "6"
+            // (57P…), too many connections (53300).
+            code.starts_with("08") || code.starts_with("57P") || code == "53300"
         }
         _ => false,
     }
+}
+
+/// Whether a SQLite *extended* result code (what sqlx reports) is a kind of
+/// SQLITE_BUSY (5) or SQLITE_LOCKED (6): another connection holds the lock, so
+/// the same request succeeds later. The primary code is the low byte
+/// (517 = SQLITE_BUSY_SNAPSHOT, 261 = SQLITE_BUSY_RECOVERY, 773 = SQLITE_BUSY_TIMEOUT,
+/// 262 = SQLITE_LOCKED_SHAREDCACHE, 518 = SQLITE_LOCKED_VTAB).
+pub fn sqlite_busy_or_locked(extended_code: i32) -> bool {
+    matches!(extended_code & 0xff, 5 | 6)
 }
 
 #[derive(Serialize)]
@@ -206,6 +230,18 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if matches!(self, ApiError::Overloaded) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        // The body was not (fully) read: answer first, then close rather than
+        // keep reading what the client is still sending.
+        if matches!(self, ApiError::TooLarge(_) | ApiError::BodyTimeout) {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

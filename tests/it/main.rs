@@ -4,6 +4,7 @@
 mod bad_input;
 mod demo;
 mod email_escalation;
+mod hardening;
 mod idempotency;
 mod idempotency_key;
 mod operations;
