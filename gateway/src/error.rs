@@ -246,3 +246,103 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::response::IntoResponse;
+    use sea_orm::{
+        ConnectOptions, ConnectionTrait, Database, DatabaseConnection, TransactionTrait,
+    };
+
+    use super::*;
+
+    /// Defect 13. Only the primary codes "5" and "6" were recognised, but sqlx
+    /// reports SQLite's *extended* result codes, so SQLITE_BUSY_SNAPSHOT (517),
+    /// SQLITE_BUSY_RECOVERY (261), SQLITE_BUSY_TIMEOUT (773) and the
+    /// SQLITE_LOCKED_* codes became 500s that clients do not retry. Every kind
+    /// of busy or locked is now transient; nothing else is.
+    #[test]
+    fn every_sqlite_busy_and_locked_code_is_transient() {
+        for code in [5, 261, 517, 773, 6, 262, 518] {
+            assert!(sqlite_busy_or_locked(code), "{code}");
+        }
+        // CONSTRAINT_UNIQUE, CONSTRAINT_NOTNULL, ERROR, READONLY, CORRUPT, FULL, IOERR_WRITE.
+        for code in [2067, 1299, 1, 8, 11, 13, 778] {
+            assert!(!sqlite_busy_or_locked(code), "{code}");
+        }
+    }
+
+    async fn connect(url: &str, busy: Duration) -> DatabaseConnection {
+        let mut options = ConnectOptions::new(url.to_string());
+        options
+            .sqlx_logging(false)
+            .max_connections(1)
+            .map_sqlx_sqlite_opts(move |o| {
+                o.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                    .busy_timeout(busy)
+                    .create_if_missing(true)
+            });
+        Database::connect(options).await.expect("connect")
+    }
+
+    fn answer(e: sea_orm::DbErr) -> (u16, Option<String>) {
+        let response = ApiError::from(e).into_response();
+        let retry = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        (response.status().as_u16(), retry)
+    }
+
+    /// Real SQLite errors, provoked with two connections to one WAL file: a
+    /// writer holding the lock (SQLITE_BUSY, 5, with no busy timeout), and a
+    /// reader whose snapshot went stale before it tried to write
+    /// (SQLITE_BUSY_SNAPSHOT, 517: before the fix, a 500). Both answer 503 with
+    /// `Retry-After`.
+    #[tokio::test]
+    async fn real_sqlite_busy_errors_answer_503() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("busy.db").display());
+        let a = connect(&url, Duration::ZERO).await;
+        let b = connect(&url, Duration::ZERO).await;
+        a.execute_unprepared("CREATE TABLE t (x INTEGER)")
+            .await
+            .unwrap();
+
+        // 5: b holds the write lock, a may not wait.
+        b.execute_unprepared("BEGIN IMMEDIATE").await.unwrap();
+        let busy = a
+            .execute_unprepared("INSERT INTO t VALUES (1)")
+            .await
+            .unwrap_err();
+        b.execute_unprepared("ROLLBACK").await.unwrap();
+        assert!(busy.to_string().contains("locked"), "{busy}");
+        assert_eq!(answer(busy), (503, Some("5".into())));
+
+        // 517: a reads (snapshot), b commits a write, a tries to write.
+        let txn = a.begin().await.unwrap();
+        txn.execute_unprepared("SELECT COUNT(*) FROM t")
+            .await
+            .unwrap();
+        b.execute_unprepared("INSERT INTO t VALUES (2)")
+            .await
+            .unwrap();
+        let stale = txn
+            .execute_unprepared("INSERT INTO t VALUES (3)")
+            .await
+            .unwrap_err();
+        let code = match &stale {
+            sea_orm::DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e)) => match e.as_ref() {
+                sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+                _ => None,
+            },
+            _ => None,
+        };
+        assert_eq!(code.as_deref(), Some("517"), "{stale:?}");
+        assert_eq!(answer(stale), (503, Some("5".into())));
+        txn.rollback().await.unwrap();
+    }
+}
