@@ -12,7 +12,13 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use tokio_util::task::TaskTracker;
+use tower_http::timeout::RequestBodyDeadlineLayer;
+
+use crate::config::{Config, HttpConfig};
 use crate::escalation::gate::{Gate, GateConfig};
 use crate::escalation::worker::Worker;
 use crate::http::{self, AppState, SandboxInfo};
@@ -35,6 +41,14 @@ pub enum StartError {
     Emulator(std::io::Error),
     #[error("cannot read the listener address: {0}")]
     Listener(std::io::Error),
+    #[error(
+        "refusing to run the sandbox on {0}: GET /v1/sandbox hands an admin token to anyone who can reach it. Listen on loopback (--listen 127.0.0.1:8080), or pass --sandbox-allow-remote (sandbox.allow_remote = true) if every client that can reach this address may have that token."
+    )]
+    SandboxRemote(SocketAddr),
+    #[error(
+        "refusing to run the sandbox on a configured database: it would mint an admin token into it. The sandbox uses a scratch SQLite file; unset HANDOFF_DATABASE_URL, or run `handoff serve` without --sandbox."
+    )]
+    SandboxDatabase,
 }
 
 /// A built, not yet running, gateway.
@@ -53,13 +67,23 @@ impl Application {
         Self::assemble(config, listener, store, None, None, None).await
     }
 
-    /// Builds the gateway with the built-in Salesforce emulator in-process. With
-    /// `scratch_db`, the database is a fresh SQLite file in a temporary directory.
+    /// Builds the gateway with the built-in Salesforce emulator in-process, on a
+    /// fresh SQLite file in a temporary directory. `scratch_db` says the caller
+    /// wants that scratch database; `false` (a configured database) is refused,
+    /// since the sandbox mints an every-scope token that `/v1/sandbox` hands to
+    /// anyone. A listener not on loopback is refused unless `sandbox.allow_remote`.
     pub async fn build_sandbox(
         mut config: Config,
         listener: TcpListener,
         scratch_db: bool,
     ) -> Result<Application, StartError> {
+        let addr = listener.local_addr().map_err(StartError::Listener)?;
+        if !addr.ip().is_loopback() && !config.sandbox.allow_remote {
+            return Err(StartError::SandboxRemote(addr));
+        }
+        if !scratch_db {
+            return Err(StartError::SandboxDatabase);
+        }
         let emulator_config = sf_emulator::EmulatorConfig::default();
         let app = emulator_config
             .connected_apps
@@ -77,16 +101,12 @@ impl Application {
             client_id: app.client_id.clone(),
             client_secret: SecretString::from(app.client_secret.clone()),
         });
-        let scratch = if scratch_db {
-            let dir = tempfile::tempdir().map_err(StartError::Emulator)?;
-            config.database_url = format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("handoff.db").display()
-            );
-            Some(dir)
-        } else {
-            None
-        };
+        let dir = tempfile::tempdir().map_err(StartError::Emulator)?;
+        config.database_url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("handoff.db").display()
+        );
+        let scratch = Some(dir);
         let store = Store::open(&config.database_url).await?;
         let token = store
             .create_token("sandbox", &[Scope::Admin, Scope::Escalate, Scope::Read])
@@ -188,10 +208,13 @@ impl Application {
                 shutdown.clone(),
             ))
         });
-        let server_shutdown = shutdown.clone();
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
-            .await;
+        let served = serve(
+            self.listener,
+            router,
+            &self.state.config.http,
+            shutdown.clone(),
+        )
+        .await;
         shutdown.cancel();
         let _ = worker_task.await;
         let _ = sweep_task.await;
@@ -219,6 +242,67 @@ impl Application {
             task,
         })
     }
+}
+
+/// Accepts connections until `shutdown`, then lets each finish its request.
+/// hyper closes a connection whose request headers have not all arrived within
+/// `header_read_timeout_secs`; every request body gets a deadline of
+/// `body_read_timeout_secs` from its headers (408 after it).
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    http: &HttpConfig,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let service = tower::ServiceBuilder::new()
+        .layer(RequestBodyDeadlineLayer::new(Duration::from_secs(
+            http.body_read_timeout_secs,
+        )))
+        .service(router);
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(http.header_read_timeout_secs));
+    builder.http2().timer(TokioTimer::new());
+    let tracker = TaskTracker::new();
+    loop {
+        let (stream, _peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %e, "Accepting a connection failed.");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(service.clone());
+        let builder = builder.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "Connection ended with an error.");
+                    }
+                }
+                _ = shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
 }
 
 /// A gateway running in the background.

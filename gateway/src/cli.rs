@@ -33,10 +33,14 @@ pub enum Command {
         /// Address to listen on (default 127.0.0.1:8080).
         #[arg(long)]
         listen: Option<SocketAddr>,
-        /// Run against the built-in Salesforce emulator, on a scratch SQLite database
-        /// unless HANDOFF_DATABASE_URL is set; GET /v1/sandbox tells how to reach it.
+        /// Run against the built-in Salesforce emulator, on a scratch SQLite database;
+        /// GET /v1/sandbox tells how to reach it. Listens on loopback only.
         #[arg(long)]
         sandbox: bool,
+        /// Let the sandbox listen on a non-loopback address (anyone who reaches it
+        /// can fetch its admin token).
+        #[arg(long, requires = "sandbox")]
+        sandbox_allow_remote: bool,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -104,15 +108,26 @@ pub enum TokensCommand {
         #[arg(long, default_value = "escalate")]
         scopes: String,
     },
+    /// List tokens: id, name, scopes, created, revoked (never the secret).
+    List,
+    /// Revoke a token by id; its next request is refused (401).
+    Revoke { id: String },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { listen, sandbox } => {
+        Command::Serve {
+            listen,
+            sandbox,
+            sandbox_allow_remote,
+        } => {
             crate::telemetry::init("info,sqlx=warn");
             let mut config = Config::load(cli.config.as_deref())?;
             if let Some(addr) = listen {
                 config.listen = addr;
+            }
+            if sandbox_allow_remote {
+                config.sandbox.allow_remote = true;
             }
             let listener = TcpListener::bind(config.listen).await.with_context(|| {
                 format!(
@@ -127,14 +142,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Application::build(config, listener).await?
             };
             let addr = app.local_addr()?;
+            // The first line on stdout names the bound address, so that a
+            // supervisor (or a test) can ask for port 0 and read the port back.
             if let Some(info) = app.sandbox() {
                 println!("Handoff sandbox listening on http://{addr}");
                 println!("  Salesforce emulator: {}", info.salesforce_url);
                 println!("  API token (every scope): {}", info.api_token);
                 println!("  GET http://{addr}/v1/sandbox for the same, as JSON");
             } else {
+                println!("Handoff listening on http://{addr}");
                 tracing::info!(%addr, "Handoff listening.");
             }
+            std::io::Write::flush(&mut std::io::stdout())?;
             let shutdown = CancellationToken::new();
             let signal = shutdown.clone();
             tokio::spawn(async move {
@@ -180,6 +199,60 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             Ok(())
+        }
+        Command::Tokens {
+            command: TokensCommand::List,
+        } => {
+            let config = Config::load(cli.config.as_deref())?;
+            let store = Store::open(&config.database_url).await?;
+            let mut after: Option<String> = None;
+            let mut printed = 0usize;
+            loop {
+                let page = store.list_tokens(after.as_deref(), 500).await?;
+                if printed == 0 && page.is_empty() {
+                    println!("No tokens. Create one with `handoff tokens create --name NAME`.");
+                    return Ok(());
+                }
+                if printed == 0 {
+                    println!(
+                        "{:<36} {:<20} {:<22} {:<20} REVOKED",
+                        "ID", "NAME", "SCOPES", "CREATED"
+                    );
+                }
+                for t in &page {
+                    println!(
+                        "{:<36} {:<20} {:<22} {:<20} {}",
+                        t.id,
+                        t.name,
+                        t.scopes,
+                        t.created_at.format("%Y-%m-%d %H:%M:%S"),
+                        t.revoked_at
+                            .map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string())
+                            .unwrap_or_else(|| "-".into())
+                    );
+                }
+                printed += page.len();
+                match page.last() {
+                    Some(last) if page.len() == 500 => after = Some(last.id.clone()),
+                    _ => return Ok(()),
+                }
+            }
+        }
+        Command::Tokens {
+            command: TokensCommand::Revoke { id },
+        } => {
+            let config = Config::load(cli.config.as_deref())?;
+            let store = Store::open(&config.database_url).await?;
+            match store.revoke_token(&id).await? {
+                Some(token) => {
+                    println!(
+                        "Token {} ({}) is revoked; its next request gets 401.",
+                        token.id, token.name
+                    );
+                    Ok(())
+                }
+                None => bail!("there is no token {id}; `handoff tokens list` shows them"),
+            }
         }
         Command::Tokens {
             command: TokensCommand::Create { name, scopes },

@@ -22,6 +22,31 @@ pub struct Config {
     pub worker: WorkerConfig,
     pub idempotency: IdempotencyConfig,
     pub retention: RetentionConfig,
+    pub http: HttpConfig,
+    pub sandbox: SandboxConfig,
+}
+
+/// How the HTTP server protects itself from slow and numerous clients.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpConfig {
+    /// A connection whose request headers have not all arrived after this long is closed.
+    pub header_read_timeout_secs: u64,
+    /// A request body not fully received this long after its headers is answered
+    /// 408 and the connection closed.
+    pub body_read_timeout_secs: u64,
+    /// API requests handled at once; more are answered 503 + `Retry-After` at once
+    /// (health endpoints are never shed). Request bodies held in memory are bounded
+    /// by `max_in_flight × max_body_bytes`.
+    pub max_in_flight: usize,
+}
+
+/// `handoff serve --sandbox`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SandboxConfig {
+    /// `/v1/sandbox` hands out an admin token to anyone who asks, so sandbox mode
+    /// refuses a listen address other than loopback unless this is true
+    /// (`--sandbox-allow-remote`).
+    pub allow_remote: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -209,6 +234,28 @@ impl Config {
             return Err(ConfigError(format!(
                 "idempotency.lock_timeout_secs must be between 1 and 86400, got {}",
                 self.idempotency.lock_timeout_secs
+            )));
+        }
+        for (key, value) in [
+            (
+                "http.header_read_timeout_secs",
+                self.http.header_read_timeout_secs,
+            ),
+            (
+                "http.body_read_timeout_secs",
+                self.http.body_read_timeout_secs,
+            ),
+        ] {
+            if !(1..=3600).contains(&value) {
+                return Err(ConfigError(format!(
+                    "{key} must be between 1 and 3600 seconds, got {value}"
+                )));
+            }
+        }
+        if !(1..=100_000).contains(&self.http.max_in_flight) {
+            return Err(ConfigError(format!(
+                "http.max_in_flight must be between 1 and 100000, got {}",
+                self.http.max_in_flight
             )));
         }
         for level in ["low", "medium", "high", "critical"] {

@@ -52,6 +52,12 @@ pub enum ApiError {
     /// 503: a dependency (the database) is unavailable; retry later.
     #[error("service temporarily unavailable")]
     Unavailable(String),
+    /// 408: the request body did not arrive within `http.body_read_timeout_secs`.
+    #[error("the request body took too long to arrive")]
+    BodyTimeout,
+    /// 503: more API requests in flight than `http.max_in_flight`; retry shortly.
+    #[error("the gateway is handling as many requests as it is configured to; retry shortly")]
+    Overloaded,
     /// 500: a bug or an unexpected failure; details only in the log.
     #[error("internal error")]
     Internal(String),
@@ -110,6 +116,16 @@ impl ApiError {
                 "unavailable",
                 "Service unavailable",
             ),
+            ApiError::BodyTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                "Request timeout",
+            ),
+            ApiError::Overloaded => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "Service unavailable",
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -148,16 +164,24 @@ pub fn database_unavailable(e: &sea_orm::DbErr) -> bool {
         | sqlx::Error::Protocol(_) => true,
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                return code.parse().is_ok_and(sqlite_busy_or_locked);
+            }
             // PostgreSQL: connection exceptions (08…), shutdown / cannot connect now
-            // (57P…), too many connections (53300). SQLite: busy (5) and locked (6).
-            code.starts_with("08")
-                || code.starts_with("57P")
-                || code == "53300"
-                || code == "5"
-                || code == "6"
+            // (57P…), too many connections (53300).
+            code.starts_with("08") || code.starts_with("57P") || code == "53300"
         }
         _ => false,
     }
+}
+
+/// Whether a SQLite *extended* result code (what sqlx reports) is a kind of
+/// SQLITE_BUSY (5) or SQLITE_LOCKED (6): another connection holds the lock, so
+/// the same request succeeds later. The primary code is the low byte
+/// (517 = SQLITE_BUSY_SNAPSHOT, 261 = SQLITE_BUSY_RECOVERY, 773 = SQLITE_BUSY_TIMEOUT,
+/// 262 = SQLITE_LOCKED_SHAREDCACHE, 518 = SQLITE_LOCKED_VTAB).
+pub fn sqlite_busy_or_locked(extended_code: i32) -> bool {
+    matches!(extended_code & 0xff, 5 | 6)
 }
 
 #[derive(Serialize)]
@@ -217,6 +241,118 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
+        if matches!(self, ApiError::Overloaded) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        // The body was not (fully) read: answer first, then close rather than
+        // keep reading what the client is still sending.
+        if matches!(self, ApiError::TooLarge(_) | ApiError::BodyTimeout) {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::response::IntoResponse;
+    use sea_orm::{
+        ConnectOptions, ConnectionTrait, Database, DatabaseConnection, TransactionTrait,
+    };
+
+    use super::*;
+
+    /// Defect 13. Only the primary codes "5" and "6" were recognised, but sqlx
+    /// reports SQLite's *extended* result codes, so SQLITE_BUSY_SNAPSHOT (517),
+    /// SQLITE_BUSY_RECOVERY (261), SQLITE_BUSY_TIMEOUT (773) and the
+    /// SQLITE_LOCKED_* codes became 500s that clients do not retry. Every kind
+    /// of busy or locked is now transient; nothing else is.
+    #[test]
+    fn every_sqlite_busy_and_locked_code_is_transient() {
+        for code in [5, 261, 517, 773, 6, 262, 518] {
+            assert!(sqlite_busy_or_locked(code), "{code}");
+        }
+        // CONSTRAINT_UNIQUE, CONSTRAINT_NOTNULL, ERROR, READONLY, CORRUPT, FULL, IOERR_WRITE.
+        for code in [2067, 1299, 1, 8, 11, 13, 778] {
+            assert!(!sqlite_busy_or_locked(code), "{code}");
+        }
+    }
+
+    async fn connect(url: &str, busy: Duration) -> DatabaseConnection {
+        let mut options = ConnectOptions::new(url.to_string());
+        options
+            .sqlx_logging(false)
+            .max_connections(1)
+            .map_sqlx_sqlite_opts(move |o| {
+                o.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                    .busy_timeout(busy)
+                    .create_if_missing(true)
+            });
+        Database::connect(options).await.expect("connect")
+    }
+
+    fn answer(e: sea_orm::DbErr) -> (u16, Option<String>) {
+        let response = ApiError::from(e).into_response();
+        let retry = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        (response.status().as_u16(), retry)
+    }
+
+    /// Real SQLite errors, provoked with two connections to one WAL file: a
+    /// writer holding the lock (SQLITE_BUSY, 5, with no busy timeout), and a
+    /// reader whose snapshot went stale before it tried to write
+    /// (SQLITE_BUSY_SNAPSHOT, 517: before the fix, a 500). Both answer 503 with
+    /// `Retry-After`.
+    #[tokio::test]
+    async fn real_sqlite_busy_errors_answer_503() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("busy.db").display());
+        let a = connect(&url, Duration::ZERO).await;
+        let b = connect(&url, Duration::ZERO).await;
+        a.execute_unprepared("CREATE TABLE t (x INTEGER)")
+            .await
+            .unwrap();
+
+        // 5: b holds the write lock, a may not wait.
+        b.execute_unprepared("BEGIN IMMEDIATE").await.unwrap();
+        let busy = a
+            .execute_unprepared("INSERT INTO t VALUES (1)")
+            .await
+            .unwrap_err();
+        b.execute_unprepared("ROLLBACK").await.unwrap();
+        assert!(busy.to_string().contains("locked"), "{busy}");
+        assert_eq!(answer(busy), (503, Some("5".into())));
+
+        // 517: a reads (snapshot), b commits a write, a tries to write.
+        let txn = a.begin().await.unwrap();
+        txn.execute_unprepared("SELECT COUNT(*) FROM t")
+            .await
+            .unwrap();
+        b.execute_unprepared("INSERT INTO t VALUES (2)")
+            .await
+            .unwrap();
+        let stale = txn
+            .execute_unprepared("INSERT INTO t VALUES (3)")
+            .await
+            .unwrap_err();
+        let code = match &stale {
+            sea_orm::DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e)) => match e.as_ref() {
+                sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+                _ => None,
+            },
+            _ => None,
+        };
+        assert_eq!(code.as_deref(), Some("517"), "{stale:?}");
+        assert_eq!(answer(stale), (503, Some("5".into())));
+        txn.rollback().await.unwrap();
     }
 }

@@ -1,6 +1,8 @@
 //! The `handoff` binary itself: migrate, tokens, sessions find, and its errors.
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStdout, Command, Stdio};
 
 use gateway::escalation::request;
 use gateway::store::Store;
@@ -18,6 +20,38 @@ fn handoff(db_url: &str, args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Starts `handoff serve --listen 127.0.0.1:0 …` and reads the address it bound
+/// from its first line on stdout. The child binds the port itself: no port is
+/// picked by the test, released, and hoped to be still free when the child
+/// binds it (another process could take it in between).
+fn serve(command: &mut Command) -> (Child, SocketAddr, BufReader<ChildStdout>) {
+    let mut child = command
+        .env_remove("HANDOFF_CONFIG")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("handoff serve starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("read stdout");
+    let addr = line
+        .trim()
+        .rsplit_once("listening on http://")
+        .and_then(|(_, a)| a.parse().ok())
+        .unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!("handoff serve did not print its address: {line:?}")
+        });
+    (child, addr, stdout)
+}
+
+fn sigterm(child: &Child) {
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
 }
 
 #[tokio::test]
@@ -143,28 +177,22 @@ async fn sigterm_finishes_the_job_in_hand_then_exits() {
         &["tokens", "create", "--name", "t", "--scopes", "escalate"],
     );
     assert!(ok);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_handoff"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("HANDOFF_DATABASE_URL", &url)
-        .env("HANDOFF_SALESFORCE__LOGIN_URL", emulator.url())
-        .env(
-            "HANDOFF_SALESFORCE__CREDENTIALS__TYPE",
-            "client_credentials",
-        )
-        .env("HANDOFF_SALESFORCE__CREDENTIALS__CLIENT_ID", &app.client_id)
-        .env(
-            "HANDOFF_SALESFORCE__CREDENTIALS__CLIENT_SECRET",
-            &app.client_secret,
-        )
-        .env_remove("HANDOFF_CONFIG")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut child, addr, _stdout) = serve(
+        Command::new(env!("CARGO_BIN_EXE_handoff"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("HANDOFF_DATABASE_URL", &url)
+            .env("HANDOFF_SALESFORCE__LOGIN_URL", emulator.url())
+            .env(
+                "HANDOFF_SALESFORCE__CREDENTIALS__TYPE",
+                "client_credentials",
+            )
+            .env("HANDOFF_SALESFORCE__CREDENTIALS__CLIENT_ID", &app.client_id)
+            .env(
+                "HANDOFF_SALESFORCE__CREDENTIALS__CLIENT_SECRET",
+                &app.client_secret,
+            )
+            .stderr(Stdio::null()),
+    );
     // Salesforce is slow, so the job is mid-call when SIGTERM arrives.
     emulator.set_faults(sf_emulator::Faults {
         latency_ms: 1_500,
@@ -179,7 +207,7 @@ async fn sigterm_finishes_the_job_in_hand_then_exits() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let sent = http
-            .post(format!("http://127.0.0.1:{port}/v1/escalations"))
+            .post(format!("http://{addr}/v1/escalations"))
             .bearer_auth(token.trim())
             .json(&body)
             .send()
@@ -197,11 +225,7 @@ async fn sigterm_finishes_the_job_in_hand_then_exits() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    sigterm(&child);
     let status = tokio::task::spawn_blocking(move || child.wait())
         .await
         .unwrap()
@@ -274,4 +298,192 @@ async fn jobs_list_and_retry_from_the_command_line() {
     let (ok, _, stderr) = handoff(&url, &["jobs", "retry", "424242"]);
     assert!(!ok);
     assert!(stderr.contains("no job 424242"), "{stderr}");
+}
+
+/// `handoff` without any `HANDOFF_*` setting inherited from the environment.
+fn handoff_clean() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("HANDOFF_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// Runs a command that must exit by itself; a regression that leaves it
+/// running (serving) is killed after 60 s and reported, instead of hanging.
+fn run_expecting_exit(command: &mut Command) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let err_path = dir.path().join("stderr");
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > give_up {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running after 60 s; it should have refused to start");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    (
+        status.success(),
+        std::fs::read_to_string(&err_path).unwrap(),
+    )
+}
+
+/// Defect 9 from the command line: `serve --sandbox` refuses a configured
+/// database (it would mint an admin token into it) and a non-loopback address
+/// (anyone reaching it could fetch that token), each saying what to do.
+#[test]
+fn serve_sandbox_refuses_a_configured_database_and_a_public_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("real.db").display());
+    let (ok, stderr) = run_expecting_exit(
+        handoff_clean()
+            .args(["serve", "--sandbox", "--listen", "127.0.0.1:0"])
+            .env("HANDOFF_DATABASE_URL", &url),
+    );
+    assert!(!ok);
+    assert!(stderr.contains("unset HANDOFF_DATABASE_URL"), "{stderr}");
+
+    let (ok, stderr) =
+        run_expecting_exit(handoff_clean().args(["serve", "--sandbox", "--listen", "0.0.0.0:0"]));
+    assert!(!ok);
+    assert!(stderr.contains("--sandbox-allow-remote"), "{stderr}");
+}
+
+/// Defect 10 from the command line: `handoff tokens list` shows every token
+/// without its secret, `handoff tokens revoke ID` makes it unusable at once.
+#[tokio::test]
+async fn tokens_are_listed_and_revoked_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("tok.db").display());
+    let (ok, stdout, _) = handoff(&url, &["tokens", "list"]);
+    assert!(ok);
+    assert!(stdout.contains("No tokens"), "{stdout}");
+    let (ok, bot, stderr) = handoff(
+        &url,
+        &["tokens", "create", "--name", "bot", "--scopes", "escalate"],
+    );
+    assert!(ok, "{stderr}");
+    let bot_id = stderr
+        .split_whitespace()
+        .nth(1)
+        .expect("Token <id> created")
+        .to_string();
+    let (ok, ops, _) = handoff(
+        &url,
+        &["tokens", "create", "--name", "ops", "--scopes", "admin"],
+    );
+    assert!(ok);
+
+    let (ok, stdout, stderr) = handoff(&url, &["tokens", "list"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains(&bot_id) && stdout.contains("ops"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("hnd_"), "a secret leaked: {stdout}");
+
+    let (ok, stdout, stderr) = handoff(&url, &["tokens", "revoke", &bot_id]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("revoked"), "{stdout}");
+    let store = Store::open(&url).await.unwrap();
+    assert!(store.token_identity(bot.trim()).await.unwrap().is_none());
+    assert!(store.token_identity(ops.trim()).await.unwrap().is_some());
+    drop(store);
+    let (ok, _, stderr) = handoff(&url, &["tokens", "revoke", "no-such-token"]);
+    assert!(!ok);
+    assert!(stderr.contains("no token no-such-token"), "{stderr}");
+}
+
+/// Defect 8. At `RUST_LOG=debug` the request span carried the full URI, so
+/// `GET /v1/sessions?id=<email or phone>` and any `?access_token=` reached the
+/// log. The span now names the route template (`/v1/sessions/{id}`) and never
+/// the path or query. The real binary runs at debug level; its whole log must
+/// hold the routes but none of the email, the phone or the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_logs_carry_route_templates_never_emails_phones_or_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("serve.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let (child, addr, mut stdout) = serve(
+        handoff_clean()
+            .args(["serve", "--sandbox", "--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "debug")
+            .stderr(log),
+    );
+    let mut token = String::new();
+    while !token.contains("API token") {
+        token.clear();
+        assert!(
+            stdout.read_line(&mut token).unwrap() > 0,
+            "no token printed"
+        );
+    }
+    let token = token.rsplit(' ').next().unwrap().trim().to_string();
+
+    let email = "pii.person@example.org";
+    let phone = "+14155550199";
+    let secret = "qs_secret_9f8e7d";
+    let http = reqwest::Client::new();
+    let base = format!("http://{addr}");
+    let accepted = http
+        .post(format!("{base}/v1/escalations"))
+        .bearer_auth(&token)
+        .json(&json!({
+            "session_id": "pii-session-1",
+            "channel": "email",
+            "customer": {"name": "Pat", "email": email, "phone": phone},
+            "transcript": [{"role": "customer", "text": "hello", "at": "2026-11-22T09:00:00Z"}],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 202);
+    for query in [
+        vec![("id", email)],
+        vec![("id", phone)],
+        vec![("access_token", secret)],
+    ] {
+        let found = http
+            .get(format!("{base}/v1/sessions"))
+            .query(&query)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert!(found.status().is_success() || found.status() == 400);
+    }
+    let by_path = http
+        .get(format!("{base}/v1/sessions/{email}?access_token={secret}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_path.status(), 404);
+
+    sigterm(&child);
+    let mut child = child;
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    for needle in [email, "pii.person", phone, "4155550199", secret, &token] {
+        assert!(!log.contains(needle), "{needle:?} reached the log:\n{log}");
+    }
+    assert!(
+        log.contains(r#"route="/v1/sessions/{id}""#) && log.contains(r#"route="/v1/sessions""#),
+        "debug request spans were not logged:\n{log}"
+    );
 }

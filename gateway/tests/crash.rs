@@ -7,7 +7,9 @@
 //!
 //! The emulator runs in this process; the gateway runs as child processes of the
 //! real `handoff` binary, configured only through the environment, restarted on
-//! the same port and database right after each kill. Clients submit at a fixed
+//! the same database right after each kill. Each process binds port 0 itself and
+//! prints its address; the clients always use the replica's latest address (no
+//! port is picked here, released, and hoped to be still free for the child). Clients submit at a fixed
 //! rate and retry until 202; kills go on until every submission is accepted and
 //! 90 % of the Cases exist (so they also hit Case writes), then the last
 //! instances drain the queue.
@@ -20,7 +22,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -177,14 +179,11 @@ async fn run(label: &str, database_url: String, replicas: usize, dir: tempfile::
     .collect();
     let token = create_token(&env);
 
-    let ports: Vec<u16> = (0..replicas).map(|_| free_port()).collect();
-    let urls: Arc<Vec<String>> = Arc::new(
-        ports
-            .iter()
-            .map(|p| format!("http://127.0.0.1:{p}"))
-            .collect(),
+    let urls: Urls = Arc::new(Mutex::new(vec![String::new(); replicas]));
+    let harness = Harness::new(
+        Fleet::new(env, Arc::clone(&urls), dir.path().to_path_buf()),
+        dir,
     );
-    let harness = Harness::new(Fleet::new(env, ports, dir.path().to_path_buf()), dir);
     for replica in 0..replicas {
         harness.fleet().start(replica);
     }
@@ -492,7 +491,7 @@ fn submissions(n: usize, rng: &mut StdRng) -> Vec<Submission> {
 /// errors and 5xx (the gateway may be dead or restarting). Anything else is a bug.
 async fn submit(
     http: &reqwest::Client,
-    urls: &[String],
+    urls: &Urls,
     spread: usize,
     token: &str,
     submission: &Submission,
@@ -500,7 +499,7 @@ async fn submit(
 ) {
     let deadline = Instant::now() + Duration::from_secs(120);
     for attempt in 0usize.. {
-        let url = format!("{}/v1/escalations", urls[(spread + attempt) % urls.len()]);
+        let url = format!("{}/v1/escalations", url_of(urls, spread + attempt));
         let outcome = http
             .post(url)
             .bearer_auth(token)
@@ -531,7 +530,7 @@ async fn submit(
 // ---------------------------------------------------------------- chaos --
 
 /// Kills a gateway process every 0.3–2 s (in turn, with several replicas) and
-/// restarts it at once on the same port and database. Goes on until every
+/// restarts it at once on the same database (on a port it picks). Goes on until every
 /// submission is accepted and most Cases exist (so kills also land while the
 /// workers write to Salesforce), at most [`CHAOS_AFTER_ACCEPT_LIMIT`] past the
 /// last acceptance. Returns the number of kills.
@@ -543,7 +542,7 @@ async fn chaos(
     seed: u64,
 ) -> usize {
     let mut rng = StdRng::seed_from_u64(seed);
-    let replicas = lock(&fleet).ports.len();
+    let replicas = lock(&fleet).running.len();
     let mut kills = 0;
     let mut accepted_at: Option<Instant> = None;
     loop {
@@ -580,7 +579,7 @@ async fn chaos(
 /// Case id, and what went wrong (sessions failed or still pending), if anything.
 async fn wait_escalated(
     http: &reqwest::Client,
-    urls: &[String],
+    urls: &Urls,
     token: &str,
     accepted: &HashSet<String>,
 ) -> (HashMap<String, String>, Option<String>) {
@@ -593,7 +592,7 @@ async fn wait_escalated(
     loop {
         let mut still = Vec::new();
         for (i, id) in pending.into_iter().enumerate() {
-            let url = format!("{}/v1/sessions/{id}", urls[(i + round) % urls.len()]);
+            let url = format!("{}/v1/sessions/{id}", url_of(urls, i + round));
             let session: Value = match http.get(url).bearer_auth(token).send().await {
                 Ok(r) if r.status().is_success() => r.json().await.expect("session JSON"),
                 Ok(r) => panic!("GET session {id}: {}", r.status()),
@@ -628,7 +627,7 @@ async fn wait_escalated(
         DRAIN_LIMIT.as_secs()
     );
     for id in failed.iter().chain(&pending).take(5) {
-        let url = format!("{}/v1/sessions/{id}/events", urls[0]);
+        let url = format!("{}/v1/sessions/{id}/events", url_of(urls, 0));
         let events = match http.get(url).bearer_auth(token).send().await {
             Ok(r) => r.text().await.unwrap_or_default(),
             Err(e) => e.to_string(),
@@ -820,11 +819,20 @@ fn check_transcript(bodies: &[&str], expected: &[String], turns: &[Turn]) -> Tra
 
 // ---------------------------------------------------------------- fleet --
 
+/// Each replica's current base URL (`http://127.0.0.1:PORT`), updated on restart.
+type Urls = Arc<Mutex<Vec<String>>>;
+
+/// The base URL of replica `n % replicas`, as of now.
+fn url_of(urls: &Urls, n: usize) -> String {
+    let urls = lock(urls);
+    urls[n % urls.len()].clone()
+}
+
 /// The gateway processes. Every process it starts is killed by `kill_all`, which
 /// the [`Harness`] runs on drop, panics included.
 struct Fleet {
     env: Vec<(String, String)>,
-    ports: Vec<u16>,
+    urls: Urls,
     dir: PathBuf,
     running: Vec<Option<Child>>,
     /// Every instance's log, oldest first, with its replica.
@@ -832,38 +840,56 @@ struct Fleet {
 }
 
 impl Fleet {
-    fn new(env: Vec<(String, String)>, ports: Vec<u16>, dir: PathBuf) -> Fleet {
-        let running = ports.iter().map(|_| None).collect();
+    fn new(env: Vec<(String, String)>, urls: Urls, dir: PathBuf) -> Fleet {
+        let running = lock(&urls).iter().map(|_| None).collect();
         Fleet {
             env,
-            ports,
+            urls,
             dir,
             running,
             logs: Vec::new(),
         }
     }
 
-    /// Starts `handoff serve` for a replica, its stdout and stderr in a log file.
+    /// Starts `handoff serve --listen 127.0.0.1:0` for a replica and waits for
+    /// the address it prints first; its stdout and stderr go to a log file.
     fn start(&mut self, replica: usize) {
         assert!(self.running[replica].is_none(), "replica {replica} runs");
         let log = self
             .dir
             .join(format!("gateway-{replica}-{:03}.log", self.logs.len()));
-        let out = File::create(&log).expect("create log");
+        let mut out = File::create(&log).expect("create log");
         let err = out.try_clone().expect("clone log");
-        let child = handoff_command(&self.env)
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{}", self.ports[replica]),
-            ])
+        let mut child = handoff_command(&self.env)
+            .args(["serve", "--listen", "127.0.0.1:0"])
             .stdin(Stdio::null())
-            .stdout(out)
+            .stdout(Stdio::piped())
             .stderr(err)
             .spawn()
             .expect("start handoff serve");
+        self.logs.push((replica, log.clone()));
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut first = String::new();
+        let _ = stdout.read_line(&mut first);
+        let Some(addr) = first
+            .trim()
+            .rsplit_once("listening on http://")
+            .map(|(_, a)| a.to_string())
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "replica {replica} did not print its address ({first:?}):\n{}",
+                tail(&log, 40)
+            );
+        };
+        // The rest of stdout goes to the log, as stderr does.
+        std::thread::spawn(move || {
+            let _ = out.write_all(first.as_bytes());
+            let _ = std::io::copy(&mut stdout, &mut out);
+        });
+        lock(&self.urls)[replica] = format!("http://{addr}");
         self.running[replica] = Some(child);
-        self.logs.push((replica, log));
     }
 
     /// SIGKILL (`Child::kill` on Unix), then reap.
@@ -896,7 +922,7 @@ impl Fleet {
 
     /// The tail of each replica's last two logs.
     fn print_tails(&self) {
-        for replica in 0..self.ports.len() {
+        for replica in 0..self.running.len() {
             let mine: Vec<&PathBuf> = self
                 .logs
                 .iter()
@@ -988,14 +1014,6 @@ fn create_token(env: &[(String, String)]) -> String {
     );
     let token = String::from_utf8(out.stdout).expect("token is UTF-8");
     token.trim().to_string()
-}
-
-/// A port nothing listens on right now (the gateway binds it a moment later).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
 }
 
 fn env_usize(name: &str, default: usize) -> usize {

@@ -5,6 +5,7 @@ mod bad_input;
 mod data;
 mod demo;
 mod email_escalation;
+mod hardening;
 mod idempotency;
 mod idempotency_key;
 mod operations;

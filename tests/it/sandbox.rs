@@ -89,3 +89,38 @@ async fn sandbox_endpoint_is_absent_outside_sandbox_mode() {
     assert_eq!(status, 404);
     assert_eq!(body["code"], "not_found");
 }
+
+/// Defect 9. `GET /v1/sandbox` hands an every-scope token to whoever asks,
+/// without authentication, and the Docker image listened on 0.0.0.0: a sandbox
+/// started there gave admin access to the network. Sandbox mode now refuses a
+/// listener that is not loopback unless `sandbox.allow_remote` is set
+/// (`--sandbox-allow-remote`), and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_refuses_a_non_loopback_address_unless_allowed() {
+    let listener = TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let refused = Application::build_sandbox(Config::defaults(), listener, true).await;
+    let message = refused.err().expect("refused").to_string();
+    assert!(message.contains("0.0.0.0"), "{message}");
+    assert!(message.contains("--sandbox-allow-remote"), "{message}");
+    assert!(message.contains("127.0.0.1"), "{message}");
+
+    let mut config = Config::defaults();
+    config.sandbox.allow_remote = true;
+    let listener = TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let app = Application::build_sandbox(config, listener, true)
+        .await
+        .expect("allowed explicitly");
+    app.spawn().unwrap().stop().await;
+}
+
+/// Defect 9, the database. With HANDOFF_DATABASE_URL set, the sandbox minted its
+/// every-scope token into that (real) database, where it outlived the sandbox
+/// as a working admin credential. The sandbox now only runs on its scratch
+/// database; asked for another, it refuses and says what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_refuses_to_mint_tokens_into_a_configured_database() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let refused = Application::build_sandbox(Config::defaults(), listener, false).await;
+    let message = refused.err().expect("refused").to_string();
+    assert!(message.contains("unset HANDOFF_DATABASE_URL"), "{message}");
+}

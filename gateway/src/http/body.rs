@@ -205,53 +205,69 @@ pub async fn read_bytes(
     read_limited(body, limit, declared.is_some_and(|n| n > limit)).await
 }
 
-/// Reads the body, keeping at most `limit` bytes. An oversized body is still
-/// drained (up to a bound, discarded) so the client reads our 413 instead of a
-/// reset connection.
+/// Reads the body, keeping at most `limit` bytes. An oversized body (declared
+/// or discovered) is answered 413 at once, with `Connection: close`; what the
+/// client is still sending is drained in the background, up to a bound, so it
+/// can read our answer instead of a reset connection. A body that does not
+/// arrive within `http.body_read_timeout_secs` (the deadline the server puts on
+/// every request body) is answered 408.
 async fn read_limited(
     body: Body,
     limit: usize,
     already_too_large: bool,
 ) -> Result<Vec<u8>, ApiError> {
-    const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(30);
-    let drain_cap = limit.saturating_mul(4).max(16 * 1024 * 1024);
-    let mut too_large = already_too_large;
-    let mut kept = Vec::new();
-    let mut seen = 0usize;
     let mut stream = body.into_data_stream();
-    let read = async {
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|_| {
-                ApiError::invalid("invalid_body", None, "the request body could not be read")
-            })?;
-            seen += chunk.len();
-            if seen > limit {
-                too_large = true;
-            }
-            if !too_large {
-                kept.extend_from_slice(&chunk);
-            }
-            if seen > drain_cap {
-                break;
-            }
-        }
-        Ok::<(), ApiError>(())
-    };
-    match tokio::time::timeout(DRAIN_TIME, read).await {
-        Ok(result) => result?,
-        Err(_) if too_large => {}
-        Err(_) => {
-            return Err(ApiError::invalid(
-                "body_timeout",
-                None,
-                "the request body took too long to arrive",
-            ));
-        }
-    }
-    if too_large {
+    if already_too_large {
+        drain_in_background(stream);
         return Err(ApiError::TooLarge(limit));
     }
+    let mut kept = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            if is_timeout(&e) {
+                ApiError::BodyTimeout
+            } else {
+                ApiError::invalid("invalid_body", None, "the request body could not be read")
+            }
+        })?;
+        if kept.len() + chunk.len() > limit {
+            drain_in_background(stream);
+            return Err(ApiError::TooLarge(limit));
+        }
+        kept.extend_from_slice(&chunk);
+    }
     Ok(kept)
+}
+
+/// Most bytes read and discarded after a 413, and for how long.
+const DRAIN_BYTES: usize = 1024 * 1024;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn drain_in_background(mut stream: axum::body::BodyDataStream) {
+    tokio::spawn(async move {
+        let drain = async {
+            let mut seen = 0usize;
+            while let Some(Ok(chunk)) = stream.next().await {
+                seen += chunk.len();
+                if seen > DRAIN_BYTES {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+    });
+}
+
+/// Whether a body error is the server's body-read deadline.
+fn is_timeout(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 #[cfg(test)]

@@ -9,11 +9,15 @@ pub mod jobs;
 mod page;
 mod sandbox;
 pub mod sessions;
+mod shed;
+mod tokens;
 
 use std::sync::Arc;
 
 use axum::Router;
-use tokio::sync::Notify;
+use axum::extract::MatchedPath;
+use axum::http::Request;
+use tokio::sync::{Notify, Semaphore};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
@@ -41,23 +45,46 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let permits = Arc::new(Semaphore::new(state.config.http.max_in_flight));
+    let api = Router::new()
         .merge(escalations::router())
         .merge(sessions::router())
-        .merge(health::router())
         .merge(jobs::router())
         .merge(sandbox::router())
+        .merge(tokens::router())
         // Every POST above honours an Idempotency-Key header (not the fallback).
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             idempotency::idempotency,
         ))
+        // Outermost: a shed request costs no database work and no body read.
+        .route_layer(axum::middleware::from_fn_with_state(permits, shed::shed));
+    Router::new()
+        .merge(api)
+        // Never shed: orchestrators must see the gateway alive and ready while it is busy.
+        .merge(health::router())
         .fallback(|| async { crate::error::ApiError::NotFound })
         .with_state(state)
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(SetSensitiveRequestHeadersLayer::new([
             axum::http::header::AUTHORIZATION,
         ]))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// The span every request is logged in: the method and the route's *template*
+/// (`/v1/sessions/{id}`), never the URI, whose path and query carry session ids,
+/// emails, phone numbers and tokens (`?id=…`, `?access_token=…`).
+fn request_span<B>(request: &Request<B>) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("<unmatched>", MatchedPath::as_str);
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::debug_span!("request", method = %request.method(), route, request_id)
 }

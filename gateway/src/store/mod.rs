@@ -12,14 +12,21 @@ mod tokens;
 use std::time::Duration;
 
 use migrations::MigratorTrait;
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
 
 pub use entities::{api_token, event, idempotency_key, job, session};
 pub use idempotency::{Begin, IdempotencyLock, IdempotencyPolicy, StoredResponse, fingerprint};
 pub use jobs::ClaimedJob;
 pub use retention::{RetentionPolicy, RetentionReport};
 pub use sessions::Accepted;
-pub use tokens::{NewToken, Scope, TokenIdentity};
+pub use tokens::{NewToken, Scope, TokenIdentity, hash_token};
+
+/// The PostgreSQL advisory lock held while migrating (any constant no other
+/// part of Handoff uses; "handoff" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x68616e646f6666;
 
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -52,8 +59,27 @@ impl Store {
         Ok(store)
     }
 
+    /// Applies pending migrations, safely when several processes start at once
+    /// (replicas of one deployment): on PostgreSQL under a transaction-scoped
+    /// advisory lock, so one process migrates while the others wait, then find
+    /// nothing pending; on SQLite in one `BEGIN IMMEDIATE` transaction, which
+    /// takes the write lock first, so a second process waits (busy timeout).
     pub async fn migrate(&self) -> Result<(), DbErr> {
-        migrations::Migrator::up(&self.db, None).await
+        let txn = self
+            .db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await?;
+        if self.backend() == DbBackend::Postgres {
+            txn.execute_unprepared(&format!(
+                "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+            ))
+            .await?;
+        }
+        migrations::Migrator::up(&txn, None).await?;
+        txn.commit().await
     }
 
     pub fn backend(&self) -> DbBackend {

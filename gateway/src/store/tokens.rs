@@ -2,7 +2,9 @@
 
 use chrono::Utc;
 use rand::Rng;
-use sea_orm::{ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
 use sha2::{Digest, Sha256};
 
 use super::Store;
@@ -102,5 +104,37 @@ impl Store {
             scopes: r.scopes.split(',').filter_map(Scope::parse).collect(),
             id: r.id,
         }))
+    }
+
+    /// Tokens in creation order (ids are UUIDv7), after `after` when given, at
+    /// most `limit`. Rows carry the hash: callers show only id, name, scopes, dates.
+    pub async fn list_tokens(
+        &self,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<api_token::Model>, DbErr> {
+        let mut query = api_token::Entity::find().order_by_asc(api_token::Column::Id);
+        if let Some(after) = after {
+            query = query.filter(api_token::Column::Id.gt(after));
+        }
+        query.limit(limit).all(&self.db).await
+    }
+
+    /// Revokes a token: from now on it authenticates nothing (every request looks
+    /// it up). Revoking a revoked token keeps its first revocation time. `None`
+    /// when there is no such token.
+    pub async fn revoke_token(&self, id: &str) -> Result<Option<api_token::Model>, DbErr> {
+        api_token::Entity::update_many()
+            .col_expr(
+                api_token::Column::RevokedAt,
+                sea_orm::sea_query::Expr::value(Utc::now()),
+            )
+            .filter(api_token::Column::Id.eq(id))
+            .filter(api_token::Column::RevokedAt.is_null())
+            .exec(&self.db)
+            .await?;
+        api_token::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await
     }
 }
