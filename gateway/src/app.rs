@@ -135,6 +135,8 @@ impl Application {
             gate: Arc::clone(&gate),
             config: Arc::clone(&config),
             wake: Arc::clone(&wake),
+            channels: Arc::clone(&channels),
+            clock: Arc::new(crate::jobs::clock::SystemClock),
             id: format!("w-{}", &uuid::Uuid::now_v7().simple().to_string()[20..]),
         });
         let state = AppState {

@@ -21,6 +21,27 @@ pub struct Config {
     pub case: CaseConfig,
     pub worker: WorkerConfig,
     pub idempotency: IdempotencyConfig,
+    #[serde(default)]
+    pub notices: NoticesConfig,
+}
+
+/// Messages the gateway itself sends to customers (`system.message`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct NoticesConfig {
+    /// Sent when a session that wanted live messaging became a Case;
+    /// `{case_number}` is replaced by the CaseNumber.
+    pub case_created: String,
+}
+
+impl Default for NoticesConfig {
+    fn default() -> Self {
+        NoticesConfig {
+            case_created: "Thanks for waiting. Your request has been passed to our support team \
+                           as case {case_number}; we will reply here."
+                .into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

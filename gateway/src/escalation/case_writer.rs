@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use salesforce::{Client, CompositeRequest, Error as SfError, Method, SalesforceId, soql};
 
 use super::mapper;
+use crate::jobs::fence::{Fence, Fenced};
 
 /// Composite allows 25 subrequests: the Case upsert, the CaseNumber read-back,
 /// and up to 23 comments go in the first call.
@@ -34,13 +35,24 @@ pub struct CaseWritten {
 /// A failed attempt: the error and the calls it spent.
 #[derive(Debug)]
 pub struct WriteFailed {
-    pub error: SfError,
+    pub error: WriteError,
     pub calls: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Salesforce(#[from] SfError),
+    /// The job's lease is not certainly ours: stopped before the next call.
+    #[error("stopped before the next Salesforce call: {0}")]
+    Fenced(#[from] Fenced),
 }
 
 pub struct CaseWriter<'a> {
     pub client: &'a Client,
     pub external_id_field: &'a str,
+    /// Checked before every Salesforce call.
+    pub fence: &'a Fence,
 }
 
 impl CaseWriter<'_> {
@@ -67,7 +79,7 @@ impl CaseWriter<'_> {
         comments: &[String],
         reconcile: bool,
         calls: &mut u64,
-    ) -> Result<CaseWritten, SfError> {
+    ) -> Result<CaseWritten, WriteError> {
         if reconcile && let Some(existing) = self.find_existing(session_id, calls).await? {
             let (case_id, case_number, have) = existing;
             let missing: Vec<&String> = comments
@@ -110,10 +122,11 @@ impl CaseWriter<'_> {
                 &format!("comment{}", i + 1),
             )?;
         }
+        self.fence.check()?;
         *calls += 1;
         let response = self.client.composite(&request).await?;
         if let Some(error) = response.first_failure() {
-            return Err(error);
+            return Err(error.into());
         }
         let case_id = response
             .get("newCase")
@@ -142,12 +155,13 @@ impl CaseWriter<'_> {
         &self,
         session_id: &str,
         calls: &mut u64,
-    ) -> Result<Option<(SalesforceId, Option<String>, HashSet<usize>)>, SfError> {
+    ) -> Result<Option<(SalesforceId, Option<String>, HashSet<usize>)>, WriteError> {
         let literal = soql::quote(session_id).map_err(|e| SfError::Invalid(e.to_string()))?;
         let query = format!(
             "SELECT Id, CaseNumber FROM Case WHERE {} = {literal} LIMIT 1",
             self.external_id_field
         );
+        self.fence.check()?;
         *calls += 1;
         let page = self.client.query(&query).await?;
         let Some(record) = page.records.first() else {
@@ -167,6 +181,7 @@ impl CaseWriter<'_> {
             "SELECT Id, CommentBody FROM CaseComment WHERE ParentId = '{}' ORDER BY CreatedDate",
             case_id.as_str()
         );
+        self.fence.check()?;
         *calls += 1;
         let mut have = HashSet::new();
         let mut page = self.client.query(&query).await?;
@@ -182,6 +197,7 @@ impl CaseWriter<'_> {
             }
             match page.next_records_url.clone() {
                 Some(next) if !page.done => {
+                    self.fence.check()?;
                     *calls += 1;
                     page = self.client.query_more(&next).await?;
                 }
@@ -196,7 +212,7 @@ impl CaseWriter<'_> {
         case_id: &SalesforceId,
         bodies: &[&String],
         calls: &mut u64,
-    ) -> Result<(), SfError> {
+    ) -> Result<(), WriteError> {
         for batch in bodies.chunks(COLLECTION_BATCH) {
             let records: Vec<Value> = batch
                 .iter()
@@ -206,6 +222,7 @@ impl CaseWriter<'_> {
                     record
                 })
                 .collect();
+            self.fence.check()?;
             *calls += 1;
             let results = self.client.collections_create(records, true).await?;
             if let Some(failed) = results.iter().find(|r| !r.success) {
@@ -213,7 +230,8 @@ impl CaseWriter<'_> {
                     status: 400,
                     errors: failed.errors.clone(),
                     retry_after: None,
-                });
+                }
+                .into());
             }
         }
         Ok(())

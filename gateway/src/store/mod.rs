@@ -4,6 +4,7 @@
 mod entities;
 mod idempotency;
 mod jobs;
+mod outbox;
 mod sessions;
 mod tokens;
 
@@ -12,9 +13,10 @@ use std::time::Duration;
 use migrations::MigratorTrait;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 
-pub use entities::{api_token, event, idempotency_key, job, session};
+pub use entities::{api_token, delivery, event, idempotency_key, job, session};
 pub use idempotency::{Begin, IdempotencyLock, IdempotencyPolicy, StoredResponse, fingerprint};
-pub use jobs::ClaimedJob;
+pub use jobs::{ABANDONED_ERROR, AbandonedJob, ClaimedJob};
+pub use outbox::{DeliveryState, NewDelivery};
 pub use sessions::Accepted;
 pub use tokens::{NewToken, Scope, TokenIdentity};
 
