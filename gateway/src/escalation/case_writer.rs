@@ -247,3 +247,81 @@ fn comment_fields(parent: &str, body: &str) -> Value {
         "IsPublished": false,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::jobs::clock::Clock;
+
+    /// A clock that moves one second each time it is read: the fence's first
+    /// check happens at the start, the second one second later.
+    #[derive(Debug)]
+    struct SteppingClock {
+        start: Instant,
+        reads: AtomicU64,
+    }
+
+    impl Clock for SteppingClock {
+        fn now(&self) -> Instant {
+            self.start + Duration::from_secs(self.reads.fetch_add(1, Ordering::SeqCst))
+        }
+    }
+
+    /// Lease renewals used to stop an attempt only when they found the lease
+    /// gone; when they *errored* (the database unreachable), the attempt kept
+    /// calling Salesforce past its lease while another replica could take the
+    /// job, so transcript comments could be written twice. The writer now checks
+    /// the fence before every call: with the lease running out after the first
+    /// call, the Case and its first 23 comments are written and the sObject
+    /// Collections call for the remaining 7 is never made.
+    #[tokio::test]
+    async fn a_lapsed_lease_stops_the_write_before_its_next_call() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let emulator = sf_emulator::spawn(sf_emulator::EmulatorConfig::default(), listener)
+            .await
+            .unwrap();
+        let app = emulator.config().connected_apps[0].clone();
+        let client = Client::new(salesforce::ClientConfig {
+            login_url: emulator.url(),
+            api_version: "v66.0".into(),
+            credentials: salesforce::Credentials::ClientCredentials {
+                client_id: app.client_id,
+                client_secret: app.client_secret.into(),
+            },
+            timeout: Duration::from_secs(10),
+            max_concurrency: 2,
+        })
+        .unwrap();
+        let start = Instant::now();
+        let clock = Arc::new(SteppingClock {
+            start,
+            reads: AtomicU64::new(0),
+        });
+        let fence = Fence::new(clock, start, Duration::from_millis(500));
+        let writer = CaseWriter {
+            client: &client,
+            external_id_field: "Handoff_Session_Id__c",
+            fence: &fence,
+        };
+        let mut fields = serde_json::Map::new();
+        fields.insert("Subject".into(), json!("fenced"));
+        let comments: Vec<String> = (1..=30).map(|k| format!("Transcript {k}/30\n…")).collect();
+        let failed = writer
+            .write("fence-1", &fields, &comments, false)
+            .await
+            .expect_err("the lease lapsed after the first call");
+        assert!(
+            matches!(failed.error, WriteError::Fenced(Fenced::Expired)),
+            "{:?}",
+            failed.error
+        );
+        assert_eq!(failed.calls, 1);
+        assert_eq!(emulator.records("Case").len(), 1);
+        assert_eq!(emulator.records("CaseComment").len(), FIRST_CALL_COMMENTS);
+        emulator.shutdown().await;
+    }
+}

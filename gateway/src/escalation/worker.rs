@@ -592,3 +592,132 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a non-string panic payload".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use sea_orm::{ActiveModelTrait, Set};
+    use serde_json::json;
+
+    use crate::escalation::gate::{CallOutcome, Permit};
+    use crate::jobs::JobKind;
+    use crate::store::{Scope, job, now_ms};
+
+    /// A panic inside an attempt used to kill its worker loop for good, and if
+    /// the attempt was the breaker's probe, the gate stayed half-open with the
+    /// probe "in flight" forever: no Salesforce job was claimed again while
+    /// `/readyz` said 200. Now each attempt runs in its own task: the panic fails
+    /// that attempt (recorded in the session's events, retried, then
+    /// dead-lettered), the probe is released, and the next job runs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_probe_fails_its_attempt_and_work_goes_on() {
+        let emulator = sf_emulator::spawn(
+            sf_emulator::EmulatorConfig::default(),
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        )
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::Config::defaults();
+        config.database_url = format!("sqlite://{}?mode=rwc", dir.path().join("h.db").display());
+        config.salesforce.login_url = emulator.url();
+        let app = emulator.config().connected_apps[0].clone();
+        config.salesforce.credentials = Some(salesforce::Credentials::ClientCredentials {
+            client_id: app.client_id,
+            client_secret: app.client_secret.into(),
+        });
+        config.salesforce.breaker_failure_threshold = 1;
+        config.salesforce.breaker_open_secs = 0;
+        config.worker.max_attempts = 2;
+        config.worker.retry_base_ms = 20;
+        config.worker.retry_max_ms = 40;
+        config.worker.poll_interval_ms = 20;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let application = crate::Application::build(config, listener).await.unwrap();
+        let state = application.state().clone();
+        let store = state.store.clone();
+        // The breaker is open (for zero seconds): the first job claimed is the probe.
+        state.gate.record(
+            Permit::Go,
+            CallOutcome::Failed(salesforce::ErrorClass::Retryable),
+        );
+        assert_eq!(state.gate.snapshot().state, "open");
+        let panic_job = JobKind::Panic {
+            session_id: "panics-1".into(),
+        };
+        let t = now_ms();
+        let inserted = job::ActiveModel {
+            kind: Set(panic_job.name().into()),
+            session_id: Set("panics-1".into()),
+            state: Set("queued".into()),
+            attempts: Set(0),
+            max_attempts: Set(2),
+            run_at: Set(t - 1000),
+            created_at: Set(t),
+            updated_at: Set(t),
+            payload: Set(Some(panic_job.payload_json())),
+            ..Default::default()
+        }
+        .insert(store.connection())
+        .await
+        .unwrap();
+        let token = store
+            .create_token("t", &[Scope::Escalate])
+            .await
+            .unwrap()
+            .secret;
+        let running = application.spawn().unwrap();
+        let status = reqwest::Client::new()
+            .post(format!("{}/v1/escalations", running.url()))
+            .bearer_auth(token)
+            .json(&json!({"session_id": "after-panic-1", "channel": "email",
+                "customer": {"email": "ann@example.com"},
+                "transcript": [{"role": "customer", "text": "hi", "at": "2026-11-22T09:00:00Z"}]}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 202);
+
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let panicked = store.job(inserted.id).await.unwrap().unwrap();
+            let escalated = store.session("after-panic-1").await.unwrap().unwrap();
+            if panicked.state == "dead" && escalated.status == "escalated" {
+                assert_eq!(panicked.attempts, 2);
+                assert!(
+                    panicked.last_error.as_deref().is_some_and(
+                        |e| e.starts_with("the attempt panicked: a test job that panics")
+                    ),
+                    "{:?}",
+                    panicked.last_error
+                );
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "panic job {} and session {}; gate {:?}",
+                panicked.state,
+                escalated.status,
+                state.gate.snapshot()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let kinds: Vec<String> = store
+            .events("panics-1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            ["job.attempt_failed", "job.attempt_failed", "job.dead"]
+        );
+        assert_eq!(state.gate.snapshot().state, "closed");
+        assert_eq!(emulator.records("Case").len(), 1);
+        running.stop().await;
+        emulator.shutdown().await;
+    }
+}
