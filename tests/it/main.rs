@@ -6,6 +6,7 @@ mod demo;
 mod email_escalation;
 mod idempotency;
 mod idempotency_key;
+mod jobs;
 mod operations;
 mod outage;
 mod resilience;
