@@ -1,7 +1,8 @@
 //! The job worker. One dispatcher claims as many due jobs as there are free
-//! permits — `salesforce.max_concurrency` for jobs that call Salesforce (and
-//! only while the breaker lets them), `worker.concurrency` for channel
-//! deliveries — and runs each attempt in its own task. An attempt retries with
+//! permits — for jobs that call Salesforce (only while the breaker lets them),
+//! [`ATTEMPTS_PER_SALESFORCE_SLOT`] × `salesforce.max_concurrency`, with the
+//! client holding calls in flight to `max_concurrency`; for channel deliveries,
+//! `worker.concurrency` — and runs each attempt in its own task. An attempt retries with
 //! backoff and jitter or dead-letters what cannot succeed; a panic fails that
 //! attempt only. Every attempt is recorded in the session's events.
 
@@ -63,6 +64,13 @@ pub(crate) enum Outcome {
     Abandon,
 }
 
+/// Salesforce attempts in flight per `salesforce.max_concurrency`. The client's
+/// own semaphore keeps Salesforce *calls* in flight at `max_concurrency`; twice as
+/// many attempts let one attempt's database work (reading the session, recording
+/// the Case, finishing the job) overlap another's call, so the calls in flight
+/// stay at the limit instead of idling while the database is written.
+pub const ATTEMPTS_PER_SALESFORCE_SLOT: usize = 2;
+
 /// Permits for each class of job.
 struct Pools {
     salesforce: Arc<Semaphore>,
@@ -76,7 +84,9 @@ impl Worker {
     /// flight finish.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let pools = Pools {
-            salesforce: Arc::new(Semaphore::new(self.config.salesforce.max_concurrency)),
+            salesforce: Arc::new(Semaphore::new(
+                self.config.salesforce.max_concurrency * ATTEMPTS_PER_SALESFORCE_SLOT,
+            )),
             channel: Arc::new(Semaphore::new(self.config.worker.concurrency)),
             freed: Arc::new(Notify::new()),
         };
