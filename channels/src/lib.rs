@@ -7,6 +7,7 @@
 //! This crate knows neither Salesforce nor the database.
 
 mod address;
+mod chat;
 mod delivery;
 pub mod email;
 mod error;
@@ -14,6 +15,7 @@ mod messaging;
 mod model;
 mod normalize;
 mod registry;
+pub mod webhook;
 
 use std::fmt;
 use std::str::FromStr;
@@ -21,6 +23,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use address::{EmailAddress, EmailAddressError};
+pub use chat::ChatChannel;
 pub use delivery::{
     Capabilities, Delivered, DeliveryError, InboundMessage, InboundRequest, OutboundKind,
     OutboundMessage, ReplyTarget, SplitRule,
