@@ -293,3 +293,38 @@ async fn private_addresses_are_refused_when_sending() {
     assert!(matches!(err, DeliveryError::Permanent { .. }), "{err:?}");
     assert_eq!(received.lock().unwrap().len(), 0);
 }
+
+#[tokio::test]
+async fn a_bridge_delivers_to_its_url_with_the_address() {
+    let (url, received) = receiver(|| StatusCode::ACCEPTED.into_response()).await;
+    let bridge = channels::BridgeChannel::new(
+        channels::ChannelKind::plugin("line").unwrap(),
+        url.parse().unwrap(),
+        secret(),
+        channels::Route::Messaging,
+        true,
+    )
+    .unwrap();
+    let target = ReplyTarget::Bridge {
+        address: "line:U42".into(),
+    };
+    bridge.deliver(&target, &message()).await.unwrap();
+    let got = received.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    let Received { headers, body } = &got[0];
+    let timestamp = headers["webhook-timestamp"].to_str().unwrap();
+    assert_eq!(
+        headers["webhook-signature"].to_str().unwrap(),
+        receiver_signature("dlv_01JDXK3Z", timestamp, body)
+    );
+    let json: serde_json::Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(json["data"]["address"], "line:U42");
+    assert_eq!(json["type"], "agent.message");
+    // A target of another channel's shape is refused without a request.
+    let err = bridge
+        .deliver(&ReplyTarget::Webhook { url }, &message())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DeliveryError::Permanent { .. }), "{err:?}");
+    assert_eq!(received.lock().unwrap().len(), 1);
+}
