@@ -9,6 +9,7 @@ mod idempotency_key;
 mod jobs;
 mod operations;
 mod outage;
+mod outbox;
 mod resilience;
 mod sandbox;
 mod support;

@@ -45,7 +45,7 @@ impl Worker {
             );
             return self.not_told(session, &reason).await;
         }
-        let Some(target) = reply_target(&session.payload) else {
+        let Some(target) = reply_target(channel.as_ref(), &session.payload) else {
             return self
                 .not_told(session, "the escalation gave no reply_to")
                 .await;
@@ -89,8 +89,16 @@ impl Worker {
     }
 }
 
-/// The parsed reply target stored with the session (`reply_to` in its payload).
-fn reply_target(payload: &str) -> Option<ReplyTarget> {
+/// The reply target stored with the session (`reply_to` in its payload): the
+/// typed target when it was stored parsed, else what the caller sent, checked by
+/// the channel adapter again.
+fn reply_target(channel: &dyn channels::Channel, payload: &str) -> Option<ReplyTarget> {
     let value: serde_json::Value = serde_json::from_str(payload).ok()?;
-    serde_json::from_value(value.get("reply_to")?.clone()).ok()
+    let reply_to = value.get("reply_to").filter(|v| !v.is_null())?;
+    if let Ok(target) = serde_json::from_value::<ReplyTarget>(reply_to.clone()) {
+        return Some(target);
+    }
+    let conversation: channels::Conversation =
+        serde_json::from_value(value.get("conversation")?.clone()).ok()?;
+    channel.reply_target(Some(reply_to), &conversation).ok()?
 }
