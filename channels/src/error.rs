@@ -74,6 +74,19 @@ pub enum ChannelError {
     },
     #[error("`raw_email` holds only automatic replies or bounces, no customer message")]
     NoCustomerMessage,
+    /// A `reply_to` that does not fit the channel's addressing; `field` is `reply_to` or the
+    /// key inside it (`reply_to.webhook_url`).
+    #[error("invalid `{field}`: {reason}")]
+    InvalidReplyTo { field: String, reason: String },
+    /// A channel setting that cannot be used; `setting` is its configuration key.
+    #[error("{setting}: {reason}")]
+    InvalidConfig { setting: String, reason: String },
+    /// A provider webhook whose signature, id or timestamp does not verify.
+    #[error("the webhook could not be verified: {0}")]
+    WebhookNotVerified(crate::webhook::VerifyError),
+    /// A verified provider webhook whose body is not what the channel expects.
+    #[error("invalid webhook body at `{field}`: {reason}")]
+    InvalidInbound { field: String, reason: String },
 }
 
 impl ChannelError {
@@ -97,6 +110,10 @@ impl ChannelError {
             Self::NoCustomerMessage => "no_customer_message",
             Self::ReplyToNotSupported { .. } => "reply_to_not_supported",
             Self::InboundNotSupported { .. } => "inbound_not_supported",
+            Self::InvalidReplyTo { .. } => "invalid_reply_to",
+            Self::InvalidConfig { .. } => "invalid_channel_config",
+            Self::WebhookNotVerified(_) => "invalid_signature",
+            Self::InvalidInbound { .. } => "invalid_inbound",
         }
     }
 
@@ -120,7 +137,11 @@ impl ChannelError {
             | Self::NoCustomerMessage => Some("raw_email".to_owned()),
             Self::InvalidRawEmail { index, .. } => Some(format!("raw_email[{index}]")),
             Self::ReplyToNotSupported { .. } => Some("reply_to".to_owned()),
-            Self::InboundNotSupported { .. } => None,
+            Self::InboundNotSupported { .. } | Self::WebhookNotVerified(_) => None,
+            Self::InvalidReplyTo { field, .. } | Self::InvalidInbound { field, .. } => {
+                Some(field.clone())
+            }
+            Self::InvalidConfig { setting, .. } => Some(setting.clone()),
         }
     }
 }

@@ -7,6 +7,9 @@
 //! This crate knows neither Salesforce nor the database.
 
 mod address;
+mod bridge;
+mod chat;
+mod config;
 mod delivery;
 pub mod email;
 mod error;
@@ -14,6 +17,8 @@ mod messaging;
 mod model;
 mod normalize;
 mod registry;
+mod reply;
+pub mod webhook;
 
 use std::fmt;
 use std::str::FromStr;
@@ -21,6 +26,9 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use address::{EmailAddress, EmailAddressError};
+pub use bridge::BridgeChannel;
+pub use chat::ChatChannel;
+pub use config::{BridgeConfig, BuiltInConfig, ChannelConfig, ChatConfig};
 pub use delivery::{
     Capabilities, Delivered, DeliveryError, InboundMessage, InboundRequest, OutboundKind,
     OutboundMessage, ReplyTarget, SplitRule,
@@ -29,7 +37,8 @@ pub use email::EmailChannel;
 pub use error::{ChannelError, RawEmailProblem};
 pub use messaging::MessagingChannel;
 pub use model::{Conversation, Customer, EmailThread, Role, Turn};
-pub use registry::{BuiltInConfig, ChannelConfig, Registry};
+pub use registry::Registry;
+pub use reply::is_e164;
 
 /// Which channel a conversation came through.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,7 +1,22 @@
 //! The live-messaging channels (chat, SMS, WhatsApp, voice): at escalation they take the
-//! transcript the AI product kept.
+//! transcript the AI product kept. Chat's delivery lives in [`crate::ChatChannel`].
 
-use crate::{Channel, ChannelError, ChannelKind, Conversation, EscalationInput, Route, normalize};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::{
+    Capabilities, Channel, ChannelError, ChannelKind, Conversation, EscalationInput, ReplyTarget,
+    Route, SplitRule, normalize, reply,
+};
+
+/// Twilio concatenates an SMS of up to 1,600 characters; longer texts are split by us.
+pub const SMS_MAX_CHARS: usize = 1_600;
+/// The WhatsApp Cloud API's limit on a text message body.
+pub const WHATSAPP_MAX_CHARS: usize = 4_096;
+/// WhatsApp's customer service window: free-form messages only within 24 hours of the
+/// customer's last message (templates outside it).
+pub const WHATSAPP_REPLY_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// A channel that escalates to live messaging and accepts a `transcript` only.
 #[derive(Debug, Clone)]
@@ -47,6 +62,47 @@ impl Channel for MessagingChannel {
 
     fn preferred_route(&self) -> Route {
         Route::Messaging
+    }
+
+    /// SMS: 1,600 characters a message, split between words. WhatsApp: 4,096 characters,
+    /// split between words, and free-form replies only within 24 hours of the customer's last
+    /// message. Voice: nothing is sent on the call; follow-ups go by SMS or email. None of
+    /// these delivers yet (the Twilio and Meta senders come with their channels).
+    fn capabilities(&self) -> Capabilities {
+        let base = Capabilities::receive_only();
+        match self.kind {
+            ChannelKind::Sms => Capabilities {
+                max_message_chars: Some(SMS_MAX_CHARS),
+                split: SplitRule::Words,
+                ..base
+            },
+            ChannelKind::Whatsapp => Capabilities {
+                max_message_chars: Some(WHATSAPP_MAX_CHARS),
+                split: SplitRule::Words,
+                reply_window: Some(WHATSAPP_REPLY_WINDOW),
+                ..base
+            },
+            _ => base,
+        }
+    }
+
+    /// `{"phone": "+E.164"}` for SMS, WhatsApp and voice, defaulting to the customer's phone.
+    fn reply_target(
+        &self,
+        reply_to: Option<&Value>,
+        conversation: &Conversation,
+    ) -> Result<Option<ReplyTarget>, ChannelError> {
+        match self.kind {
+            ChannelKind::Sms | ChannelKind::Whatsapp | ChannelKind::Voice => {
+                reply::phone(self.kind.as_str(), reply_to, conversation)
+            }
+            _ => match reply_to {
+                None => Ok(None),
+                Some(_) => Err(ChannelError::ReplyToNotSupported {
+                    channel: self.kind.to_string(),
+                }),
+            },
+        }
     }
 
     fn normalize(&self, input: EscalationInput) -> Result<Conversation, ChannelError> {
@@ -108,6 +164,24 @@ mod tests {
             assert_eq!(channel.kind(), kind);
             assert_eq!(channel.preferred_route(), Route::Messaging);
         }
+    }
+
+    #[test]
+    fn capabilities_follow_each_provider() {
+        let sms = MessagingChannel::sms().capabilities();
+        assert_eq!(sms.max_message_chars, Some(1_600));
+        assert_eq!(sms.split, SplitRule::Words);
+        assert!(!sms.delivers);
+        let whatsapp = MessagingChannel::whatsapp().capabilities();
+        assert_eq!(whatsapp.max_message_chars, Some(4_096));
+        assert_eq!(
+            whatsapp.reply_window,
+            Some(Duration::from_secs(24 * 60 * 60))
+        );
+        assert_eq!(
+            MessagingChannel::voice().capabilities(),
+            Capabilities::receive_only()
+        );
     }
 
     #[test]

@@ -4,68 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use serde::Deserialize;
-
-use crate::{Channel, ChannelError, ChannelKind, EmailChannel, MessagingChannel};
-
-/// One `[[channels]]` entry. Every built-in channel is enabled unless an entry says otherwise;
-/// an unknown `type` is refused with the list of valid ones.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ChannelConfig {
-    Email(BuiltInConfig),
-    Chat(BuiltInConfig),
-    Sms(BuiltInConfig),
-    Whatsapp(BuiltInConfig),
-    Voice(BuiltInConfig),
-}
-
-/// Settings every built-in channel has.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BuiltInConfig {
-    #[serde(default = "enabled_by_default")]
-    pub enabled: bool,
-}
-
-impl Default for BuiltInConfig {
-    fn default() -> Self {
-        Self { enabled: true }
-    }
-}
-
-fn enabled_by_default() -> bool {
-    true
-}
-
-impl ChannelConfig {
-    fn kind(&self) -> ChannelKind {
-        match self {
-            Self::Email(_) => ChannelKind::Email,
-            Self::Chat(_) => ChannelKind::Chat,
-            Self::Sms(_) => ChannelKind::Sms,
-            Self::Whatsapp(_) => ChannelKind::Whatsapp,
-            Self::Voice(_) => ChannelKind::Voice,
-        }
-    }
-
-    fn settings(&self) -> &BuiltInConfig {
-        match self {
-            Self::Email(c) | Self::Chat(c) | Self::Sms(c) | Self::Whatsapp(c) | Self::Voice(c) => c,
-        }
-    }
-}
-
-fn built_in(kind: &ChannelKind) -> Option<Arc<dyn Channel>> {
-    Some(match kind {
-        ChannelKind::Email => Arc::new(EmailChannel::new()),
-        ChannelKind::Chat => Arc::new(MessagingChannel::chat()),
-        ChannelKind::Sms => Arc::new(MessagingChannel::sms()),
-        ChannelKind::Whatsapp => Arc::new(MessagingChannel::whatsapp()),
-        ChannelKind::Voice => Arc::new(MessagingChannel::voice()),
-        ChannelKind::Plugin(_) => return None,
-    })
-}
+use crate::{Channel, ChannelConfig, ChannelError, ChannelKind};
 
 /// The enabled channels by kind.
 #[derive(Clone)]
@@ -74,34 +13,33 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Every built-in channel, enabled (the same as an empty configuration).
+    /// Every built-in channel, enabled with its defaults (the same as an empty configuration).
     #[must_use]
     pub fn builtin() -> Self {
-        Self {
-            channels: ChannelKind::BUILT_IN
-                .iter()
-                .filter_map(|kind| Some((kind.clone(), built_in(kind)?)))
-                .collect(),
-        }
+        Self::from_config(&BTreeMap::new()).expect("the built-in defaults build")
     }
 
-    /// Every built-in channel, adjusted by `configs` (at most one entry per type).
+    /// The channels of `[channels.<name>]` tables: every built-in channel unless its table says
+    /// `enabled = false` (built with its table's settings, or its defaults when it has none),
+    /// then every enabled bridge.
     ///
     /// # Errors
-    /// [`ChannelError::DuplicateChannelConfig`] when a type appears twice.
-    pub fn from_config(configs: &[ChannelConfig]) -> Result<Self, ChannelError> {
-        let mut settings = BTreeMap::new();
-        for config in configs {
-            let kind = config.kind();
-            if settings.insert(kind.clone(), config.settings()).is_some() {
-                return Err(ChannelError::DuplicateChannelConfig(kind.to_string()));
+    /// The first table that does not build ([`ChannelConfig::build`]), naming its setting.
+    pub fn from_config(configs: &BTreeMap<String, ChannelConfig>) -> Result<Self, ChannelError> {
+        let mut channels = BTreeMap::new();
+        for kind in ChannelKind::BUILT_IN {
+            if configs.contains_key(kind.as_str()) {
+                continue;
+            }
+            let config = ChannelConfig::built_in_default(&kind).expect("a built-in kind");
+            channels.insert(kind.clone(), config.build(kind.as_str())?);
+        }
+        for (name, config) in configs {
+            let channel = config.build(name)?;
+            if config.enabled() {
+                channels.insert(channel.kind(), channel);
             }
         }
-        let channels = ChannelKind::BUILT_IN
-            .iter()
-            .filter(|kind| settings.get(kind).is_none_or(|s| s.enabled))
-            .filter_map(|kind| Some((kind.clone(), built_in(kind)?)))
-            .collect();
         Ok(Self { channels })
     }
 
@@ -174,8 +112,8 @@ mod tests {
     use super::*;
     use crate::{Conversation, EscalationInput, Route};
 
-    fn configs(json: &str) -> Vec<ChannelConfig> {
-        serde_json::from_str(json).unwrap()
+    fn configs(json: serde_json::Value) -> BTreeMap<String, ChannelConfig> {
+        serde_json::from_value(json).unwrap()
     }
 
     #[test]
@@ -183,7 +121,7 @@ mod tests {
         for registry in [
             Registry::builtin(),
             Registry::default(),
-            Registry::from_config(&[]).unwrap(),
+            Registry::from_config(&BTreeMap::new()).unwrap(),
         ] {
             assert_eq!(
                 registry.names(),
@@ -204,44 +142,74 @@ mod tests {
         }
     }
 
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
     #[test]
-    fn config_entries_disable_and_keep_channels() {
-        let registry = Registry::from_config(&configs(
-            r#"[{"type":"sms","enabled":false},{"type":"email"},{"type":"voice","enabled":true}]"#,
-        ))
+    fn config_tables_disable_configure_and_add_channels() {
+        let registry = Registry::from_config(&configs(serde_json::json!({
+            "sms": {"type": "sms", "enabled": false},
+            "email": {"type": "email"},
+            "chat": {"type": "chat", "webhook_secret": SECRET},
+            "line": {"type": "bridge", "url": "https://bridge.example.com/line", "secret": SECRET},
+            "teams": {"type": "bridge", "enabled": false, "url": "https://bridge.example.com/t",
+                      "secret": SECRET},
+        })))
         .unwrap();
         assert!(registry.get(&ChannelKind::Sms).is_none());
-        assert!(registry.get(&ChannelKind::Email).is_some());
-        assert_eq!(registry.names(), ["email", "chat", "whatsapp", "voice"]);
+        assert_eq!(
+            registry.names(),
+            ["email", "chat", "whatsapp", "voice", "line"]
+        );
         let err = registry.resolve("sms").unwrap_err();
         assert_eq!(err.code(), "channel_disabled");
         assert_eq!(err.field().as_deref(), Some("channel"));
         assert_eq!(registry.resolve("chat").unwrap(), ChannelKind::Chat);
+        assert_eq!(
+            registry.resolve("line").unwrap(),
+            ChannelKind::Plugin("line".into())
+        );
+        assert!(
+            registry
+                .get(&ChannelKind::Chat)
+                .unwrap()
+                .capabilities()
+                .delivers
+        );
+        assert_eq!(
+            registry.resolve("teams").unwrap_err().code(),
+            "unknown_channel"
+        );
     }
 
     #[test]
     fn unknown_config_type_names_the_valid_ones() {
-        let err = serde_json::from_str::<Vec<ChannelConfig>>(r#"[{"type":"fax"}]"#).unwrap_err();
+        let err = serde_json::from_value::<BTreeMap<String, ChannelConfig>>(
+            serde_json::json!({"fax": {"type": "fax"}}),
+        )
+        .unwrap_err();
         let text = err.to_string();
         assert!(
             text.contains(
-                "unknown variant `fax`, expected one of `email`, `chat`, `sms`, `whatsapp`, `voice`"
+                "unknown variant `fax`, expected one of `email`, `chat`, `sms`, `whatsapp`, \
+                 `voice`, `bridge`"
             ),
             "{text}"
         );
-        let err = serde_json::from_str::<Vec<ChannelConfig>>(r#"[{"type":"sms","enabeld":false}]"#)
-            .unwrap_err();
+        let err = serde_json::from_value::<ChannelConfig>(
+            serde_json::json!({"type": "sms", "enabeld": false}),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("unknown field `enabeld`"), "{err}");
     }
 
     #[test]
-    fn duplicate_config_entries_are_refused() {
-        let err = Registry::from_config(&configs(
-            r#"[{"type":"chat"},{"type":"chat","enabled":false}]"#,
-        ))
+    fn a_bad_table_stops_the_build_and_names_its_setting() {
+        let err = Registry::from_config(&configs(serde_json::json!({
+            "line": {"type": "bridge", "url": "https://127.0.0.1/x", "secret": SECRET}
+        })))
         .unwrap_err();
-        assert_eq!(err, ChannelError::DuplicateChannelConfig("chat".into()));
-        assert_eq!(err.code(), "duplicate_channel_config");
+        assert_eq!(err.code(), "invalid_channel_config");
+        assert_eq!(err.field().as_deref(), Some("channels.line.url"));
     }
 
     struct Bridge(&'static str);
@@ -275,7 +243,7 @@ mod tests {
             Err(ChannelError::InvalidPluginName)
         );
         assert_eq!(
-            registry.register_plugin(Arc::new(MessagingChannel::chat())),
+            registry.register_plugin(Arc::new(crate::MessagingChannel::chat())),
             Err(ChannelError::InvalidPluginName)
         );
         let err = registry.resolve("telegram").unwrap_err();

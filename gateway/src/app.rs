@@ -155,6 +155,8 @@ impl Application {
             gate: Arc::clone(&gate),
             config: Arc::clone(&config),
             wake: Arc::clone(&wake),
+            channels: Arc::clone(&channels),
+            clock: Arc::new(crate::jobs::clock::SystemClock),
             id: format!("w-{}", &uuid::Uuid::now_v7().simple().to_string()[20..]),
         });
         let state = AppState {
@@ -173,6 +175,17 @@ impl Application {
             emulator,
             _scratch: scratch,
         })
+    }
+
+    /// Replaces the channel adapters (tests and embedders that build their own
+    /// registry). Call before `run`/`spawn`.
+    pub fn with_channels(mut self, registry: channels::Registry) -> Application {
+        let registry = Arc::new(registry);
+        self.state.channels = Arc::clone(&registry);
+        if let Some(worker) = Arc::get_mut(&mut self.worker) {
+            worker.channels = registry;
+        }
+        self
     }
 
     pub fn local_addr(&self) -> Result<SocketAddr, StartError> {

@@ -2,6 +2,7 @@
 //! bench starts the built-in Salesforce emulator and the gateway in-process, on
 //! loopback, and drives the gateway over HTTP.
 
+use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,9 +50,9 @@ pub enum BenchCommand {
         /// Latency the emulator adds to every API call.
         #[arg(long, default_value_t = 100)]
         latency_ms: u64,
-        /// Worker loops (jobs in flight at once).
-        #[arg(long, default_value_t = 8)]
-        concurrency: usize,
+        /// Salesforce calls in flight at once (default: `salesforce.max_concurrency`).
+        #[arg(long)]
+        max_concurrency: Option<usize>,
         #[arg(long)]
         database_url: Option<String>,
     },
@@ -81,9 +82,9 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Drain {
             escalations,
             latency_ms,
-            concurrency,
+            max_concurrency,
             database_url,
-        } => drain(escalations, latency_ms, concurrency, database_url).await,
+        } => drain(escalations, latency_ms, max_concurrency, database_url).await,
         BenchCommand::Outage {
             seconds,
             rate,
@@ -331,26 +332,47 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn drain(
     escalations: usize,
     latency_ms: u64,
-    concurrency: usize,
+    max_concurrency: Option<usize>,
     database_url: Option<String>,
 ) -> anyhow::Result<()> {
-    let stack = start_with(database_url, |c| c.worker.concurrency = concurrency).await?;
+    let stack = start_with(database_url, |c| {
+        if let Some(n) = max_concurrency {
+            c.salesforce.max_concurrency = n;
+        }
+    })
+    .await?;
+    let in_flight = stack.app.state.config.salesforce.max_concurrency;
     stack.emulator.set_faults(sf_emulator::Faults {
         latency_ms,
         ..Default::default()
     });
     let driver = Driver::new(stack.app.url(), stack.token.clone())?;
+    let ceiling = in_flight as f64 * 1000.0 / latency_ms.max(1) as f64;
     println!(
-        "Salesforce answers every call after {latency_ms} ms; {escalations} escalations, {concurrency} worker loops…"
+        "Salesforce answers every call after {latency_ms} ms; {escalations} escalations, up to {in_flight} Salesforce calls in flight (ceiling {ceiling:.0} jobs/s)…"
     );
     let run = uuid::Uuid::now_v7().simple().to_string();
     let store = &stack.app.state.store;
+    // The burst arrives 32 requests at a time; the clock runs from its first POST.
     let started = Instant::now();
-    for i in 0..escalations {
-        driver
-            .escalate(&body(&format!("drain-{run}-{i}"), 10))
-            .await?;
+    let driver = std::sync::Arc::new(driver);
+    let posted: Vec<anyhow::Result<_>> = futures_util::stream::iter(0..escalations)
+        .map(|i| {
+            let driver = std::sync::Arc::clone(&driver);
+            let run = run.clone();
+            async move {
+                driver
+                    .escalate(&body(&format!("drain-{run}-{i}"), 10))
+                    .await
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    for result in posted {
+        result?;
     }
+    let queued_in = started.elapsed();
     loop {
         if count(store, "done").await? as usize >= escalations {
             break;
@@ -362,19 +384,48 @@ async fn drain(
         );
     }
     let elapsed = started.elapsed();
+    let mut to_case = accept_to_case(store, &format!("drain-{run}-")).await?;
+    to_case.sort();
+    let rate = escalations as f64 / elapsed.as_secs_f64();
     println!();
     println!("jobs completed: {escalations}");
     println!(
-        "elapsed:        {:.2} s (from the first POST to the last job done)",
-        elapsed.as_secs_f64()
+        "elapsed:        {:.2} s (from the first POST to the last job done; the burst was posted in {:.2} s)",
+        elapsed.as_secs_f64(),
+        queued_in.as_secs_f64()
     );
     println!(
-        "throughput:     {:.1} jobs/s",
-        escalations as f64 / elapsed.as_secs_f64()
+        "throughput:     {rate:.1} jobs/s ({:.0} % of the ceiling)",
+        rate / ceiling * 100.0
+    );
+    println!(
+        "accept → Case:  p50 {:.2} s, p99 {:.2} s, max {:.2} s",
+        percentile(&to_case, 0.50).as_secs_f64(),
+        percentile(&to_case, 0.99).as_secs_f64(),
+        to_case.last().map_or(0.0, Duration::as_secs_f64),
     );
     stack.app.stop().await;
     stack.emulator.shutdown().await;
     Ok(())
+}
+
+/// For each escalated session whose id starts with `prefix`: from its
+/// acceptance to the Case being recorded.
+async fn accept_to_case(
+    store: &crate::store::Store,
+    prefix: &str,
+) -> anyhow::Result<Vec<Duration>> {
+    use crate::store::session;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let sessions = session::Entity::find()
+        .filter(session::Column::Id.starts_with(prefix))
+        .filter(session::Column::Status.eq("escalated"))
+        .all(store.connection())
+        .await?;
+    Ok(sessions
+        .into_iter()
+        .map(|s| (s.updated_at - s.created_at).to_std().unwrap_or_default())
+        .collect())
 }
 
 async fn count(store: &crate::store::Store, state: &str) -> anyhow::Result<i64> {

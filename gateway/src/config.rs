@@ -24,6 +24,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub http: HttpConfig,
     pub sandbox: SandboxConfig,
+    #[serde(default)]
+    pub notices: NoticesConfig,
 }
 
 /// How the HTTP server protects itself from slow and numerous clients.
@@ -47,6 +49,25 @@ pub struct SandboxConfig {
     /// refuses a listen address other than loopback unless this is true
     /// (`--sandbox-allow-remote`).
     pub allow_remote: bool,
+}
+
+/// Messages the gateway itself sends to customers (`system.message`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct NoticesConfig {
+    /// Sent when a session that wanted live messaging became a Case;
+    /// `{case_number}` is replaced by the CaseNumber.
+    pub case_created: String,
+}
+
+impl Default for NoticesConfig {
+    fn default() -> Self {
+        NoticesConfig {
+            case_created: "Thanks for waiting. Your request has been passed to our support team \
+                           as case {case_number}; we will reply here."
+                .into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

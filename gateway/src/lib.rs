@@ -12,6 +12,8 @@ pub mod demo;
 pub mod error;
 pub mod escalation;
 pub mod http;
+pub mod jobs;
+pub mod outbox;
 pub mod store;
 pub mod telemetry;
 

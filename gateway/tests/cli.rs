@@ -263,10 +263,10 @@ async fn jobs_list_and_retry_from_the_command_line() {
         .await
         .unwrap();
     let job = store
-        .claim_job("cli-worker", 60_000)
+        .claim_jobs("cli-worker", 60_000, gateway::jobs::JobClass::Salesforce, 1)
         .await
         .unwrap()
-        .unwrap();
+        .remove(0);
     assert!(
         store
             .bury_job(&job, "cli-worker", "INVALID_FIELD [Order_Id__c]")

@@ -9,6 +9,7 @@ mod m20261122_000002_create_events;
 mod m20261122_000003_create_jobs;
 mod m20261122_000004_create_api_tokens;
 mod m20261122_000005_create_idempotency_keys;
+mod m20261202_000006_create_deliveries;
 mod m20261202_000008_session_keys;
 
 /// All migrations, oldest first.
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_create_jobs::Migration),
             Box::new(m20261122_000004_create_api_tokens::Migration),
             Box::new(m20261122_000005_create_idempotency_keys::Migration),
+            Box::new(m20261202_000006_create_deliveries::Migration),
             Box::new(m20261202_000008_session_keys::Migration),
         ]
     }

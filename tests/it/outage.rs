@@ -32,6 +32,12 @@ fn rejected(app: &TestApp, code: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Salesforce attempts the dispatcher may have in flight at once.
+fn in_flight(app: &handoff_tests::TestApp) -> u64 {
+    (app.config.salesforce.max_concurrency
+        * gateway::escalation::worker::ATTEMPTS_PER_SALESFORCE_SLOT) as u64
+}
+
 both_databases!(
     an_outage_is_probed_gently_and_drains_after,
     |db: Db| async move {
@@ -60,9 +66,9 @@ both_databases!(
         let failed_calls = rejected(&app, "SERVER_UNAVAILABLE");
         app.emulator.set_faults(Faults::default());
 
-        // Threshold failures (plus calls already in flight on the other worker
-        // loops), then at most one probe per open interval.
-        let concurrency = app.config.worker.concurrency as u64;
+        // Threshold failures (plus attempts already in flight), then at most one
+        // probe per open interval.
+        let concurrency = in_flight(&app);
         let bound = 3 + (concurrency - 1) + seconds.ceil() as u64 + 1;
         assert!(
             failed_calls >= 3,
@@ -104,7 +110,7 @@ both_databases!(
         let (_, ready) = app.get("/readyz", None).await;
         app.emulator.set_faults(Faults::default());
 
-        let concurrency = app.config.worker.concurrency as u64;
+        let concurrency = in_flight(&app);
         let bound = concurrency + seconds.ceil() as u64 + 1;
         assert!(refused >= 1);
         assert!(

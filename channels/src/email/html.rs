@@ -42,10 +42,16 @@ const QUOTE_CLASSES: &[&str] = &["gmail_quote", "moz-cite-prefix", "yahoo_quoted
 const QUOTE_TAIL_IDS: &[&str] = &["divRplyFwdMsg", "appendonsend"];
 
 /// Readable text of an HTML email body, quoted history removed.
+///
+/// Linear in the input: every search for a closing tag either moves the position past what it
+/// scanned or is remembered ([`Lookahead`]), so hostile input (thousands of unclosed `<head>`
+/// tags, bare `&`s) costs no more than ordinary markup of its size.
 pub(crate) fn html_to_text(html: &str) -> String {
     let mut out = Output::default();
     let mut pos = 0;
     let mut pre_depth = 0usize;
+    let mut head_close = Lookahead::default();
+    let mut body_start = Lookahead::default();
     while pos < html.len() {
         let Some(lt) = html[pos..].find('<') else {
             out.text(&html[pos..], pre_depth > 0);
@@ -94,7 +100,7 @@ pub(crate) fn html_to_text(html: &str) -> String {
             continue;
         }
         if name == "head" {
-            pos = skip_head(html, pos);
+            pos = skip_head(html, pos, &mut head_close, &mut body_start);
             continue;
         }
         if name == "blockquote" || tag.has_class(QUOTE_CLASSES) {
@@ -124,10 +130,43 @@ pub(crate) fn html_to_text(html: &str) -> String {
 }
 
 /// Position after `<head>`'s content: its close tag, or the start of `<body>` if it has none.
-fn skip_head(html: &str, from: usize) -> usize {
-    match find_close(html, from, "head") {
-        Some((_, after)) => after,
-        None => find_ascii_ci(html, from, "<body").unwrap_or(from),
+/// The two searches are remembered: before this was so, a run of unclosed `<head>` tags
+/// rescanned the rest of the document once per tag (issue 6, defect 2).
+fn skip_head(
+    html: &str,
+    from: usize,
+    head_close: &mut Lookahead,
+    body_start: &mut Lookahead,
+) -> usize {
+    match head_close.next(from, |at| {
+        find_close(html, at, "head").map(|(start, _)| start)
+    }) {
+        Some(start) => find_close(html, start, "head").map_or(html.len(), |(_, after)| after),
+        None => body_start
+            .next(from, |at| find_ascii_ci(html, at, "<body"))
+            .unwrap_or(from),
+    }
+}
+
+/// The answer to "where is the next match at or after `from`?", kept between calls whose
+/// `from` only grows: a match at `found` (or no match at all) seen from `searched_from` is still
+/// the answer for any `from` in `searched_from..=found`.
+#[derive(Debug, Default)]
+struct Lookahead {
+    memo: Option<(usize, Option<usize>)>,
+}
+
+impl Lookahead {
+    fn next(&mut self, from: usize, search: impl FnOnce(usize) -> Option<usize>) -> Option<usize> {
+        if let Some((searched_from, found)) = self.memo
+            && searched_from <= from
+            && found.is_none_or(|at| at >= from)
+        {
+            return found;
+        }
+        let found = search(from);
+        self.memo = Some((from, found));
+        found
     }
 }
 
@@ -184,11 +223,31 @@ fn find_close(html: &str, from: usize, name: &str) -> Option<(usize, usize)> {
 
 fn find_ascii_ci(haystack: &str, from: usize, needle: &str) -> Option<usize> {
     let needle = needle.as_bytes();
-    haystack.as_bytes()[from..]
+    let found = haystack.as_bytes()[from..]
         .windows(needle.len())
-        .position(|window| window.eq_ignore_ascii_case(needle))
-        .map(|offset| from + offset)
+        .position(|window| window.eq_ignore_ascii_case(needle));
+    scanned(found.map_or(haystack.len() - from, |offset| offset + needle.len()));
+    found.map(|offset| from + offset)
 }
+
+/// The longest character reference looked for after a `&` (`&CounterClockwiseContourIntegral;`
+/// is 33 bytes with the `;`).
+const MAX_REFERENCE_BYTES: usize = 33;
+
+#[cfg(test)]
+thread_local! {
+    /// Bytes examined by the searches that could rescan the input (tests prove it linear).
+    static SCANNED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts bytes examined by a search (tests only).
+#[cfg(test)]
+fn scanned(bytes: usize) {
+    SCANNED.with(|count| count.set(count.get() + bytes));
+}
+
+#[cfg(not(test))]
+fn scanned(_bytes: usize) {}
 
 /// A start or end tag.
 struct Tag {
@@ -400,8 +459,12 @@ pub(crate) fn decode_entities(s: &str) -> std::borrow::Cow<'_, str> {
     while let Some(amp) = rest.find('&') {
         out.push_str(&rest[..amp]);
         rest = &rest[amp..];
-        let reference = rest[1..]
-            .find(';')
+        // Look for the `;` within a reference's length only: searching the whole rest made a
+        // run of bare `&`s quadratic.
+        let window = &rest.as_bytes()[1..rest.len().min(1 + MAX_REFERENCE_BYTES)];
+        let semicolon = window.iter().position(|&b| b == b';');
+        scanned(semicolon.map_or(window.len(), |end| end + 1));
+        let reference = semicolon
             .filter(|&end| end > 0 && end <= 32)
             .map(|end| &rest[1..=end]);
         match reference.and_then(decode_reference) {
@@ -530,6 +593,65 @@ fn numeric_reference(code: u32) -> char {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bytes the searches examined while converting `html`.
+    fn scan_cost(html: &str) -> usize {
+        SCANNED.with(|count| count.set(0));
+        html_to_text(html);
+        SCANNED.with(std::cell::Cell::get)
+    }
+
+    /// Issue 6, defect 2: a 188 KB `raw_email` of repeated unclosed `<head>` tags took 6 s of
+    /// CPU inside the request handler, because `skip_head` searched the rest of the document
+    /// for `</head>` (and then `<body`) once per tag; bare `&`s did the same looking for `;`.
+    /// Two such requests stalled `/healthz`. The searches are now remembered (`Lookahead`) or
+    /// bounded, so the work is linear: doubling the hostile input at most doubles the bytes
+    /// examined, and the total stays within a small multiple of the input. Counted, not timed.
+    #[test]
+    fn hostile_markup_is_parsed_in_linear_work() {
+        for unit in [
+            "<head>",
+            "<HEAD >",
+            "&",
+            "&amp",
+            "<head>&",
+            "<head><meta x=1>",
+        ] {
+            let small = unit.repeat(4_000);
+            let large = unit.repeat(8_000);
+            let (cost_small, cost_large) = (scan_cost(&small), scan_cost(&large));
+            assert!(
+                cost_large * 10 <= cost_small * 21,
+                "{unit:?}: {cost_small} bytes scanned for n, {cost_large} for 2n"
+            );
+            assert!(
+                cost_large <= 40 * large.len(),
+                "{unit:?}: {cost_large} bytes scanned for {} bytes of input",
+                large.len()
+            );
+        }
+    }
+
+    #[test]
+    fn remembered_searches_still_find_what_comes_later() {
+        // Several heads, each closed: every close is found, not a stale one (`<body>` is a block).
+        assert_eq!(
+            html_to_text("<head>a</head>one<head>b</head>two<head><body>three"),
+            "onetwo\nthree"
+        );
+        let mut memo = Lookahead::default();
+        let mut calls = 0;
+        let mut find = |from: usize| {
+            calls += 1;
+            [10, 20].into_iter().find(|&at| at >= from)
+        };
+        assert_eq!(memo.next(0, &mut find), Some(10));
+        assert_eq!(memo.next(5, &mut find), Some(10));
+        assert_eq!(memo.next(11, &mut find), Some(20));
+        assert_eq!(memo.next(21, &mut find), None);
+        assert_eq!(memo.next(30, &mut find), None);
+        assert_eq!(calls, 3);
+    }
 
     #[test]
     fn blocks_breaks_and_whitespace() {

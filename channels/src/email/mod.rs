@@ -8,8 +8,11 @@ use chrono::{DateTime, Utc};
 
 pub use parse::{ParsedThread, parse_thread};
 
+use serde_json::Value;
+
 use crate::{
-    Channel, ChannelError, ChannelKind, Conversation, Customer, EscalationInput, Route, normalize,
+    Capabilities, Channel, ChannelError, ChannelKind, Conversation, Customer, EscalationInput,
+    ReplyTarget, Route, normalize, reply,
 };
 
 /// The email channel. Prefers the Case path.
@@ -80,7 +83,24 @@ impl Channel for EmailChannel {
         Route::Case
     }
 
+    /// Email does not deliver yet: sending by SMTP (`lettre`) comes with issue 8. When it
+    /// does, a reply threads under the customer's message (`In-Reply-To` and `References` from
+    /// [`Conversation::thread`], the subject kept with `Re:`), carries a `Reply-To` that routes
+    /// the customer's answer back to the session, and is never split.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::receive_only()
+    }
+
     fn normalize(&self, input: EscalationInput) -> Result<Conversation, ChannelError> {
         self.normalize_at(input, Utc::now())
+    }
+
+    /// `{"email": …}`, defaulting to the customer's address.
+    fn reply_target(
+        &self,
+        reply_to: Option<&Value>,
+        conversation: &Conversation,
+    ) -> Result<Option<ReplyTarget>, ChannelError> {
+        reply::email(reply_to, conversation)
     }
 }

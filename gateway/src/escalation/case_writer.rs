@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use salesforce::{Client, CompositeRequest, Error as SfError, Method, SalesforceId, soql};
 
 use super::mapper;
+use crate::jobs::fence::{Fence, Fenced};
 
 /// Composite allows 25 subrequests: the Case upsert, the CaseNumber read-back,
 /// and up to 23 comments go in the first call.
@@ -34,13 +35,24 @@ pub struct CaseWritten {
 /// A failed attempt: the error and the calls it spent.
 #[derive(Debug)]
 pub struct WriteFailed {
-    pub error: SfError,
+    pub error: WriteError,
     pub calls: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Salesforce(#[from] SfError),
+    /// The job's lease is not certainly ours: stopped before the next call.
+    #[error("stopped before the next Salesforce call: {0}")]
+    Fenced(#[from] Fenced),
 }
 
 pub struct CaseWriter<'a> {
     pub client: &'a Client,
     pub external_id_field: &'a str,
+    /// Checked before every Salesforce call.
+    pub fence: &'a Fence,
 }
 
 impl CaseWriter<'_> {
@@ -67,7 +79,7 @@ impl CaseWriter<'_> {
         comments: &[String],
         reconcile: bool,
         calls: &mut u64,
-    ) -> Result<CaseWritten, SfError> {
+    ) -> Result<CaseWritten, WriteError> {
         if reconcile && let Some(existing) = self.find_existing(session_id, calls).await? {
             let (case_id, case_number, have) = existing;
             let missing: Vec<&String> = comments
@@ -110,10 +122,11 @@ impl CaseWriter<'_> {
                 &format!("comment{}", i + 1),
             )?;
         }
+        self.fence.check()?;
         *calls += 1;
         let response = self.client.composite(&request).await?;
         if let Some(error) = response.first_failure() {
-            return Err(error);
+            return Err(error.into());
         }
         let case_id = response
             .get("newCase")
@@ -142,12 +155,13 @@ impl CaseWriter<'_> {
         &self,
         session_id: &str,
         calls: &mut u64,
-    ) -> Result<Option<(SalesforceId, Option<String>, HashSet<usize>)>, SfError> {
+    ) -> Result<Option<(SalesforceId, Option<String>, HashSet<usize>)>, WriteError> {
         let literal = soql::quote(session_id).map_err(|e| SfError::Invalid(e.to_string()))?;
         let query = format!(
             "SELECT Id, CaseNumber FROM Case WHERE {} = {literal} LIMIT 1",
             self.external_id_field
         );
+        self.fence.check()?;
         *calls += 1;
         let page = self.client.query(&query).await?;
         let Some(record) = page.records.first() else {
@@ -167,6 +181,7 @@ impl CaseWriter<'_> {
             "SELECT Id, CommentBody FROM CaseComment WHERE ParentId = '{}' ORDER BY CreatedDate",
             case_id.as_str()
         );
+        self.fence.check()?;
         *calls += 1;
         let mut have = HashSet::new();
         let mut page = self.client.query(&query).await?;
@@ -182,6 +197,7 @@ impl CaseWriter<'_> {
             }
             match page.next_records_url.clone() {
                 Some(next) if !page.done => {
+                    self.fence.check()?;
                     *calls += 1;
                     page = self.client.query_more(&next).await?;
                 }
@@ -196,7 +212,7 @@ impl CaseWriter<'_> {
         case_id: &SalesforceId,
         bodies: &[&String],
         calls: &mut u64,
-    ) -> Result<(), SfError> {
+    ) -> Result<(), WriteError> {
         for batch in bodies.chunks(COLLECTION_BATCH) {
             let records: Vec<Value> = batch
                 .iter()
@@ -206,6 +222,7 @@ impl CaseWriter<'_> {
                     record
                 })
                 .collect();
+            self.fence.check()?;
             *calls += 1;
             let results = self.client.collections_create(records, true).await?;
             if let Some(failed) = results.iter().find(|r| !r.success) {
@@ -213,7 +230,8 @@ impl CaseWriter<'_> {
                     status: 400,
                     errors: failed.errors.clone(),
                     retry_after: None,
-                });
+                }
+                .into());
             }
         }
         Ok(())
@@ -228,4 +246,82 @@ fn comment_fields(parent: &str, body: &str) -> Value {
         "CommentBody": body,
         "IsPublished": false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::jobs::clock::Clock;
+
+    /// A clock that moves one second each time it is read: the fence's first
+    /// check happens at the start, the second one second later.
+    #[derive(Debug)]
+    struct SteppingClock {
+        start: Instant,
+        reads: AtomicU64,
+    }
+
+    impl Clock for SteppingClock {
+        fn now(&self) -> Instant {
+            self.start + Duration::from_secs(self.reads.fetch_add(1, Ordering::SeqCst))
+        }
+    }
+
+    /// Lease renewals used to stop an attempt only when they found the lease
+    /// gone; when they *errored* (the database unreachable), the attempt kept
+    /// calling Salesforce past its lease while another replica could take the
+    /// job, so transcript comments could be written twice. The writer now checks
+    /// the fence before every call: with the lease running out after the first
+    /// call, the Case and its first 23 comments are written and the sObject
+    /// Collections call for the remaining 7 is never made.
+    #[tokio::test]
+    async fn a_lapsed_lease_stops_the_write_before_its_next_call() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let emulator = sf_emulator::spawn(sf_emulator::EmulatorConfig::default(), listener)
+            .await
+            .unwrap();
+        let app = emulator.config().connected_apps[0].clone();
+        let client = Client::new(salesforce::ClientConfig {
+            login_url: emulator.url(),
+            api_version: "v66.0".into(),
+            credentials: salesforce::Credentials::ClientCredentials {
+                client_id: app.client_id,
+                client_secret: app.client_secret.into(),
+            },
+            timeout: Duration::from_secs(10),
+            max_concurrency: 2,
+        })
+        .unwrap();
+        let start = Instant::now();
+        let clock = Arc::new(SteppingClock {
+            start,
+            reads: AtomicU64::new(0),
+        });
+        let fence = Fence::new(clock, start, Duration::from_millis(500));
+        let writer = CaseWriter {
+            client: &client,
+            external_id_field: "Handoff_Session_Id__c",
+            fence: &fence,
+        };
+        let mut fields = serde_json::Map::new();
+        fields.insert("Subject".into(), json!("fenced"));
+        let comments: Vec<String> = (1..=30).map(|k| format!("Transcript {k}/30\n…")).collect();
+        let failed = writer
+            .write("fence-1", &fields, &comments, false)
+            .await
+            .expect_err("the lease lapsed after the first call");
+        assert!(
+            matches!(failed.error, WriteError::Fenced(Fenced::Expired)),
+            "{:?}",
+            failed.error
+        );
+        assert_eq!(failed.calls, 1);
+        assert_eq!(emulator.records("Case").len(), 1);
+        assert_eq!(emulator.records("CaseComment").len(), FIRST_CALL_COMMENTS);
+        emulator.shutdown().await;
+    }
 }

@@ -4,12 +4,14 @@
 //! attempt is spent); once its interval passes, exactly one probe job may run,
 //! and its outcome closes or reopens the gate.
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::Serialize;
 
 use salesforce::ErrorClass;
+
+use crate::jobs::clock::{Clock, SystemClock};
 
 /// Why the gate is open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -57,7 +59,7 @@ pub struct GateConfig {
 enum Mode {
     Closed,
     Open {
-        until: Instant,
+        until: std::time::Instant,
         reason: OpenReason,
     },
     HalfOpen {
@@ -87,13 +89,50 @@ pub struct GateSnapshot {
 #[derive(Debug)]
 pub struct Gate {
     config: GateConfig,
+    clock: Arc<dyn Clock>,
     state: Mutex<State>,
+}
+
+/// A permit that must report an outcome. Dropped without one (the attempt
+/// panicked or was abandoned), it reports [`CallOutcome::NoCall`], so a probe in
+/// flight is always released and the gate never stays half-open waiting for it.
+#[derive(Debug)]
+pub struct Ticket {
+    gate: Arc<Gate>,
+    permit: Permit,
+    reported: bool,
+}
+
+impl Ticket {
+    pub fn permit(&self) -> Permit {
+        self.permit
+    }
+
+    /// Reports how the attempt went.
+    pub fn record(mut self, outcome: CallOutcome) {
+        self.reported = true;
+        self.gate.record(self.permit, outcome);
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if !self.reported {
+            self.gate.record(self.permit, CallOutcome::NoCall);
+        }
+    }
 }
 
 impl Gate {
     pub fn new(config: GateConfig) -> Gate {
+        Gate::with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// A gate reading time from `clock` (tests advance it explicitly).
+    pub fn with_clock(config: GateConfig, clock: Arc<dyn Clock>) -> Gate {
         Gate {
             config,
+            clock,
             state: Mutex::new(State {
                 mode: Mode::Closed,
                 consecutive_failures: 0,
@@ -109,10 +148,33 @@ impl Gate {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Like [`Gate::permit`], as a [`Ticket`] that reports `NoCall` if dropped
+    /// without an outcome. `None`: wait this long.
+    pub fn ticket(self: &Arc<Self>) -> Result<Ticket, Duration> {
+        match self.permit() {
+            Permit::Wait(wait) => Err(wait),
+            permit => Ok(Ticket {
+                gate: Arc::clone(self),
+                permit,
+                reported: false,
+            }),
+        }
+    }
+
+    /// A ticket for a permit already granted (the other jobs of a batch claimed
+    /// under one `Go`).
+    pub fn ticket_for(self: &Arc<Self>, permit: Permit) -> Ticket {
+        Ticket {
+            gate: Arc::clone(self),
+            permit,
+            reported: false,
+        }
+    }
+
     /// Asks whether this worker may call Salesforce now.
     pub fn permit(&self) -> Permit {
         let mut s = self.lock();
-        let now = Instant::now();
+        let now = self.clock.now();
         match s.mode {
             Mode::Closed => Permit::Go,
             Mode::Open { until, .. } if now < until => Permit::Wait(until - now),
@@ -200,7 +262,7 @@ impl Gate {
             tracing::warn!(reason = ?reason, wait_ms = wait.as_millis() as u64, "Pausing Salesforce work.");
         }
         s.mode = Mode::Open {
-            until: Instant::now() + wait,
+            until: self.clock.now() + wait,
             reason,
         };
     }
@@ -225,18 +287,31 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jobs::clock::ManualClock;
 
-    fn gate(open_ms: u64) -> Gate {
-        Gate::new(GateConfig {
-            failure_threshold: 3,
-            open_for: Duration::from_millis(open_ms),
-            rate_limit_pause: Duration::from_millis(open_ms * 2),
-        })
+    /// A gate on a clock that moves only when the test says so (it used to read
+    /// the wall clock, and each test slept 10–40 ms and trusted a 10–20 ms
+    /// margin: on a loaded machine a sleep could overshoot a whole interval).
+    fn gate(open_ms: u64) -> (Arc<Gate>, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new());
+        let gate = Gate::with_clock(
+            GateConfig {
+                failure_threshold: 3,
+                open_for: Duration::from_millis(open_ms),
+                rate_limit_pause: Duration::from_millis(open_ms * 2),
+            },
+            clock.clone(),
+        );
+        (Arc::new(gate), clock)
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
     }
 
     #[test]
     fn opens_after_consecutive_failures_then_probes_once() {
-        let g = gate(30);
+        let (g, clock) = gate(30);
         for _ in 0..2 {
             assert_eq!(g.permit(), Permit::Go);
             g.record(Permit::Go, CallOutcome::Failed(ErrorClass::Retryable));
@@ -244,14 +319,16 @@ mod tests {
         assert_eq!(g.snapshot().state, "closed");
         g.record(Permit::Go, CallOutcome::Failed(ErrorClass::Retryable));
         assert_eq!(g.snapshot().state, "open");
-        assert!(matches!(g.permit(), Permit::Wait(_)));
-        std::thread::sleep(Duration::from_millis(40));
+        clock.advance(ms(29));
+        assert_eq!(g.permit(), Permit::Wait(ms(1)));
+        clock.advance(ms(1));
         assert_eq!(g.permit(), Permit::Probe);
         // Only one probe at a time.
         assert!(matches!(g.permit(), Permit::Wait(_)));
         g.record(Permit::Probe, CallOutcome::Failed(ErrorClass::Retryable));
         assert_eq!(g.snapshot().state, "open");
-        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(g.permit(), Permit::Wait(ms(30)));
+        clock.advance(ms(30));
         assert_eq!(g.permit(), Permit::Probe);
         g.record(Permit::Probe, CallOutcome::Answered);
         assert_eq!(g.snapshot().state, "closed");
@@ -262,7 +339,7 @@ mod tests {
 
     #[test]
     fn a_success_resets_the_failure_count() {
-        let g = gate(30);
+        let (g, _) = gate(30);
         g.record(Permit::Go, CallOutcome::Failed(ErrorClass::Retryable));
         g.record(Permit::Go, CallOutcome::Failed(ErrorClass::Retryable));
         g.record(Permit::Go, CallOutcome::Answered);
@@ -272,7 +349,7 @@ mod tests {
 
     #[test]
     fn rate_limit_pauses_at_once_and_permanent_errors_do_not_count() {
-        let g = gate(30);
+        let (g, clock) = gate(30);
         g.record(Permit::Go, CallOutcome::Failed(ErrorClass::Permanent));
         g.record(Permit::Go, CallOutcome::Failed(ErrorClass::Permanent));
         g.record(Permit::Go, CallOutcome::Failed(ErrorClass::Permanent));
@@ -284,9 +361,9 @@ mod tests {
             ("open", Some(OpenReason::RateLimited))
         );
         // The pause is the rate-limit one (60 ms), not the breaker's (30 ms).
-        std::thread::sleep(Duration::from_millis(40));
-        assert!(matches!(g.permit(), Permit::Wait(_)));
-        std::thread::sleep(Duration::from_millis(30));
+        clock.advance(ms(59));
+        assert_eq!(g.permit(), Permit::Wait(ms(1)));
+        clock.advance(ms(1));
         assert_eq!(g.permit(), Permit::Probe);
         g.record(Permit::Probe, CallOutcome::Failed(ErrorClass::RateLimit));
         assert_eq!(g.snapshot().state, "open");
@@ -294,13 +371,35 @@ mod tests {
 
     #[test]
     fn a_probe_that_found_no_job_lets_another_probe() {
-        let g = gate(10);
+        let (g, clock) = gate(10);
         for _ in 0..3 {
             g.record(Permit::Go, CallOutcome::Failed(ErrorClass::Retryable));
         }
-        std::thread::sleep(Duration::from_millis(15));
+        clock.advance(ms(10));
         assert_eq!(g.permit(), Permit::Probe);
         g.record(Permit::Probe, CallOutcome::NoCall);
         assert_eq!(g.permit(), Permit::Probe);
+    }
+
+    /// A probe whose attempt panicked used to leave the gate half-open with a
+    /// probe "in flight" forever: no job was claimed again while `/readyz` said
+    /// 200. A ticket dropped without an outcome now releases the probe.
+    #[test]
+    fn a_probe_ticket_dropped_without_an_outcome_releases_the_probe() {
+        let (g, clock) = gate(10);
+        for _ in 0..3 {
+            g.record(Permit::Go, CallOutcome::Failed(ErrorClass::Retryable));
+        }
+        clock.advance(ms(10));
+        let ticket = g.ticket().expect("a probe");
+        assert_eq!(ticket.permit(), Permit::Probe);
+        assert_eq!(g.ticket().unwrap_err(), ms(100), "one probe at a time");
+        let panicked = std::thread::spawn(move || {
+            let _held = ticket;
+            panic!("the attempt panicked");
+        })
+        .join();
+        assert!(panicked.is_err());
+        assert_eq!(g.ticket().expect("another probe").permit(), Permit::Probe);
     }
 }

@@ -7,5 +7,6 @@ pub mod mapper;
 pub mod request;
 pub mod worker;
 
-/// The job kind that turns an accepted escalation into a Case.
-pub const CREATE_CASE_JOB: &str = "create_case";
+/// The job kind that turns an accepted escalation into a Case (the accept path
+/// stores it without a payload: the job's `session_id` is the payload).
+pub const CREATE_CASE_JOB: &str = crate::jobs::JobKind::CREATE_CASE;

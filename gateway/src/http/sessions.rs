@@ -12,7 +12,7 @@ use super::AppState;
 use super::auth::require;
 use super::page::{self, IdKey, SessionKey};
 use crate::error::ApiError;
-use crate::store::{Scope, event, session};
+use crate::store::{Scope, delivery, event, session};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -45,6 +45,38 @@ pub struct SessionView {
     pub last_error: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// The session's outbox rows, oldest first (design §7.1).
+    #[serde(default)]
+    pub deliveries: Vec<DeliveryView>,
+}
+
+/// One outbound message to the customer and where it stands.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DeliveryView {
+    pub id: String,
+    pub channel: String,
+    /// `agent.message`, `system.message`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// queued | sending | sent | failed
+    pub state: String,
+    pub provider_id: Option<String>,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+}
+
+impl From<delivery::Model> for DeliveryView {
+    fn from(d: delivery::Model) -> Self {
+        DeliveryView {
+            id: d.id,
+            channel: d.channel,
+            kind: d.kind,
+            state: d.state,
+            provider_id: d.provider_id,
+            attempts: d.attempts,
+            last_error: d.last_error,
+        }
+    }
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -72,6 +104,7 @@ impl From<session::Model> for SessionView {
             last_error: s.last_error,
             created_at: rfc3339(s.created_at),
             updated_at: rfc3339(s.updated_at),
+            deliveries: Vec::new(),
         }
     }
 }
@@ -100,7 +133,10 @@ async fn one(
 ) -> Result<Json<SessionView>, ApiError> {
     require(&state, &headers, Scope::Read).await?;
     let session = state.store.session(&id).await?.ok_or(ApiError::NotFound)?;
-    Ok(Json(session.into()))
+    let deliveries = state.store.deliveries_for_session(&session.id).await?;
+    let mut view = SessionView::from(session);
+    view.deliveries = deliveries.into_iter().map(DeliveryView::from).collect();
+    Ok(Json(view))
 }
 
 #[derive(Deserialize)]

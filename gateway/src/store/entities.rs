@@ -82,6 +82,45 @@ pub mod job {
         pub last_error: Option<String>,
         pub created_at: i64,
         pub updated_at: i64,
+        /// The typed `JobKind` as JSON; `None` on `create_case` rows, whose
+        /// payload is `session_id`.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub payload: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod delivery {
+    use sea_orm::entity::prelude::*;
+
+    /// One outbound message to a customer (the outbox).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "deliveries")]
+    pub struct Model {
+        /// The stable delivery id, sent with every attempt.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub session_id: String,
+        pub channel: String,
+        /// `agent.message`, `system.message`, … (design §7.1).
+        pub kind: String,
+        #[sea_orm(column_type = "Text")]
+        pub text: String,
+        pub sender_name: Option<String>,
+        /// The `ReplyTarget` as JSON.
+        #[sea_orm(column_type = "Text")]
+        pub target: String,
+        /// queued | sending | sent | failed
+        pub state: String,
+        pub attempts: i32,
+        pub provider_id: Option<String>,
+        pub last_error: Option<String>,
+        pub created_at: i64,
+        pub updated_at: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -3,12 +3,14 @@
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value as DbValue};
 
 use super::{Store, now_ms};
+use crate::jobs::{JobClass, JobKind, JobState, UndecodableJob};
 
 /// A job this worker holds until `lease_until`.
 #[derive(Debug, Clone)]
 pub struct ClaimedJob {
     pub id: i64,
-    pub kind: String,
+    /// What to do, or why the stored row cannot be run (it is dead-lettered).
+    pub kind: Result<JobKind, UndecodableJob>,
     pub session_id: String,
     /// 1 on the first attempt. Never decreases, not even when an attempt is not
     /// counted against `max_attempts` (postponed, or a dead job retried): the
@@ -18,9 +20,24 @@ pub struct ClaimedJob {
     pub max_attempts: u32,
 }
 
+/// A job whose every attempt was abandoned (its worker died or lost the
+/// database each time) and which the claim dead-lettered.
+#[derive(Debug, Clone)]
+pub struct AbandonedJob {
+    pub id: i64,
+    pub kind: Result<JobKind, UndecodableJob>,
+    pub session_id: String,
+    pub attempts: u32,
+}
+
+/// The `last_error` of a job dead-lettered because its attempts were abandoned.
+pub const ABANDONED_ERROR: &str = "every attempt was abandoned: the process working on the job \
+     stopped (crashed, was killed, or lost the database) before finishing it; \
+     find the cause in that process's logs, then retry the job";
+
 /// How a claimed job ends (for now).
 struct Finish<'a> {
-    state: &'a str,
+    state: JobState,
     run_at: Option<i64>,
     error: Option<&'a str>,
     /// Do not count the attempt the claim made against `max_attempts` (by raising
@@ -29,33 +46,46 @@ struct Finish<'a> {
 }
 
 impl Store {
-    /// Claims the oldest due job (or one whose lease expired because its worker
-    /// died). PostgreSQL skips rows other replicas hold; SQLite has one writer.
-    pub async fn claim_job(
+    /// Claims up to `limit` due jobs of `class`, oldest first, each with a lease:
+    /// queued jobs whose time has come, and running jobs whose lease expired
+    /// (their worker died) — a re-claim is a new attempt and counts as one. A
+    /// job whose attempts are all spent is not re-claimed: see
+    /// [`Store::bury_abandoned_jobs`]. PostgreSQL skips rows other replicas are
+    /// claiming; SQLite has one writer.
+    pub async fn claim_jobs(
         &self,
         worker_id: &str,
         lease_ms: i64,
-    ) -> Result<Option<ClaimedJob>, DbErr> {
+        class: JobClass,
+        limit: usize,
+    ) -> Result<Vec<ClaimedJob>, DbErr> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let now = now_ms();
         let backend = self.backend();
-        let sql = match backend {
-            DbBackend::Postgres => {
-                "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, \
-                 locked_by = $2, updated_at = $3 \
-                 WHERE id = (SELECT id FROM jobs \
-                   WHERE (state = 'queued' AND run_at <= $3) OR (state = 'running' AND lease_until < $3) \
-                   ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-                 RETURNING id, kind, session_id, attempts, max_attempts"
-            }
-            _ => {
-                "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?1, \
-                 locked_by = ?2, updated_at = ?3 \
-                 WHERE id = (SELECT id FROM jobs \
-                   WHERE (state = 'queued' AND run_at <= ?3) OR (state = 'running' AND lease_until < ?3) \
-                   ORDER BY run_at, id LIMIT 1) \
-                 RETURNING id, kind, session_id, attempts, max_attempts"
-            }
+        let kinds = sql_list(JobKind::salesforce_kinds());
+        let of_class = match class {
+            JobClass::Salesforce => format!("kind IN ({kinds})"),
+            JobClass::Channel => format!("kind NOT IN ({kinds})"),
         };
+        let lock = match backend {
+            DbBackend::Postgres => " FOR UPDATE SKIP LOCKED",
+            _ => "",
+        };
+        let sql = numbered(
+            backend,
+            &format!(
+                "UPDATE jobs SET state = $4, attempts = attempts + 1, lease_until = $1, \
+                 locked_by = $2, updated_at = $3 \
+                 WHERE id IN (SELECT id FROM jobs \
+                   WHERE ((state = $5 AND run_at <= $3) \
+                      OR (state = $4 AND lease_until < $3 AND attempts < max_attempts)) \
+                     AND {of_class} \
+                   ORDER BY run_at, id LIMIT $6{lock}) \
+                 RETURNING id, kind, session_id, payload, attempts, max_attempts"
+            ),
+        );
         let stmt = Statement::from_sql_and_values(
             backend,
             sql,
@@ -63,18 +93,65 @@ impl Store {
                 DbValue::from(now + lease_ms),
                 DbValue::from(worker_id.to_string()),
                 DbValue::from(now),
+                DbValue::from(JobState::Running.as_str()),
+                DbValue::from(JobState::Queued.as_str()),
+                DbValue::from(limit as i64),
             ],
         );
-        let Some(row) = self.db.query_one_raw(stmt).await? else {
-            return Ok(None);
-        };
-        Ok(Some(ClaimedJob {
-            id: row.try_get("", "id")?,
-            kind: row.try_get("", "kind")?,
-            session_id: row.try_get("", "session_id")?,
-            attempt: row.try_get::<i32>("", "attempts")? as u32,
-            max_attempts: row.try_get::<i32>("", "max_attempts")? as u32,
-        }))
+        let rows = self.db.query_all_raw(stmt).await?;
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in rows {
+            let kind: String = row.try_get("", "kind")?;
+            let session_id: String = row.try_get("", "session_id")?;
+            let payload: Option<String> = row.try_get("", "payload")?;
+            jobs.push(ClaimedJob {
+                id: row.try_get("", "id")?,
+                kind: JobKind::decode(&kind, &session_id, payload.as_deref()),
+                session_id,
+                attempt: row.try_get::<i32>("", "attempts")? as u32,
+                max_attempts: row.try_get::<i32>("", "max_attempts")? as u32,
+            });
+        }
+        jobs.sort_by_key(|j| j.id);
+        Ok(jobs)
+    }
+
+    /// Dead-letters running jobs whose lease expired with every attempt spent:
+    /// the process died (or lost the database) in each of them, so claiming the
+    /// job again would only crash the next one. Returns them, for their events.
+    pub async fn bury_abandoned_jobs(&self) -> Result<Vec<AbandonedJob>, DbErr> {
+        let now = now_ms();
+        let backend = self.backend();
+        let sql = numbered(
+            backend,
+            "UPDATE jobs SET state = $1, last_error = $2, lease_until = NULL, locked_by = NULL, updated_at = $3 \
+             WHERE state = $4 AND lease_until < $3 AND attempts >= max_attempts \
+             RETURNING id, kind, session_id, payload, attempts",
+        );
+        let stmt = Statement::from_sql_and_values(
+            backend,
+            sql,
+            [
+                DbValue::from(JobState::Dead.as_str()),
+                DbValue::from(ABANDONED_ERROR),
+                DbValue::from(now),
+                DbValue::from(JobState::Running.as_str()),
+            ],
+        );
+        let rows = self.db.query_all_raw(stmt).await?;
+        let mut buried = Vec::with_capacity(rows.len());
+        for row in rows {
+            let kind: String = row.try_get("", "kind")?;
+            let session_id: String = row.try_get("", "session_id")?;
+            let payload: Option<String> = row.try_get("", "payload")?;
+            buried.push(AbandonedJob {
+                id: row.try_get("", "id")?,
+                kind: JobKind::decode(&kind, &session_id, payload.as_deref()),
+                session_id,
+                attempts: row.try_get::<i32>("", "attempts")? as u32,
+            });
+        }
+        Ok(buried)
     }
 
     /// Extends this worker's lease on a running job. `false`: the lease is gone.
@@ -87,7 +164,7 @@ impl Store {
         let backend = self.backend();
         let sql = numbered(
             backend,
-            "UPDATE jobs SET lease_until = $1 WHERE id = $2 AND locked_by = $3 AND state = 'running'",
+            "UPDATE jobs SET lease_until = $1 WHERE id = $2 AND locked_by = $3 AND state = $4",
         );
         let stmt = Statement::from_sql_and_values(
             backend,
@@ -96,6 +173,7 @@ impl Store {
                 DbValue::from(now_ms() + lease_ms),
                 DbValue::from(job.id),
                 DbValue::from(worker_id.to_string()),
+                DbValue::from(JobState::Running.as_str()),
             ],
         );
         Ok(self.db.execute_raw(stmt).await?.rows_affected() == 1)
@@ -107,7 +185,7 @@ impl Store {
             job,
             worker_id,
             Finish {
-                state: "done",
+                state: JobState::Done,
                 run_at: None,
                 error: None,
                 refund_attempt: false,
@@ -132,7 +210,7 @@ impl Store {
             job,
             worker_id,
             Finish {
-                state: "queued",
+                state: JobState::Queued,
                 run_at: Some(run_at_ms),
                 error: Some(error),
                 refund_attempt: !counted,
@@ -152,7 +230,7 @@ impl Store {
             job,
             worker_id,
             Finish {
-                state: "dead",
+                state: JobState::Dead,
                 run_at: None,
                 error: Some(error),
                 refund_attempt: false,
@@ -172,7 +250,7 @@ impl Store {
             backend,
             "UPDATE jobs SET state = $1, run_at = COALESCE($2, run_at), last_error = COALESCE($3, last_error), \
                  lease_until = NULL, locked_by = NULL, updated_at = $4, max_attempts = max_attempts + $7 \
-                 WHERE id = $5 AND locked_by = $6 AND state = 'running'",
+                 WHERE id = $5 AND locked_by = $6 AND state = $8",
         );
         let Finish {
             state,
@@ -184,13 +262,14 @@ impl Store {
             backend,
             sql,
             [
-                DbValue::from(state.to_string()),
+                DbValue::from(state.as_str()),
                 DbValue::from(run_at),
                 DbValue::from(error.map(str::to_string)),
                 DbValue::from(now_ms()),
                 DbValue::from(job.id),
                 DbValue::from(worker_id.to_string()),
                 DbValue::from(i32::from(refund_attempt)),
+                DbValue::from(JobState::Running.as_str()),
             ],
         );
         let result = self.db.execute_raw(stmt).await?;
@@ -214,9 +293,9 @@ impl Store {
             "SELECT state, COUNT(*) AS n FROM jobs GROUP BY state",
         );
         let rows = self.db.query_all_raw(stmt).await?;
-        let mut counts: Vec<(String, i64)> = ["queued", "running", "done", "dead"]
+        let mut counts: Vec<(String, i64)> = JobState::ALL
             .iter()
-            .map(|s| (s.to_string(), 0))
+            .map(|s| (s.as_str().to_string(), 0))
             .collect();
         for row in rows {
             let state: String = row.try_get("", "state")?;
@@ -244,13 +323,18 @@ impl Store {
         let txn = self.db.begin().await?;
         let sql = numbered(
             self.backend(),
-            "UPDATE jobs SET state = 'queued', max_attempts = attempts + max_attempts, run_at = $1, updated_at = $1 \
-                 WHERE id = $2 AND state = 'dead'",
+            "UPDATE jobs SET state = $3, max_attempts = attempts + max_attempts, run_at = $1, updated_at = $1 \
+                 WHERE id = $2 AND state = $4",
         );
         let stmt = Statement::from_sql_and_values(
             self.backend(),
             sql,
-            [DbValue::from(now_ms()), DbValue::from(id)],
+            [
+                DbValue::from(now_ms()),
+                DbValue::from(id),
+                DbValue::from(JobState::Queued.as_str()),
+                DbValue::from(JobState::Dead.as_str()),
+            ],
         );
         if txn.execute_raw(stmt).await?.rows_affected() != 1 {
             txn.rollback().await?;
@@ -265,6 +349,47 @@ impl Store {
         txn.commit().await?;
         Ok(Some(job))
     }
+}
+
+/// Inserts a queued job (in the caller's transaction).
+pub(super) async fn insert_job<C: ConnectionTrait>(
+    db: &C,
+    kind: &JobKind,
+    session_id: &str,
+    max_attempts: u32,
+) -> Result<(), DbErr> {
+    use sea_orm::{ActiveModelTrait, Set};
+    let t = now_ms();
+    super::job::ActiveModel {
+        kind: Set(kind.name().into()),
+        session_id: Set(session_id.to_string()),
+        state: Set(JobState::Queued.as_str().into()),
+        attempts: Set(0),
+        max_attempts: Set(max_attempts as i32),
+        run_at: Set(t),
+        lease_until: Set(None),
+        locked_by: Set(None),
+        last_error: Set(None),
+        created_at: Set(t),
+        updated_at: Set(t),
+        payload: Set(Some(kind.payload_json())),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .map(|_| ())
+}
+
+/// `'a', 'b'` for constant names (never user input).
+fn sql_list(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| {
+            debug_assert!(n.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+            format!("'{n}'")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// PostgreSQL numbers parameters `$1`; SQLite takes `?1`. One statement text

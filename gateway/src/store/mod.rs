@@ -5,6 +5,7 @@ mod entities;
 mod idempotency;
 mod job_list;
 mod jobs;
+mod outbox;
 mod retention;
 mod sessions;
 mod tokens;
@@ -17,9 +18,10 @@ use sea_orm::{
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
-pub use entities::{api_token, event, idempotency_key, job, session};
+pub use entities::{api_token, delivery, event, idempotency_key, job, session};
 pub use idempotency::{Begin, IdempotencyLock, IdempotencyPolicy, StoredResponse, fingerprint};
-pub use jobs::ClaimedJob;
+pub use jobs::{ABANDONED_ERROR, AbandonedJob, ClaimedJob};
+pub use outbox::{DeliveryState, NewDelivery};
 pub use retention::{RetentionPolicy, RetentionReport};
 pub use sessions::Accepted;
 pub use tokens::{NewToken, Scope, TokenIdentity, hash_token};

@@ -1,0 +1,137 @@
+//! The chat channel: the AI product's own widget. At escalation it takes the transcript; rep
+//! and system messages go back to the product's signed callback (`reply_to.webhook_url`) as
+//! Standard Webhooks (design §7.1).
+
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::webhook::{Envelope, WebhookSecret, WebhookSender, check_webhook_url};
+use crate::{
+    Capabilities, Channel, ChannelError, ChannelKind, Conversation, Delivered, DeliveryError,
+    EscalationInput, MessagingChannel, OutboundMessage, ReplyTarget, Route, SplitRule,
+};
+
+/// The chat adapter. Without a webhook secret it cannot sign, so it does not deliver and
+/// refuses a `reply_to` at accept time rather than accept a session it could never answer.
+#[derive(Debug, Clone)]
+pub struct ChatChannel {
+    messaging: MessagingChannel,
+    secret: Option<WebhookSecret>,
+    sender: WebhookSender,
+    allow_private: bool,
+}
+
+/// `reply_to` of a chat escalation.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChatReplyTo {
+    webhook_url: String,
+}
+
+impl ChatChannel {
+    /// A chat channel signing with `secret`; `allow_private` admits loopback and private
+    /// webhook URLs (tests, the sandbox).
+    ///
+    /// # Errors
+    /// [`ChannelError::InvalidConfig`] when the HTTP client cannot be built.
+    pub fn new(secret: Option<WebhookSecret>, allow_private: bool) -> Result<Self, ChannelError> {
+        let sender =
+            WebhookSender::new(allow_private).map_err(|e| ChannelError::InvalidConfig {
+                setting: "channels.chat".into(),
+                reason: format!("the webhook HTTP client could not be built: {e}"),
+            })?;
+        Ok(Self {
+            messaging: MessagingChannel::chat(),
+            secret,
+            sender,
+            allow_private,
+        })
+    }
+
+    fn invalid(field: &str, reason: impl Into<String>) -> ChannelError {
+        ChannelError::InvalidReplyTo {
+            field: field.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Channel for ChatChannel {
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Chat
+    }
+
+    fn preferred_route(&self) -> Route {
+        Route::Messaging
+    }
+
+    /// Chat delivers through the product's webhook when a signing secret is configured. The
+    /// `webhook-id` is the delivery id, which Standard Webhooks receivers dedupe on.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            delivers: self.secret.is_some(),
+            provider_dedupe: self.secret.is_some(),
+            split: SplitRule::Whole,
+            ..Capabilities::receive_only()
+        }
+    }
+
+    fn normalize(&self, input: EscalationInput) -> Result<Conversation, ChannelError> {
+        self.messaging.normalize(input)
+    }
+
+    fn reply_target(
+        &self,
+        reply_to: Option<&Value>,
+        _conversation: &Conversation,
+    ) -> Result<Option<ReplyTarget>, ChannelError> {
+        let Some(value) = reply_to else {
+            return Ok(None);
+        };
+        if self.secret.is_none() {
+            return Err(Self::invalid(
+                "reply_to",
+                "this gateway cannot deliver chat replies: set channels.chat.webhook_secret",
+            ));
+        }
+        let reply: ChatReplyTo = ChatReplyTo::deserialize(value).map_err(|_| {
+            Self::invalid(
+                "reply_to",
+                "reply_to for chat must be {\"webhook_url\": \"https://…\"} and nothing else",
+            )
+        })?;
+        let url = check_webhook_url(&reply.webhook_url, self.allow_private)
+            .map_err(|problem| Self::invalid("reply_to.webhook_url", format!("{problem}")))?;
+        Ok(Some(ReplyTarget::Webhook {
+            url: url.to_string(),
+        }))
+    }
+
+    async fn deliver(
+        &self,
+        target: &ReplyTarget,
+        message: &OutboundMessage,
+    ) -> Result<Delivered, DeliveryError> {
+        let Some(secret) = &self.secret else {
+            return Err(DeliveryError::Unsupported {
+                channel: "chat".into(),
+            });
+        };
+        let ReplyTarget::Webhook { url } = target else {
+            return Err(DeliveryError::Permanent {
+                message: "a chat reply needs a webhook target".into(),
+            });
+        };
+        let url = check_webhook_url(url, self.allow_private).map_err(|problem| {
+            DeliveryError::Permanent {
+                message: format!("the webhook URL {problem}"),
+            }
+        })?;
+        let body = Envelope::new(message, None).to_bytes();
+        self.sender
+            .post(&url, secret, &message.id, body, Utc::now())
+            .await
+    }
+}

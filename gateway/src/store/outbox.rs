@@ -1,0 +1,204 @@
+//! The outbox: every message to a customer is a `deliveries` row, written with
+//! the job that sends it in one transaction, and moved through
+//! queued → sending → sent | failed with its attempts and the provider's id.
+
+use sea_orm::ExprTrait;
+use sea_orm::sea_query::{Expr, OnConflict, Order};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Set,
+    TransactionTrait,
+};
+use serde_json::Value;
+
+use super::entities::{delivery, event};
+use super::{Store, now_ms};
+use crate::jobs::JobKind;
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Waiting for its job.
+    Queued,
+    /// An attempt is sending it (or died while sending: outcome unknown).
+    Sending,
+    Sent,
+    /// Visibly failed: refused for good, or given up on after the last attempt.
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Queued => "queued",
+            DeliveryState::Sending => "sending",
+            DeliveryState::Sent => "sent",
+            DeliveryState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DeliveryState> {
+        [
+            DeliveryState::Queued,
+            DeliveryState::Sending,
+            DeliveryState::Sent,
+            DeliveryState::Failed,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == s)
+    }
+}
+
+/// A message to put in the outbox.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub id: String,
+    pub session_id: String,
+    pub channel: String,
+    pub kind: channels::OutboundKind,
+    pub text: String,
+    pub sender_name: Option<String>,
+    pub target: channels::ReplyTarget,
+}
+
+impl Store {
+    /// Writes the delivery, its `delivery.queued` event and its `DeliverMessage`
+    /// job in one transaction. A delivery id that already exists writes nothing
+    /// and returns `false`: enqueueing is idempotent, so a producer that runs
+    /// again (a retried job) never sends a message twice.
+    pub async fn enqueue_delivery(
+        &self,
+        new: &NewDelivery,
+        max_attempts: u32,
+    ) -> Result<bool, DbErr> {
+        let target = serde_json::to_string(&new.target)
+            .map_err(|e| DbErr::Custom(format!("reply target does not serialize: {e}")))?;
+        let t = now_ms();
+        let txn = self.db.begin().await?;
+        let inserted = delivery::Entity::insert(delivery::ActiveModel {
+            id: Set(new.id.clone()),
+            session_id: Set(new.session_id.clone()),
+            channel: Set(new.channel.clone()),
+            kind: Set(new.kind.as_str().into()),
+            text: Set(new.text.clone()),
+            sender_name: Set(new.sender_name.clone()),
+            target: Set(target),
+            state: Set(DeliveryState::Queued.as_str().into()),
+            attempts: Set(0),
+            provider_id: Set(None),
+            last_error: Set(None),
+            created_at: Set(t),
+            updated_at: Set(t),
+        })
+        .on_conflict(
+            OnConflict::column(delivery::Column::Id)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+        if inserted == 0 {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        event_row(
+            &new.session_id,
+            "delivery.queued",
+            serde_json::json!({
+                "delivery_id": new.id,
+                "channel": new.channel,
+                "type": new.kind.as_str(),
+            }),
+        )
+        .insert(&txn)
+        .await?;
+        let job = JobKind::DeliverMessage {
+            delivery_id: new.id.clone(),
+        };
+        super::jobs::insert_job(&txn, &job, &new.session_id, max_attempts).await?;
+        txn.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn delivery(&self, id: &str) -> Result<Option<delivery::Model>, DbErr> {
+        delivery::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await
+    }
+
+    /// A session's deliveries, oldest first.
+    pub async fn deliveries_for_session(
+        &self,
+        session_id: &str,
+    ) -> Result<Vec<delivery::Model>, DbErr> {
+        delivery::Entity::find()
+            .filter(delivery::Column::SessionId.eq(session_id))
+            .order_by(delivery::Column::CreatedAt, Order::Asc)
+            .order_by(delivery::Column::Id, Order::Asc)
+            .all(&self.db)
+            .await
+    }
+
+    /// Marks the delivery as being sent and counts the attempt. Returns the
+    /// attempt number.
+    pub async fn start_delivery_attempt(&self, id: &str) -> Result<i32, DbErr> {
+        delivery::Entity::update_many()
+            .col_expr(
+                delivery::Column::State,
+                Expr::value(DeliveryState::Sending.as_str()),
+            )
+            .col_expr(
+                delivery::Column::Attempts,
+                Expr::col(delivery::Column::Attempts).add(1),
+            )
+            .col_expr(delivery::Column::UpdatedAt, Expr::value(now_ms()))
+            .filter(delivery::Column::Id.eq(id))
+            .exec(&self.db)
+            .await?;
+        let row = self
+            .delivery(id)
+            .await?
+            .ok_or_else(|| DbErr::Custom("delivery vanished".into()))?;
+        Ok(row.attempts)
+    }
+
+    /// Records how a delivery attempt ended, with an event on its session when
+    /// `event` is given, in one transaction.
+    pub async fn finish_delivery_attempt(
+        &self,
+        id: &str,
+        state: DeliveryState,
+        provider_id: Option<&str>,
+        error: Option<&str>,
+        event: Option<(&str, &str, Value)>,
+    ) -> Result<(), DbErr> {
+        let txn = self.db.begin().await?;
+        let mut update = delivery::Entity::update_many()
+            .col_expr(delivery::Column::State, Expr::value(state.as_str()))
+            .col_expr(
+                delivery::Column::LastError,
+                Expr::value(error.map(str::to_string)),
+            )
+            .col_expr(delivery::Column::UpdatedAt, Expr::value(now_ms()));
+        if let Some(provider_id) = provider_id {
+            update = update.col_expr(delivery::Column::ProviderId, Expr::value(provider_id));
+        }
+        update
+            .filter(delivery::Column::Id.eq(id))
+            .exec(&txn)
+            .await?;
+        if let Some((session_id, kind, data)) = event {
+            event_row(session_id, kind, data).insert(&txn).await?;
+        }
+        txn.commit().await
+    }
+}
+
+fn event_row(session_id: &str, kind: &str, data: Value) -> event::ActiveModel {
+    event::ActiveModel {
+        session_id: Set(session_id.to_string()),
+        at: Set(chrono::Utc::now()),
+        kind: Set(kind.to_string()),
+        data: Set(data.to_string()),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,373 @@
+//! The outbox end to end, over real sockets: a chat escalation whose route fell
+//! back to a Case tells the customer, through the chat adapter's signed webhook,
+//! that their request went to the support team — exactly once, or visibly failed.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gateway::Application;
+use gateway::store::Scope;
+use handoff_tests::{Db, both_databases, fresh_database, spawn_emulator, test_config};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// One webhook the receiver got.
+#[derive(Debug, Clone)]
+struct Received {
+    id: String,
+    timestamp: String,
+    signature: String,
+    body: Vec<u8>,
+}
+
+/// A loopback HTTP receiver answering each request with the next scripted
+/// status (200 once the script runs out) and keeping what it got.
+struct Receiver {
+    url: String,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+async fn receiver(script: Vec<u16>) -> Receiver {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let script = Arc::new(Mutex::new(script.into_iter()));
+    let kept = Arc::clone(&received);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let kept = Arc::clone(&kept);
+            let script = Arc::clone(&script);
+            tokio::spawn(async move {
+                let Some(request) = read_request(&mut socket).await else {
+                    return;
+                };
+                let status = script.lock().unwrap().next().unwrap_or(200);
+                kept.lock().unwrap().push(request);
+                let reply = format!(
+                    "HTTP/1.1 {status} Scripted\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                let _ = socket.write_all(reply.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    Receiver { url, received }
+}
+
+async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<Received> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let n = socket.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|line| {
+                let (n, v) = line.split_once(':')?;
+                n.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_string())
+            })
+            .unwrap_or_default()
+    };
+    let length: usize = header("content-length").parse().ok()?;
+    while buf.len() < head_end + length {
+        let n = socket.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some(Received {
+        id: header("webhook-id"),
+        timestamp: header("webhook-timestamp"),
+        signature: header("webhook-signature"),
+        body: buf[head_end..head_end + length].to_vec(),
+    })
+}
+
+struct Stack {
+    app: gateway::RunningApp,
+    emulator: sf_emulator::EmulatorHandle,
+    escalate: String,
+    read: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// The gateway with a chat adapter that signs with [`SECRET`] and may post to a
+/// loopback receiver.
+async fn stack(db: Db) -> Stack {
+    let emulator = spawn_emulator().await;
+    let (url, dir) = fresh_database(db).await;
+    let config = test_config(&url, &emulator);
+    let channels: BTreeMap<String, channels::ChannelConfig> = serde_json::from_value(json!({
+        "chat": {"type": "chat", "webhook_secret": SECRET, "allow_private_webhook_urls": true}
+    }))
+    .unwrap();
+    let registry = channels::Registry::from_config(&channels).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = Application::build(config, listener)
+        .await
+        .unwrap()
+        .with_channels(registry);
+    let store = app.state().store.clone();
+    let escalate = store
+        .create_token("e", &[Scope::Escalate])
+        .await
+        .unwrap()
+        .secret;
+    let read = store
+        .create_token("r", &[Scope::Read])
+        .await
+        .unwrap()
+        .secret;
+    Stack {
+        app: app.spawn().unwrap(),
+        emulator,
+        escalate,
+        read,
+        _dir: dir,
+    }
+}
+
+impl Stack {
+    async fn escalate_chat(&self, session_id: &str, webhook_url: &str) {
+        let status = reqwest::Client::new()
+            .post(format!("{}/v1/escalations", self.app.url()))
+            .bearer_auth(&self.escalate)
+            .json(&json!({
+                "session_id": session_id,
+                "channel": "chat",
+                "customer": {"name": "Ann"},
+                "transcript": [{"role": "customer", "text": "I need a human", "at": "2026-11-22T09:00:00Z"}],
+                "reply_to": {"webhook_url": webhook_url},
+            }))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 202);
+    }
+
+    async fn session(&self, id: &str) -> Value {
+        reqwest::Client::new()
+            .get(format!("{}/v1/sessions/{id}", self.app.url()))
+            .bearer_auth(&self.read)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the session's first delivery is `sent` or `failed`.
+    async fn settled_delivery(&self, id: &str) -> (Value, Value) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let session = self.session(id).await;
+            if let Some(delivery) = session["deliveries"].get(0)
+                && matches!(delivery["state"].as_str(), Some("sent" | "failed"))
+            {
+                return (session.clone(), delivery.clone());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "delivery never settled: {session}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn event_kinds(&self, id: &str) -> Vec<String> {
+        let events: Value = reqwest::Client::new()
+            .get(format!("{}/v1/sessions/{id}/events", self.app.url()))
+            .bearer_auth(&self.read)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+fn verify(received: &Received) {
+    let secret =
+        channels::webhook::WebhookSecret::parse(&secrecy::SecretString::from(SECRET)).unwrap();
+    secret
+        .verify(
+            &received.id,
+            &received.timestamp,
+            &received.signature,
+            &received.body,
+            chrono::Utc::now(),
+        )
+        .expect("a valid Standard Webhooks signature");
+}
+
+// A chat session that fell back to a Case is told so, once: the Case exists in
+// Salesforce, one signed `system.message` carrying the CaseNumber reaches the
+// product's webhook, and the session view shows the delivery `sent`.
+both_databases!(
+    a_case_notice_reaches_the_chat_webhook_once,
+    |db: Db| async move {
+        let s = stack(db).await;
+        let hook = receiver(vec![]).await;
+        s.escalate_chat("notice-1", &hook.url).await;
+        let (session, delivery) = s.settled_delivery("notice-1").await;
+        assert_eq!(delivery["state"], "sent", "{delivery}");
+        assert_eq!(delivery["channel"], "chat");
+        assert_eq!(delivery["attempts"], 1);
+        assert_eq!(delivery["last_error"], Value::Null);
+        assert_eq!(s.emulator.records("Case").len(), 1);
+        let case_number = session["salesforce_case_number"].as_str().unwrap();
+        let received = hook.received.lock().unwrap().clone();
+        assert_eq!(received.len(), 1, "exactly one webhook");
+        verify(&received[0]);
+        assert_eq!(received[0].id, delivery["id"].as_str().unwrap());
+        let body: Value = serde_json::from_slice(&received[0].body).unwrap();
+        assert_eq!(body["type"], "system.message");
+        assert_eq!(body["session_id"], "notice-1");
+        assert!(
+            body["data"]["text"].as_str().unwrap().contains(case_number),
+            "{body}"
+        );
+        let kinds = s.event_kinds("notice-1").await;
+        assert!(kinds.contains(&"delivery.queued".to_string()), "{kinds:?}");
+        assert!(kinds.contains(&"delivery.sent".to_string()), "{kinds:?}");
+        s.app.stop().await;
+        s.emulator.shutdown().await;
+    }
+);
+
+// The receiver fails once (500), then accepts: the delivery is retried with
+// the same delivery id (the receiver dedupes on `webhook-id`) and is `sent`
+// after two attempts — one message shown to the customer.
+both_databases!(
+    a_failed_webhook_is_retried_with_the_same_id,
+    |db: Db| async move {
+        let s = stack(db).await;
+        let hook = receiver(vec![500]).await;
+        s.escalate_chat("notice-2", &hook.url).await;
+        let (_, delivery) = s.settled_delivery("notice-2").await;
+        assert_eq!(delivery["state"], "sent", "{delivery}");
+        assert_eq!(delivery["attempts"], 2);
+        let received = hook.received.lock().unwrap().clone();
+        assert_eq!(received.len(), 2);
+        assert_eq!(
+            received[0].id, received[1].id,
+            "one delivery id on every attempt"
+        );
+        assert_eq!(received[0].body, received[1].body);
+        verify(&received[1]);
+        let kinds = s.event_kinds("notice-2").await;
+        assert_eq!(
+            kinds.iter().filter(|k| *k == "delivery.sent").count(),
+            1,
+            "{kinds:?}"
+        );
+        assert!(kinds.contains(&"delivery.attempt_failed".to_string()));
+        s.app.stop().await;
+        s.emulator.shutdown().await;
+    }
+);
+
+// A receiver that answers 410 Gone refuses for good: no retry, the delivery is
+// visibly `failed` with the reason, and the timeline says so.
+both_databases!(
+    a_refused_webhook_fails_visibly_at_once,
+    |db: Db| async move {
+        let s = stack(db).await;
+        let hook = receiver(vec![410]).await;
+        s.escalate_chat("notice-3", &hook.url).await;
+        let (_, delivery) = s.settled_delivery("notice-3").await;
+        assert_eq!(delivery["state"], "failed", "{delivery}");
+        assert_eq!(delivery["attempts"], 1);
+        assert!(
+            delivery["last_error"].as_str().unwrap().contains("410"),
+            "{delivery}"
+        );
+        assert_eq!(hook.received.lock().unwrap().len(), 1);
+        assert!(
+            s.event_kinds("notice-3")
+                .await
+                .contains(&"delivery.failed".to_string())
+        );
+        s.app.stop().await;
+        s.emulator.shutdown().await;
+    }
+);
+
+// SMS cannot send yet: no delivery is queued, and the timeline says the
+// customer was not told, and why.
+both_databases!(
+    a_channel_that_cannot_deliver_records_that_the_customer_was_not_told,
+    |db: Db| async move {
+        let s = stack(db).await;
+        let status = reqwest::Client::new()
+            .post(format!("{}/v1/escalations", s.app.url()))
+            .bearer_auth(&s.escalate)
+            .json(&json!({
+                "session_id": "notice-4",
+                "channel": "sms",
+                "customer": {"phone": "+15550107788"},
+                "transcript": [{"role": "customer", "text": "help", "at": "2026-11-22T09:00:00Z"}],
+            }))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 202);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !s
+            .event_kinds("notice-4")
+            .await
+            .contains(&"customer.not_notified".to_string())
+        {
+            assert!(Instant::now() < deadline, "no customer.not_notified event");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let session = s.session("notice-4").await;
+        assert_eq!(session["deliveries"], json!([]));
+        let events: Value = reqwest::Client::new()
+            .get(format!("{}/v1/sessions/notice-4/events", s.app.url()))
+            .bearer_auth(&s.read)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let notice = events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == "customer.not_notified")
+            .unwrap();
+        assert_eq!(
+            notice["data"]["reason"],
+            "channel `sms` cannot send messages to customers"
+        );
+        s.app.stop().await;
+        s.emulator.shutdown().await;
+    }
+);
