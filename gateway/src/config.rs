@@ -21,6 +21,10 @@ pub struct Config {
     pub case: CaseConfig,
     pub worker: WorkerConfig,
     pub idempotency: IdempotencyConfig,
+    /// `[channels.<name>]` tables: built-in channels by their own name, bridges by any other
+    /// (see `channels::ChannelConfig`). A built-in without a table runs with its defaults.
+    #[serde(default)]
+    pub channels: BTreeMap<String, channels::ChannelConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -2,6 +2,7 @@
 //! Salesforce emulator, on SQLite and PostgreSQL.
 
 mod bad_input;
+mod channels;
 mod demo;
 mod email_escalation;
 mod idempotency;

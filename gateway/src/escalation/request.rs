@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use channels::{ChannelKind, Conversation, Customer, EmailAddress, EscalationInput, Role, Turn};
+use channels::{
+    ChannelKind, Conversation, Customer, EmailAddress, EscalationInput, ReplyTarget, Role, Turn,
+};
 
 use crate::error::ApiError;
 
@@ -68,8 +70,10 @@ pub struct EscalationPayload {
     pub summary: Option<String>,
     pub priority: Priority,
     pub attributes: BTreeMap<String, String>,
+    /// Where the session's outbound messages go, checked by the channel at accept time
+    /// (`{"type": "webhook", "url": …}`); `None`: no deliveries for this session.
     #[serde(default)]
-    pub reply_to: Option<Value>,
+    pub reply_to: Option<ReplyTarget>,
 }
 
 /// A fully parsed escalation request.
@@ -106,10 +110,39 @@ fn opt_string(
     }
 }
 
-/// Parses the body. `channel_of` turns the channel name into a registered channel.
+/// The channel's reading of an escalation: the conversation and where replies go.
+pub type Normalized = (Conversation, Option<ReplyTarget>);
+
+/// Parses a body that has no `reply_to` (tools and tests that build sessions directly); a
+/// `reply_to` is refused, since only [`parse_with_reply_to`] lets the channel check it.
 pub fn parse(
     body: &Value,
     normalize: impl FnOnce(&ChannelKind, EscalationInput) -> Result<Conversation, ApiError>,
+    known_channel: impl Fn(&str) -> Result<ChannelKind, ApiError>,
+) -> Result<Escalation, ApiError> {
+    parse_with_reply_to(
+        body,
+        |kind, input, reply_to| match reply_to {
+            None => Ok((normalize(kind, input)?, None)),
+            Some(_) => Err(bad(
+                "reply_to_not_supported",
+                "reply_to",
+                "reply_to is not accepted here",
+            )),
+        },
+        known_channel,
+    )
+}
+
+/// Parses the body. `known_channel` turns the channel name into a registered channel;
+/// `normalize` lets that channel read the input and check its `reply_to`.
+pub fn parse_with_reply_to(
+    body: &Value,
+    normalize: impl FnOnce(
+        &ChannelKind,
+        EscalationInput,
+        Option<&Value>,
+    ) -> Result<Normalized, ApiError>,
     known_channel: impl Fn(&str) -> Result<ChannelKind, ApiError>,
 ) -> Result<Escalation, ApiError> {
     let obj = body
@@ -246,7 +279,7 @@ pub fn parse(
             ));
         }
     };
-    let reply_to = obj.get("reply_to").filter(|v| !v.is_null()).cloned();
+    let reply_to = obj.get("reply_to").filter(|v| !v.is_null());
 
     let input = EscalationInput {
         subject,
@@ -255,7 +288,7 @@ pub fn parse(
         transcript,
         raw_email,
     };
-    let conversation = normalize(&channel, input)?;
+    let (conversation, reply_to) = normalize(&channel, input, reply_to)?;
 
     Ok(Escalation {
         session_id,
