@@ -71,9 +71,18 @@ pub struct EscalationPayload {
     pub priority: Priority,
     pub attributes: BTreeMap<String, String>,
     /// Where the session's outbound messages go, checked by the channel at accept time
-    /// (`{"type": "webhook", "url": …}`); `None`: no deliveries for this session.
-    #[serde(default)]
+    /// (`{"type": "webhook", "url": …}`); `None`: no deliveries for this session. Sessions
+    /// stored before `reply_to` was typed hold the caller's raw value, which reads as `None`
+    /// (nothing was ever delivered for them) rather than failing their Case job.
+    #[serde(default, deserialize_with = "stored_reply_to")]
     pub reply_to: Option<ReplyTarget>,
+}
+
+fn stored_reply_to<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<ReplyTarget>, D::Error> {
+    let value = Option::<Value>::deserialize(deserializer)?;
+    Ok(value.and_then(|v| ReplyTarget::deserialize(v).ok()))
 }
 
 /// A fully parsed escalation request.
@@ -474,6 +483,30 @@ fn canonical(value: &Value, out: &mut String) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn stored_reply_to_is_typed_and_old_raw_values_read_as_none() {
+        let payload = |reply_to: Value| {
+            serde_json::from_value::<EscalationPayload>(json!({
+                "conversation": {"subject": null, "customer": {}, "language": "en",
+                                 "turns": [], "thread": null},
+                "summary": null, "priority": "low", "attributes": {}, "reply_to": reply_to,
+            }))
+            .unwrap()
+            .reply_to
+        };
+        assert_eq!(
+            payload(json!({"type": "webhook", "url": "https://bot.example.com/h"})),
+            Some(ReplyTarget::Webhook {
+                url: "https://bot.example.com/h".into()
+            })
+        );
+        assert_eq!(
+            payload(json!({"webhook_url": "https://bot.example.com/h"})),
+            None
+        );
+        assert_eq!(payload(Value::Null), None);
+    }
 
     #[test]
     fn session_ids() {
