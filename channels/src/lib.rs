@@ -79,6 +79,15 @@ impl ChannelKind {
         Ok(Self::Plugin(name.to_owned()))
     }
 
+    /// A channel name as stored with a session: a built-in name, else a plugin name. Whether
+    /// the plugin is still configured is the [`Registry`]'s business.
+    ///
+    /// # Errors
+    /// [`ChannelError::InvalidPluginName`] for a name that is neither.
+    pub fn from_name(name: &str) -> Result<Self, ChannelError> {
+        name.parse().or_else(|_| Self::plugin(name))
+    }
+
     /// The wire name (`email`, `chat`, `sms`, `whatsapp`, `voice`, or the plugin's name).
     #[must_use]
     pub fn as_str(&self) -> &str {
@@ -292,6 +301,16 @@ mod tests {
             assert_eq!(err.code(), "invalid_channel_name", "{bad:?}");
             assert_eq!(err.field().as_deref(), Some("channel"));
         }
+    }
+
+    #[test]
+    fn stored_names_read_back_built_in_or_plugin() {
+        assert_eq!(ChannelKind::from_name("sms").unwrap(), ChannelKind::Sms);
+        assert_eq!(
+            ChannelKind::from_name("line").unwrap(),
+            ChannelKind::Plugin("line".into())
+        );
+        assert!(ChannelKind::from_name("Not A Name").is_err());
     }
 
     #[test]

@@ -49,6 +49,10 @@ pub enum StartError {
         "refusing to run the sandbox on a configured database: it would mint an admin token into it. The sandbox uses a scratch SQLite file; unset HANDOFF_DATABASE_URL, or run `handoff serve` without --sandbox."
     )]
     SandboxDatabase,
+    #[error(
+        "channel configuration: {0}. Fix that setting in the config file or its HANDOFF_CHANNELS__* variable."
+    )]
+    Channels(#[from] channels::ChannelError),
 }
 
 /// A built, not yet running, gateway.
@@ -101,6 +105,10 @@ impl Application {
             client_id: app.client_id.clone(),
             client_secret: SecretString::from(app.client_secret.clone()),
         });
+        // The sandbox is for local receivers: let chat reply to a loopback webhook.
+        if let Some(channels::ChannelConfig::Chat(chat)) = config.channels.get_mut("chat") {
+            chat.allow_private_webhook_urls = true;
+        }
         let dir = tempfile::tempdir().map_err(StartError::Emulator)?;
         config.database_url = format!(
             "sqlite://{}?mode=rwc",
@@ -143,7 +151,7 @@ impl Application {
         .map_err(|e| StartError::Salesforce(e.to_string()))?;
         let config = Arc::new(config);
         let wake = Arc::new(Notify::new());
-        let channels = Arc::new(channels::Registry::builtin());
+        let channels = Arc::new(channels::Registry::from_config(&config.channels)?);
         let gate = Arc::new(Gate::new(GateConfig {
             failure_threshold: config.salesforce.breaker_failure_threshold,
             open_for: Duration::from_secs(config.salesforce.breaker_open_secs),

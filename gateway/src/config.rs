@@ -26,6 +26,10 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     #[serde(default)]
     pub notices: NoticesConfig,
+    /// `[channels.<name>]` tables: built-in channels by their own name, bridges by any other
+    /// (see `channels::ChannelConfig`). A built-in without a table runs with its defaults.
+    #[serde(default)]
+    pub channels: BTreeMap<String, channels::ChannelConfig>,
 }
 
 /// How the HTTP server protects itself from slow and numerous clients.
@@ -285,5 +289,59 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+
+    fn load(toml: &str) -> Result<Config, ConfigError> {
+        let mut file = tempfile::NamedTempFile::new().expect("temp file");
+        file.write_all(toml.as_bytes()).expect("write config");
+        Config::load(Some(file.path()))
+    }
+
+    /// A file's `[channels.<name>]` tables merge into the built-in defaults: settings without
+    /// `type` keep the default table's type, other names add bridges.
+    #[test]
+    fn channel_tables_merge_into_the_defaults_and_build_the_registry() {
+        let config = load(
+            r#"
+            [channels.sms]
+            enabled = false
+
+            [channels.chat]
+            webhook_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+            [channels.line]
+            type = "bridge"
+            url = "https://line-bridge.example.com/handoff"
+            secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+            "#,
+        )
+        .expect("config loads");
+        let registry = channels::Registry::from_config(&config.channels).expect("registry");
+        assert_eq!(
+            registry.names(),
+            ["email", "chat", "whatsapp", "voice", "line"]
+        );
+        let chat = registry.get(&channels::ChannelKind::Chat).expect("chat");
+        assert!(chat.capabilities().delivers);
+        assert!(
+            !format!("{config:?}").contains("MfKQ"),
+            "secrets stay hidden"
+        );
+    }
+
+    #[test]
+    fn a_bad_channel_table_names_the_setting() {
+        let config = load("[channels.sms]\ntype = \"voice\"\n").expect("config loads");
+        let err = channels::Registry::from_config(&config.channels).unwrap_err();
+        assert!(err.to_string().starts_with("channels.sms.type:"), "{err}");
+        let err = load("[channels.fax]\nurl = \"https://fax.example.com\"\n").unwrap_err();
+        assert!(err.to_string().contains("type"), "{err}");
     }
 }

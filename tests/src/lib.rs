@@ -111,8 +111,22 @@ pub fn test_config(db_url: &str, emulator: &sf_emulator::EmulatorHandle) -> Conf
     config.worker.retry_base_ms = 50;
     config.worker.retry_max_ms = 500;
     config.worker.poll_interval_ms = 50;
+    // Chat signs its webhooks with the published Standard Webhooks test secret and may call a
+    // receiver the test runs on loopback.
+    config.channels.insert(
+        "chat".into(),
+        channels::ChannelConfig::Chat(channels::ChatConfig {
+            enabled: true,
+            webhook_secret: Some(TEST_WEBHOOK_SECRET.into()),
+            webhook_secret_file: None,
+            allow_private_webhook_urls: true,
+        }),
+    );
     config
 }
+
+/// The chat webhook secret of [`test_config`] (the Standard Webhooks specification's example).
+pub const TEST_WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 pub async fn spawn_emulator() -> sf_emulator::EmulatorHandle {
     let listener = TcpListener::bind("127.0.0.1:0")

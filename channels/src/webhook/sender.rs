@@ -150,8 +150,10 @@ impl WebhookSender {
                 classify(status, response.headers(), now)
             }
             Err(error) => {
-                tracing::debug!(webhook_id, error = %error, "Webhook not delivered.");
-                Err(transport_error(&error))
+                // Not the error itself: its text carries the URL, which may hold a token.
+                let outcome = transport_error(&error);
+                tracing::debug!(webhook_id, error = %outcome, "Webhook not delivered.");
+                Err(outcome)
             }
         }
     }

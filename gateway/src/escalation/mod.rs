@@ -5,6 +5,7 @@ pub mod case_writer;
 pub mod gate;
 pub mod mapper;
 pub mod request;
+pub mod route;
 pub mod worker;
 
 /// The job kind that turns an accepted escalation into a Case (the accept path

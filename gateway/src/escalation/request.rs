@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use channels::{ChannelKind, Conversation, Customer, EmailAddress, EscalationInput, Role, Turn};
+use channels::{
+    ChannelKind, Conversation, Customer, EmailAddress, EscalationInput, ReplyTarget, Role, Turn,
+};
 
 use crate::error::ApiError;
 
@@ -81,8 +83,19 @@ pub struct EscalationPayload {
     pub summary: Option<String>,
     pub priority: Priority,
     pub attributes: BTreeMap<String, String>,
-    #[serde(default)]
-    pub reply_to: Option<Value>,
+    /// Where the session's outbound messages go, checked by the channel at accept time
+    /// (`{"type": "webhook", "url": …}`); `None`: no deliveries for this session. Sessions
+    /// stored before `reply_to` was typed hold the caller's raw value, which reads as `None`
+    /// (nothing was ever delivered for them) rather than failing their Case job.
+    #[serde(default, deserialize_with = "stored_reply_to")]
+    pub reply_to: Option<ReplyTarget>,
+}
+
+fn stored_reply_to<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<ReplyTarget>, D::Error> {
+    let value = Option::<Value>::deserialize(deserializer)?;
+    Ok(value.and_then(|v| ReplyTarget::deserialize(v).ok()))
 }
 
 /// A fully parsed escalation request.
@@ -119,10 +132,39 @@ fn opt_string(
     }
 }
 
-/// Parses the body. `channel_of` turns the channel name into a registered channel.
+/// The channel's reading of an escalation: the conversation and where replies go.
+pub type Normalized = (Conversation, Option<ReplyTarget>);
+
+/// Parses a body that has no `reply_to` (tools and tests that build sessions directly); a
+/// `reply_to` is refused, since only [`parse_with_reply_to`] lets the channel check it.
 pub fn parse(
     body: &Value,
     normalize: impl FnOnce(&ChannelKind, EscalationInput) -> Result<Conversation, ApiError>,
+    known_channel: impl Fn(&str) -> Result<ChannelKind, ApiError>,
+) -> Result<Escalation, ApiError> {
+    parse_with_reply_to(
+        body,
+        |kind, input, reply_to| match reply_to {
+            None => Ok((normalize(kind, input)?, None)),
+            Some(_) => Err(bad(
+                "reply_to_not_supported",
+                "reply_to",
+                "reply_to is not accepted here",
+            )),
+        },
+        known_channel,
+    )
+}
+
+/// Parses the body. `known_channel` turns the channel name into a registered channel;
+/// `normalize` lets that channel read the input and check its `reply_to`.
+pub fn parse_with_reply_to(
+    body: &Value,
+    normalize: impl FnOnce(
+        &ChannelKind,
+        EscalationInput,
+        Option<&Value>,
+    ) -> Result<Normalized, ApiError>,
     known_channel: impl Fn(&str) -> Result<ChannelKind, ApiError>,
 ) -> Result<Escalation, ApiError> {
     let obj = body
@@ -260,7 +302,7 @@ pub fn parse(
             ));
         }
     };
-    let reply_to = obj.get("reply_to").filter(|v| !v.is_null()).cloned();
+    let reply_to = obj.get("reply_to").filter(|v| !v.is_null());
 
     let from_raw_email = raw_email.is_some();
     let input = EscalationInput {
@@ -270,7 +312,7 @@ pub fn parse(
         transcript,
         raw_email,
     };
-    let conversation = normalize(&channel, input)?;
+    let (conversation, reply_to) = normalize(&channel, input, reply_to)?;
     if from_raw_email {
         refuse_nul_in_conversation(&conversation)?;
     }
@@ -536,6 +578,30 @@ fn canonical(value: &Value, out: &mut String) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn stored_reply_to_is_typed_and_old_raw_values_read_as_none() {
+        let payload = |reply_to: Value| {
+            serde_json::from_value::<EscalationPayload>(json!({
+                "conversation": {"subject": null, "customer": {}, "language": "en",
+                                 "turns": [], "thread": null},
+                "summary": null, "priority": "low", "attributes": {}, "reply_to": reply_to,
+            }))
+            .unwrap()
+            .reply_to
+        };
+        assert_eq!(
+            payload(json!({"type": "webhook", "url": "https://bot.example.com/h"})),
+            Some(ReplyTarget::Webhook {
+                url: "https://bot.example.com/h".into()
+            })
+        );
+        assert_eq!(
+            payload(json!({"webhook_url": "https://bot.example.com/h"})),
+            None
+        );
+        assert_eq!(payload(Value::Null), None);
+    }
 
     #[test]
     fn session_ids() {

@@ -447,7 +447,7 @@ impl Worker {
         };
         let (Ok(session_id), Ok(channel)) = (
             SessionId::parse(&session.id),
-            session.channel.parse::<channels::ChannelKind>(),
+            channels::ChannelKind::from_name(&session.channel),
         ) else {
             let error = "the stored session id or channel no longer parses".into();
             return (Outcome::Dead { error }, CallOutcome::NoCall);

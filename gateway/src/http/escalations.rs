@@ -1,20 +1,33 @@
 //! `POST /v1/escalations`: accept, store durably, answer 202.
 
+use std::sync::{Arc, LazyLock};
+
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
+use serde_json::Value;
+use tokio::sync::Semaphore;
 
-use channels::{ChannelKind, Route};
+use channels::Registry;
 
 use super::AppState;
 use super::auth::require;
 use super::body::read_json;
 use super::sessions::SessionView;
 use crate::error::ApiError;
-use crate::escalation::{CREATE_CASE_JOB, request};
+use crate::escalation::request::{self, Escalation};
+use crate::escalation::{CREATE_CASE_JOB, route};
 use crate::store::{Accepted, Scope};
+
+/// Raw emails are parsed on the blocking pool, at most this many at once (one per core), so a
+/// burst of large or hostile emails neither stalls the runtime's workers (health checks, other
+/// requests) nor queues unbounded CPU work.
+static RAW_EMAIL_PERMITS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    Arc::new(Semaphore::new(cores))
+});
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/escalations", post(escalate))
@@ -29,65 +42,38 @@ async fn escalate(
     require(&state, &headers, Scope::Escalate).await?;
     let json = read_json(&headers, body, state.config.max_body_bytes).await?;
 
-    let registry = &state.channels;
-    let escalation = request::parse(
-        &json,
-        |kind, input| {
-            let channel = registry.get(kind).ok_or_else(|| {
-                ApiError::invalid(
-                    "unknown_channel",
-                    Some("channel".into()),
-                    "channel is not enabled",
-                )
-            })?;
-            channel
-                .normalize(input)
-                .map_err(|e| ApiError::invalid(e.code(), e.field(), e.to_string()))
-        },
-        |name| {
-            let kind: ChannelKind = name.parse().map_err(|e: channels::ChannelError| {
-                ApiError::invalid("unknown_channel", Some("channel".into()), e.to_string())
-            })?;
-            if registry.get(&kind).is_none() {
-                return Err(ApiError::invalid(
-                    "unknown_channel",
-                    Some("channel".into()),
-                    format!("channel '{name}' is not enabled on this gateway"),
-                ));
-            }
-            Ok(kind)
-        },
-    )?;
+    let escalation = if json.get("raw_email").is_some_and(|v| !v.is_null()) {
+        let permit = Arc::clone(&RAW_EMAIL_PERMITS)
+            .acquire_owned()
+            .await
+            .map_err(|e| ApiError::Internal(format!("raw email permits closed: {e}")))?;
+        let registry = Arc::clone(&state.channels);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            parse(&registry, &json)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("raw email parsing failed: {e}")))??
+    } else {
+        parse(&state.channels, &json)?
+    };
     tracing::Span::current()
         .record("session_id", escalation.session_id.as_str())
         .record("channel", escalation.channel.to_string());
 
-    // Live messaging (MIAW) is not configured on this gateway, so every channel
-    // takes the Case path — the design's fallback for when messaging is unavailable.
-    let preferred = registry
+    let preferred = state
+        .channels
         .get(&escalation.channel)
-        .map(|c| c.preferred_route())
-        .unwrap_or(Route::Case);
-    let route = "case";
-
-    let fallback = (preferred == Route::Messaging).then(|| {
-        (
-            "route.fallback",
-            serde_json::json!({
-                "preferred": "messaging",
-                "route": "case",
-                "reason": "live messaging is not configured",
-            }),
-        )
-    });
+        .map_or(channels::Route::Case, |c| c.preferred_route());
+    let choice = route::choose(preferred);
     let accepted = state
         .store
         .accept_escalation(
             &escalation,
-            route,
+            choice.route_name(),
             CREATE_CASE_JOB,
             state.config.worker.max_attempts,
-            fallback,
+            choice.fallback_event(),
         )
         .await?;
     match accepted {
@@ -102,4 +88,27 @@ async fn escalate(
         )),
         Accepted::CaseInsensitiveConflict => Err(ApiError::SessionIdConflict),
     }
+}
+
+/// The body as the named channel reads it: its conversation and its checked `reply_to`.
+fn parse(registry: &Registry, json: &Value) -> Result<Escalation, ApiError> {
+    let invalid = |e: channels::ChannelError| ApiError::invalid(e.code(), e.field(), e.to_string());
+    request::parse_with_reply_to(
+        json,
+        |kind, input, reply_to| {
+            let channel = registry.get(kind).ok_or_else(|| {
+                ApiError::invalid(
+                    "unknown_channel",
+                    Some("channel".into()),
+                    "channel is not enabled",
+                )
+            })?;
+            let conversation = channel.normalize(input).map_err(invalid)?;
+            let target = channel
+                .reply_target(reply_to, &conversation)
+                .map_err(invalid)?;
+            Ok((conversation, target))
+        },
+        |name| registry.resolve(name).map_err(invalid),
+    )
 }
