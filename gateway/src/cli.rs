@@ -1,5 +1,6 @@
 //! The `handoff` command line.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -150,10 +151,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("  API token (every scope): {}", info.api_token);
                 println!("  GET http://{addr}/v1/sandbox for the same, as JSON");
             } else {
-                println!("Handoff listening on http://{addr}");
+                // Not println!: a closed stdout must not stop the gateway.
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "Handoff listening on http://{addr}");
+                let _ = out.flush();
                 tracing::info!(%addr, "Handoff listening.");
             }
-            std::io::Write::flush(&mut std::io::stdout())?;
+            let _ = std::io::Write::flush(&mut std::io::stdout());
             let shutdown = CancellationToken::new();
             let signal = shutdown.clone();
             tokio::spawn(async move {

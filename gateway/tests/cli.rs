@@ -149,6 +149,33 @@ fn serve_without_credentials_says_what_to_do() {
 }
 
 #[test]
+fn invalid_http_settings_are_named() {
+    for (key, value, named) in [
+        ("HANDOFF_HTTP__MAX_IN_FLIGHT", "0", "http.max_in_flight"),
+        (
+            "HANDOFF_HTTP__HEADER_READ_TIMEOUT_SECS",
+            "0",
+            "http.header_read_timeout_secs",
+        ),
+        (
+            "HANDOFF_HTTP__BODY_READ_TIMEOUT_SECS",
+            "7200",
+            "http.body_read_timeout_secs",
+        ),
+    ] {
+        let out = handoff_clean()
+            .args(["migrate"])
+            .env("HANDOFF_DATABASE_URL", "sqlite::memory:")
+            .env(key, value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{key}={value} was accepted");
+        assert!(stderr.contains(named), "{stderr}");
+    }
+}
+
+#[test]
 fn a_missing_config_file_is_named() {
     let (ok, _, stderr) = handoff(
         "sqlite::memory:",

@@ -3,16 +3,15 @@
 //! request on: every request looks its token up.
 
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::auth::require;
+use super::auth::{Admin, RequireScope};
 use crate::error::ApiError;
-use crate::store::{Scope, api_token};
+use crate::store::api_token;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -68,11 +67,10 @@ struct ListQuery {
 }
 
 async fn list(
+    _: RequireScope<Admin>,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<TokenPage>, ApiError> {
-    require(&state, &headers, Scope::Admin).await?;
     let limit = match query.limit.as_deref() {
         None => DEFAULT_PAGE,
         Some(text) => text
@@ -113,11 +111,10 @@ async fn list(
 }
 
 async fn revoke(
+    RequireScope(operator, _): RequireScope<Admin>,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<TokenView>, ApiError> {
-    require(&state, &headers, Scope::Admin).await?;
     if uuid::Uuid::parse_str(&id).is_err() {
         return Err(ApiError::NotFound);
     }
@@ -126,6 +123,6 @@ async fn revoke(
         .revoke_token(&id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    tracing::info!(token_id = %token.id, "API token revoked by an operator.");
+    tracing::info!(token_id = %token.id, by = %operator.id, "API token revoked by an operator.");
     Ok(Json(token.into()))
 }
