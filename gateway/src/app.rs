@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -53,6 +53,16 @@ pub enum StartError {
         "channel configuration: {0}. Fix that setting in the config file or its HANDOFF_CHANNELS__* variable."
     )]
     Channels(#[from] channels::ChannelError),
+}
+
+/// A Standard Webhooks signing secret: `whsec_` and 32 random bytes in base64.
+fn new_webhook_secret() -> String {
+    use base64::Engine as _;
+    let bytes: [u8; 32] = rand::random();
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
 }
 
 /// A built, not yet running, gateway.
@@ -105,10 +115,20 @@ impl Application {
             client_id: app.client_id.clone(),
             client_secret: SecretString::from(app.client_secret.clone()),
         });
-        // The sandbox is for local receivers: let chat reply to a loopback webhook.
-        if let Some(channels::ChannelConfig::Chat(chat)) = config.channels.get_mut("chat") {
-            chat.allow_private_webhook_urls = true;
-        }
+        // The sandbox is for local receivers: let chat reply to a loopback webhook, signed
+        // with a fresh secret (unless one is configured) that GET /v1/sandbox hands out.
+        let webhook_secret = match config.channels.get_mut("chat") {
+            Some(channels::ChannelConfig::Chat(chat)) => {
+                chat.allow_private_webhook_urls = true;
+                if chat.webhook_secret.is_none() && chat.webhook_secret_file.is_none() {
+                    chat.webhook_secret = Some(SecretString::from(new_webhook_secret()));
+                }
+                chat.webhook_secret
+                    .as_ref()
+                    .map(|secret| secret.expose_secret().to_owned())
+            }
+            _ => None,
+        };
         let dir = tempfile::tempdir().map_err(StartError::Emulator)?;
         config.database_url = format!(
             "sqlite://{}?mode=rwc",
@@ -124,6 +144,7 @@ impl Application {
             client_id: app.client_id,
             client_secret: app.client_secret,
             api_token: token.secret,
+            webhook_secret,
         };
         Self::assemble(config, listener, store, Some(info), Some(emulator), scratch).await
     }

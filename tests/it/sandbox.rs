@@ -26,6 +26,9 @@ async fn sandbox_answers_how_to_reach_the_emulator() {
         .await
         .unwrap();
     let token = info["api_token"].as_str().unwrap().to_string();
+    // A chat signing secret is handed out too (design §7.1), and it is a usable one.
+    let secret = info["webhook_secret"].as_str().expect("webhook_secret");
+    channels::webhook::WebhookSecret::parse(&secret.to_owned().into()).expect("a whsec_ secret");
 
     // Drive the gateway with the token…
     let id = unique("sbx");

@@ -17,6 +17,9 @@ pub struct SandboxInfo {
     pub client_id: String,
     pub client_secret: String,
     pub api_token: String,
+    /// The `whsec_…` secret chat webhooks are signed with (design §7.1); `None` when chat is
+    /// switched off or its secret comes from a file.
+    pub webhook_secret: Option<String>,
 }
 
 pub fn router() -> Router<AppState> {
