@@ -258,6 +258,19 @@ async fn soql_fields_function() {
             r.message()
         );
     }
+    c.create(
+        "CaseComment",
+        json!({"ParentId": standard.body["records"][0]["Id"], "CommentBody": "hi"}),
+    )
+    .await;
+    let nested = c
+        .query("SELECT Id, (SELECT FIELDS(STANDARD) FROM CaseComments) FROM Case")
+        .await;
+    assert_eq!(nested.status, 200, "{}", nested.body);
+    assert_eq!(
+        nested.body["records"][0]["CaseComments"]["records"][0]["CommentBody"],
+        "hi"
+    );
     let r = c.query("SELECT FIELDS(SOME) FROM Case LIMIT 1").await;
     assert_eq!(r.code(), "MALFORMED_QUERY");
     sf.shutdown().await;
