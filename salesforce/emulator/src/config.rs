@@ -115,6 +115,8 @@ pub const DEFAULT_USERNAME: &str = "integration@handoff.local";
 pub const DEFAULT_PASSWORD: &str = "handoff-password";
 pub const DEFAULT_SECURITY_TOKEN: &str = "handoff-token";
 pub const DEFAULT_ORG_ID: &str = "00D5g000004Hnd0";
+/// `Organization.Name` of the emulated org.
+pub const ORG_NAME: &str = "Handoff Emulated Org";
 
 impl Default for EmulatorConfig {
     fn default() -> Self {

@@ -33,7 +33,7 @@ pub(crate) fn now_string() -> String {
     format_datetime(Utc::now())
 }
 
-fn format_datetime(t: DateTime<Utc>) -> String {
+pub(crate) fn format_datetime(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()
 }
 
@@ -56,6 +56,19 @@ pub(crate) fn object<'a>(store: &'a Store, name: &str) -> Result<&'a ObjectDef, 
     store.schema.object(name).ok_or_else(SfError::not_found)
 }
 
+/// Organization is read-only through the API.
+fn writable_object<'a>(store: &'a Store, name: &str, op: &str) -> Result<&'a ObjectDef, SfError> {
+    let obj = object(store, name)?;
+    if obj.name == crate::schema::ORGANIZATION {
+        return Err(SfError::dml(
+            "INVALID_TYPE_FOR_OPERATION",
+            format!("entity type {} does not support {op}", obj.name),
+            Vec::new(),
+        ));
+    }
+    Ok(obj)
+}
+
 /// Inserts a record; returns its 18-char id.
 pub(crate) fn create(
     store: &mut Store,
@@ -63,7 +76,7 @@ pub(crate) fn create(
     object_name: &str,
     body: &Map<String, Value>,
 ) -> Result<String, SfError> {
-    let obj = object(store, object_name)?.clone();
+    let obj = writable_object(store, object_name, "insert")?.clone();
     let values = check_body(store, &obj, body, Op::Create)?;
     let missing: Vec<String> = obj
         .fields
@@ -122,7 +135,7 @@ pub(crate) fn update(
     id18: &str,
     body: &Map<String, Value>,
 ) -> Result<(), SfError> {
-    let obj = object(store, object_name)?.clone();
+    let obj = writable_object(store, object_name, "update")?.clone();
     if store.get(&obj.name, id18).is_none() {
         return Err(missing_record(store, &obj.name, id18));
     }
@@ -171,7 +184,7 @@ pub(crate) fn delete(
     object_name: &str,
     id18: &str,
 ) -> Result<(), SfError> {
-    let obj = object(store, object_name)?.clone();
+    let obj = writable_object(store, object_name, "delete")?.clone();
     if store.remove(&obj.name, id18, &ctx.now).is_none() {
         return Err(missing_record(store, &obj.name, id18));
     }
@@ -530,7 +543,7 @@ fn normalise(store: &Store, field: &FieldDef, raw: &Value) -> Result<Value, SfEr
     }
 }
 
-fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }

@@ -23,9 +23,11 @@ mod admin;
 mod dml;
 mod drain;
 mod error;
+mod identity;
 mod oauth;
 mod rest;
 mod server;
+mod soap;
 mod store;
 mod tls;
 

@@ -297,16 +297,7 @@ fn issue(state: &AppState, client_id: &str, client_secret: &str, username: &str)
     mac.update(id_url.as_bytes());
     mac.update(issued_at.as_bytes());
     let signature = STANDARD.encode(mac.finalize().into_bytes());
-    let access_token = format!("{}!{}", state.config.org_id, random_token(96));
-    lock(&state.sessions).insert(
-        access_token.clone(),
-        Session {
-            user_id: user_id.clone(),
-            issued: Instant::now(),
-            calls: 0,
-        },
-    );
-    lock(&state.stats).tokens_issued += 1;
+    let access_token = new_session(state, &user_id);
     tracing::info!(client_id, "access token issued");
     let body = json!({
         "access_token": access_token,
@@ -325,6 +316,21 @@ fn issue(state: &AppState, client_id: &str, client_secret: &str, username: &str)
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
+}
+
+/// Starts a session for a user: a fresh `<orgId15>!<opaque>` token (OAuth or SOAP login).
+pub(crate) fn new_session(state: &AppState, user_id: &str) -> String {
+    let access_token = format!("{}!{}", state.config.org_id, random_token(96));
+    lock(&state.sessions).insert(
+        access_token.clone(),
+        Session {
+            user_id: user_id.to_string(),
+            issued: Instant::now(),
+            calls: 0,
+        },
+    );
+    lock(&state.stats).tokens_issued += 1;
+    access_token
 }
 
 /// `POST /services/oauth2/revoke` with `token=…`: forgets an access token; 200, empty body.

@@ -162,7 +162,7 @@ impl Schema {
     }
 
     /// The standard objects Handoff works with: Case, CaseComment, EmailMessage,
-    /// Contact, Account and User.
+    /// Contact, Account, User, and the (read-only) Organization.
     pub fn standard() -> Self {
         Schema {
             objects: vec![
@@ -172,6 +172,7 @@ impl Schema {
                 contact(),
                 account(),
                 user(),
+                organization(),
             ],
         }
     }
@@ -206,17 +207,27 @@ fn system_fields() -> Vec<FieldDef> {
         ro("Id", "Record ID", FieldKind::Id),
         ro("IsDeleted", "Deleted", FieldKind::Boolean),
         ro("CreatedDate", "Created Date", FieldKind::DateTime),
-        ro("CreatedById", "Created By ID", FieldKind::Reference),
+        FieldDef {
+            reference_to: Some("User".into()),
+            relationship_name: Some("CreatedBy".into()),
+            length: Some(18),
+            ..ro("CreatedById", "Created By ID", FieldKind::Reference)
+        },
         ro(
             "LastModifiedDate",
             "Last Modified Date",
             FieldKind::DateTime,
         ),
-        ro(
-            "LastModifiedById",
-            "Last Modified By ID",
-            FieldKind::Reference,
-        ),
+        FieldDef {
+            reference_to: Some("User".into()),
+            relationship_name: Some("LastModifiedBy".into()),
+            length: Some(18),
+            ..ro(
+                "LastModifiedById",
+                "Last Modified By ID",
+                FieldKind::Reference,
+            )
+        },
         ro("SystemModstamp", "System Modstamp", FieldKind::DateTime),
     ]
 }
@@ -485,6 +496,62 @@ fn user() -> ObjectDef {
         children: vec![],
     }
 }
+
+/// `Organization`: one read-only record, the org itself (queryable, never written by the API).
+fn organization() -> ObjectDef {
+    let ro = |name: &str, label: &str, kind, length| FieldDef {
+        createable: false,
+        updateable: false,
+        ..f(name, label, kind, length)
+    };
+    let mut fields = system_fields();
+    fields.extend([
+        ro("Name", "Name", FieldKind::String, Some(80)),
+        ro(
+            "OrganizationType",
+            "Edition",
+            FieldKind::Picklist,
+            Some(255),
+        ),
+        ro("InstanceName", "Instance Name", FieldKind::String, Some(5)),
+        ro("IsSandbox", "Is Sandbox", FieldKind::Boolean, None),
+        ro(
+            "NamespacePrefix",
+            "Namespace Prefix",
+            FieldKind::String,
+            Some(15),
+        ),
+        ro("Country", "Country", FieldKind::String, Some(80)),
+        ro(
+            "TimeZoneSidKey",
+            "Default Time Zone",
+            FieldKind::Picklist,
+            Some(40),
+        ),
+        ro(
+            "LanguageLocaleKey",
+            "Language",
+            FieldKind::Picklist,
+            Some(40),
+        ),
+        ro(
+            "DefaultLocaleSidKey",
+            "Locale",
+            FieldKind::Picklist,
+            Some(40),
+        ),
+    ]);
+    ObjectDef {
+        name: ORGANIZATION.into(),
+        label: "Organization".into(),
+        key_prefix: "00D".into(),
+        fields,
+        children: vec![],
+    }
+}
+
+/// The one object the API can read but never create, update or delete.
+pub const ORGANIZATION: &str = "Organization";
 
 /// What SOQL execution needs from the record store.
 pub trait DataSource {

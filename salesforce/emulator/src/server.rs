@@ -24,7 +24,7 @@ use crate::rest::query::Cursors;
 use crate::schema::Record;
 use crate::stats::Stats;
 use crate::store::Store;
-use crate::{admin, drain, oauth, rest, tls};
+use crate::{admin, drain, identity, oauth, rest, soap, tls};
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -92,6 +92,10 @@ impl AppState {
             store.insert("User", r);
             users.insert(u.username.to_ascii_lowercase(), id.clone());
         }
+        store.insert(
+            crate::schema::ORGANIZATION,
+            organization_record(&config, &first, &now),
+        );
         Ok(AppState {
             config,
             url,
@@ -120,6 +124,33 @@ impl AppState {
     }
 }
 
+/// The org's own `Organization` record.
+fn organization_record(config: &EmulatorConfig, user_id: &str, now: &str) -> Record {
+    let mut r = Record::new();
+    r.insert(
+        "Id".into(),
+        Value::String(crate::ids::org_id18(&config.org_id)),
+    );
+    r.insert("IsDeleted".into(), Value::Bool(false));
+    for f in ["CreatedDate", "LastModifiedDate", "SystemModstamp"] {
+        r.insert(f.into(), Value::String(now.to_string()));
+    }
+    for f in ["CreatedById", "LastModifiedById"] {
+        r.insert(f.into(), Value::String(user_id.to_string()));
+    }
+    let text = |s: &str| Value::String(s.to_string());
+    r.insert("Name".into(), text(crate::config::ORG_NAME));
+    r.insert("OrganizationType".into(), text("Developer Edition"));
+    r.insert("InstanceName".into(), text("EMU1"));
+    r.insert("IsSandbox".into(), Value::Bool(false));
+    r.insert("NamespacePrefix".into(), Value::Null);
+    r.insert("Country".into(), Value::Null);
+    r.insert("TimeZoneSidKey".into(), text("GMT"));
+    r.insert("LanguageLocaleKey".into(), text("en_US"));
+    r.insert("DefaultLocaleSidKey".into(), text("en_US"));
+    r
+}
+
 /// Request extension: the connection's drop signal. Notifying it makes the connection task
 /// close the socket without writing a response.
 #[derive(Clone)]
@@ -130,6 +161,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/services/oauth2/token", post(oauth::token))
         .route("/services/oauth2/revoke", post(oauth::revoke))
+        .route("/services/Soap/u/{version}", post(soap::partner))
+        .route("/id/{org}/{user}", get(identity::get))
         .route("/services/data", get(rest::versions))
         .route("/services/data/", get(rest::versions))
         .route("/services/data/{version}", any(rest::entry))

@@ -268,6 +268,19 @@ impl Store {
         }
     }
 
+    /// How many live records the org holds (all objects).
+    pub(crate) fn record_count(&self) -> usize {
+        self.tables.values().map(|t| t.rows.len()).sum()
+    }
+
+    /// Deleted records of an object (each with `IsDeleted` and its deletion `SystemModstamp`).
+    pub(crate) fn deleted(&self, object: &str) -> &[Record] {
+        self.tables
+            .get(object)
+            .map(|t| t.deleted.as_slice())
+            .unwrap_or_default()
+    }
+
     /// All live records of an object (snapshot).
     pub(crate) fn snapshot(&self, object: &str) -> Vec<Record> {
         self.object_name(object)

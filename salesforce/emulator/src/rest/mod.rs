@@ -4,8 +4,10 @@
 pub(crate) mod actions;
 pub(crate) mod collections;
 pub(crate) mod composite;
+pub(crate) mod describe;
 pub(crate) mod limits;
 pub(crate) mod query;
+pub(crate) mod replication;
 pub(crate) mod sobjects;
 
 use std::sync::Arc;
@@ -238,7 +240,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Checks the token; returns the caller's user id.
-fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, SfError> {
+pub(crate) fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, SfError> {
     let token = bearer(headers).ok_or_else(SfError::invalid_session)?;
     let max_calls = lock(&state.faults).faults.token_expires_after_calls;
     let mut sessions = lock(&state.sessions);
@@ -481,9 +483,12 @@ pub(crate) fn dispatch(state: &AppState, store: &mut Store, ctx: &Ctx, call: &Ca
         },
         ["sobjects", t] => sobjects::object_root(store, ctx, call, t),
         ["sobjects", t, "describe"] => match call.method {
-            Method::GET => sobjects::describe(store, call, t),
+            Method::GET => describe::describe(store, call, t),
             _ => method_not_allowed(&call.method, "GET,HEAD"),
         },
+        ["sobjects", t, r @ ("updated" | "deleted")] => {
+            replication::run(store, call, t, *r == "deleted")
+        }
         ["sobjects", t, x] => sobjects::record(store, ctx, call, t, x),
         ["sobjects", t, f, v] => sobjects::by_external_id(store, ctx, call, t, f, v),
         [q @ ("query" | "queryAll")] => query::run(state, store, call, *q == "queryAll"),
@@ -496,7 +501,7 @@ pub(crate) fn dispatch(state: &AppState, store: &mut Store, ctx: &Ctx, call: &Ca
         ["composite", "sobjects", t] => collections::retrieve(store, call, t),
         ["composite", "sobjects", t, f] => collections::upsert(store, ctx, call, t, f),
         ["limits"] => match call.method {
-            Method::GET => limits::get(state),
+            Method::GET => limits::get(state, store),
             _ => method_not_allowed(&call.method, "GET,HEAD"),
         },
         ["actions", "custom", "flow", name] => actions::flow(state, store, ctx, call, name),

@@ -1,4 +1,5 @@
-//! `sobjects/…`: describe, create, read, update, delete, and external-id get/upsert/delete.
+//! `sobjects/…`: describe global, create, read, update, delete, and external-id
+//! get/upsert/delete (per-object describe is in `describe.rs`).
 
 use http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
@@ -7,7 +8,7 @@ use super::{Call, Reply, method_not_allowed};
 use crate::dml::{self, Ctx, Upserted};
 use crate::error::SfError;
 use crate::ids;
-use crate::schema::{FieldKind, ObjectDef, Record};
+use crate::schema::{ObjectDef, Record};
 use crate::store::Store;
 
 /// Serialises a stored record with `attributes`; `fields` limits the output (plus `Id`).
@@ -76,14 +77,15 @@ pub(crate) fn created_reply(call: &Call, object: &str, id: &str, upsert: bool) -
     )
 }
 
-fn object_info(obj: &ObjectDef, base: &str) -> Value {
+pub(crate) fn object_info(obj: &ObjectDef, base: &str) -> Value {
+    let writable = obj.name != crate::schema::ORGANIZATION;
     json!({
         "name": obj.name,
         "label": obj.label,
         "keyPrefix": obj.key_prefix,
-        "createable": true,
-        "updateable": true,
-        "deletable": true,
+        "createable": writable,
+        "updateable": writable,
+        "deletable": writable,
         "queryable": true,
         "custom": false,
         "urls": {
@@ -104,62 +106,6 @@ pub(crate) fn describe_global(store: &Store, call: &Call) -> Reply {
         .map(|o| object_info(o, &base))
         .collect();
     Reply::ok(json!({"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": list}))
-}
-
-fn kind_name(kind: FieldKind) -> &'static str {
-    match kind {
-        FieldKind::Id => "id",
-        FieldKind::Reference => "reference",
-        FieldKind::String => "string",
-        FieldKind::Textarea => "textarea",
-        FieldKind::Email => "email",
-        FieldKind::Phone => "phone",
-        FieldKind::Picklist => "picklist",
-        FieldKind::Boolean => "boolean",
-        FieldKind::Int => "int",
-        FieldKind::Double => "double",
-        FieldKind::DateTime => "datetime",
-        FieldKind::Date => "date",
-    }
-}
-
-/// `GET sobjects/{Type}/describe`
-pub(crate) fn describe(store: &Store, call: &Call, t: &str) -> Reply {
-    let Some(obj) = store.schema.object(t) else {
-        return SfError::not_found().into();
-    };
-    let fields: Vec<Value> = obj
-        .fields
-        .iter()
-        .map(|f| {
-            json!({
-                "name": f.name,
-                "label": f.label,
-                "type": kind_name(f.kind),
-                "length": f.length.unwrap_or(0),
-                "byteLength": if f.length_in_bytes { f.length.unwrap_or(0) } else { f.length.unwrap_or(0) * 3 },
-                "createable": f.createable,
-                "updateable": f.updateable,
-                "nillable": !f.required && f.kind != FieldKind::Boolean && f.name != "Id",
-                "defaultedOnCreate": f.default.is_some() || !f.createable,
-                "externalId": f.external_id,
-                "unique": f.unique,
-                "custom": f.name.ends_with("__c"),
-                "idLookup": f.name == "Id" || f.external_id || f.name == "CaseNumber",
-                "referenceTo": f.reference_to.iter().collect::<Vec<_>>(),
-                "relationshipName": f.relationship_name,
-            })
-        })
-        .collect();
-    let children: Vec<Value> = obj
-        .children
-        .iter()
-        .map(|c| json!({"childSObject": c.child_object, "field": c.field, "relationshipName": c.name}))
-        .collect();
-    let mut body = object_info(obj, &call.base());
-    body["fields"] = Value::Array(fields);
-    body["childRelationships"] = Value::Array(children);
-    Reply::ok(body)
 }
 
 /// `sobjects/{Type}`: GET basic info, POST create.

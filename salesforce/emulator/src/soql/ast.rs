@@ -75,6 +75,19 @@ pub(crate) enum SelectItem {
     },
     /// `(SELECT … FROM ChildRelationship …)`.
     SubQuery(Box<Select>),
+    /// `FIELDS(ALL|STANDARD|CUSTOM)`, expanded against the schema before execution.
+    Fields {
+        which: FieldSet,
+        offset: usize,
+    },
+}
+
+/// The argument of `FIELDS(…)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FieldSet {
+    All,
+    Standard,
+    Custom,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -250,6 +250,13 @@ impl<'a> Ctx<'a> {
     }
 
     fn compile(&self, select: &Select, object: &'a ObjectDef) -> Result<Plan<'a>, SoqlError> {
+        let expanded;
+        let select = if super::fields::uses_fields(select) {
+            expanded = super::fields::expand(self.text, select, object)?;
+            &expanded
+        } else {
+            select
+        };
         let mut items = Vec::new();
         let mut seen: Vec<String> = Vec::new();
         let mut expr_n = 0;
@@ -269,6 +276,8 @@ impl<'a> Ctx<'a> {
                     PlanItem::Field(resolved)
                 }
                 SelectItem::CountRows => PlanItem::CountRows,
+                // `expand` above replaced every FIELDS(…) with plain fields.
+                SelectItem::Fields { .. } => continue,
                 SelectItem::CountField { path, alias, .. } => {
                     let field = self.resolve(object, path)?;
                     let key = match alias {

@@ -14,6 +14,7 @@
 mod ast;
 mod error;
 mod eval;
+mod fields;
 mod lexer;
 mod parser;
 #[cfg(test)]

@@ -12,7 +12,8 @@
 //! ```
 
 use super::ast::{
-    CmpOp, Cond, Literal, Name, OrderItem, Path, Query, RelativeDate, Select, SelectItem, Value,
+    CmpOp, Cond, FieldSet, Literal, Name, OrderItem, Path, Query, RelativeDate, Select, SelectItem,
+    Value,
 };
 use super::error::{Detail, SoqlError};
 use super::lexer::{Tok, Token, tokenize};
@@ -218,6 +219,7 @@ impl Parser<'_> {
             let (written, offset) = match item {
                 SelectItem::Field(p) => (p.written(), p.offset()),
                 SelectItem::SubQuery(s) => (s.from.name.clone(), s.from.offset),
+                SelectItem::Fields { offset, .. } => ("FIELDS".to_string(), *offset),
                 SelectItem::CountField { .. } | SelectItem::CountRows => continue,
             };
             return Err(SoqlError::malformed(
@@ -239,6 +241,26 @@ impl Parser<'_> {
             let sub = self.select(false)?;
             self.expect(&Tok::RParen)?;
             return Ok(SelectItem::SubQuery(Box::new(sub)));
+        }
+        if token.is_kw("FIELDS") && *self.peek_tok(1) == Tok::LParen {
+            self.bump();
+            self.bump();
+            let arg = self.peek().clone();
+            let which = if arg.is_kw("ALL") {
+                FieldSet::All
+            } else if arg.is_kw("STANDARD") {
+                FieldSet::Standard
+            } else if arg.is_kw("CUSTOM") {
+                FieldSet::Custom
+            } else {
+                return Err(self.unexpected(&arg));
+            };
+            self.bump();
+            self.expect(&Tok::RParen)?;
+            return Ok(SelectItem::Fields {
+                which,
+                offset: token.offset,
+            });
         }
         if token.is_kw("COUNT") && *self.peek_tok(1) == Tok::LParen {
             if !top {
