@@ -15,7 +15,7 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbB
 
 pub use entities::{api_token, delivery, event, idempotency_key, job, session};
 pub use idempotency::{Begin, IdempotencyLock, IdempotencyPolicy, StoredResponse, fingerprint};
-pub use jobs::{ABANDONED_ERROR, AbandonedJob, ClaimedJob};
+pub use jobs::{ABANDONED_ERROR, AbandonedJob, CaseRecord, ClaimedJob};
 pub use outbox::{DeliveryState, NewDelivery};
 pub use sessions::Accepted;
 pub use tokens::{NewToken, Scope, TokenIdentity};
