@@ -25,7 +25,10 @@ use crate::config::Config;
 use crate::jobs::clock::Clock;
 use crate::jobs::fence::Fence;
 use crate::jobs::{JobClass, JobKind};
-use crate::store::{ABANDONED_ERROR, AbandonedJob, ClaimedJob, DeliveryState, Store, now_ms};
+use crate::outbox::notices::Notice;
+use crate::store::{
+    ABANDONED_ERROR, AbandonedJob, CaseRecord, ClaimedJob, DeliveryState, Store, now_ms,
+};
 
 /// Shared by the dispatcher and every attempt.
 pub struct Worker {
@@ -62,6 +65,8 @@ pub(crate) enum Outcome {
     /// The lease is not certainly ours any more: leave the job alone, exactly
     /// as if this process had died; whoever claims it next reconciles.
     Abandon,
+    /// The handler already finished the job in its own transaction.
+    Finished,
 }
 
 /// Salesforce attempts in flight per `salesforce.max_concurrency`. The client's
@@ -74,7 +79,9 @@ pub const ATTEMPTS_PER_SALESFORCE_SLOT: usize = 2;
 /// Permits for each class of job.
 struct Pools {
     salesforce: Arc<Semaphore>,
+    salesforce_size: usize,
     channel: Arc<Semaphore>,
+    channel_size: usize,
     /// Poked when an attempt ends and frees its permit.
     freed: Arc<Notify>,
 }
@@ -83,11 +90,13 @@ impl Worker {
     /// Dispatches jobs until `shutdown` is cancelled, then lets the attempts in
     /// flight finish.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let salesforce_size = self.config.salesforce.max_concurrency * ATTEMPTS_PER_SALESFORCE_SLOT;
+        let channel_size = self.config.worker.concurrency;
         let pools = Pools {
-            salesforce: Arc::new(Semaphore::new(
-                self.config.salesforce.max_concurrency * ATTEMPTS_PER_SALESFORCE_SLOT,
-            )),
-            channel: Arc::new(Semaphore::new(self.config.worker.concurrency)),
+            salesforce: Arc::new(Semaphore::new(salesforce_size)),
+            salesforce_size,
+            channel: Arc::new(Semaphore::new(channel_size)),
+            channel_size,
             freed: Arc::new(Notify::new()),
         };
         let poll = Duration::from_millis(self.config.worker.poll_interval_ms);
@@ -140,12 +149,15 @@ impl Worker {
         pools: &Pools,
         attempts: &mut JoinSet<()>,
     ) -> Result<Option<Duration>, sea_orm::DbErr> {
-        let pool = match class {
-            JobClass::Salesforce => &pools.salesforce,
-            JobClass::Channel => &pools.channel,
+        let (pool, size) = match class {
+            JobClass::Salesforce => (&pools.salesforce, pools.salesforce_size),
+            JobClass::Channel => (&pools.channel, pools.channel_size),
         };
+        // Claim in batches of at least a quarter of the pool while it is busy:
+        // one claim statement (one commit) serves several jobs, and the attempts
+        // still in flight keep Salesforce busy meanwhile. An idle pool claims at once.
         let free = pool.available_permits();
-        if free == 0 {
+        if free == 0 || free < (size / 4).max(1) {
             return Ok(None);
         }
         let mut first_ticket = match class {
@@ -275,6 +287,7 @@ impl Worker {
                 tracing::warn!("The job's lease is not certainly held; abandoning the attempt.");
                 return;
             }
+            Outcome::Finished => return,
             Outcome::Done => self.store.complete_job(job, worker_id).await,
             Outcome::Postpone { after, error } => {
                 let run_at = now_ms() + after.as_millis() as i64;
@@ -488,33 +501,40 @@ impl Worker {
                     "reconciled": written.reconciled,
                     "attempt": job.attempt,
                 });
+                let record = CaseRecord {
+                    session_id: &session.id,
+                    case_id: &written.case_id,
+                    case_number: written.case_number.as_deref(),
+                    comments: written.comments_total,
+                    salesforce_calls: written.calls,
+                    event_data: data,
+                };
+                let notice = self.case_notice(&session, written.case_number.as_deref());
+                // One transaction: the Case on the session, the notice to the
+                // customer (or why there is none), and the job done.
                 match self
                     .store
-                    .record_case(
-                        &session.id,
-                        &written.case_id,
-                        written.case_number.as_deref(),
-                        written.comments_total,
-                        written.calls,
-                        data,
+                    .finish_case_job(
+                        job,
+                        &self.id,
+                        &record,
+                        &notice,
+                        self.config.worker.max_attempts,
                     )
                     .await
                 {
-                    Ok(()) => match self
-                        .notify_case_created(&session, written.case_number.as_deref())
-                        .await
-                    {
-                        Ok(()) => (Outcome::Done, CallOutcome::Answered),
-                        // The retry finds the Case, records it again, and the
-                        // notice's enqueue is idempotent.
-                        Err(e) => (
-                            Outcome::Retry {
-                                after: self.backoff(job.attempt, None),
-                                error: format!("database: {e}"),
-                            },
-                            CallOutcome::Answered,
-                        ),
-                    },
+                    Ok(true) => {
+                        if matches!(notice, Notice::Send(_)) {
+                            self.wake.notify_one();
+                        }
+                        (Outcome::Finished, CallOutcome::Answered)
+                    }
+                    Ok(false) => {
+                        tracing::warn!(
+                            "Lost the job's lease before recording the Case; the new owner records it."
+                        );
+                        (Outcome::Finished, CallOutcome::Answered)
+                    }
                     // Salesforce has it; recording failed. The retry reconciles
                     // (finds the Case, writes nothing) and records again.
                     Err(e) => (

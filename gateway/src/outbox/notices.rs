@@ -12,50 +12,61 @@ use crate::store::{NewDelivery, session};
 /// The outbox purpose (and event name part) of the Case notice.
 pub const CASE_CREATED: &str = "case_created";
 
+/// What to tell the customer once their Case exists.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    /// Queue this message.
+    Send(NewDelivery),
+    /// Record `customer.not_notified` with this reason.
+    NotTold(String),
+    /// Nothing to say (the channel prefers a Case: the customer's own thread
+    /// carries the rep's answer).
+    Nothing,
+}
+
+impl Notice {
+    /// The `customer.not_notified` event data.
+    pub fn not_told_event(reason: &str) -> serde_json::Value {
+        json!({"notice": CASE_CREATED, "reason": reason})
+    }
+}
+
 impl Worker {
-    /// After a session's Case is recorded: when the session's route fell back
-    /// from messaging to a Case, queue a `system.message` with the CaseNumber if
-    /// the channel delivers and the escalation gave a reply target; otherwise
-    /// record that the customer was not told, and why. Idempotent.
-    pub(crate) async fn notify_case_created(
+    /// Decides the notice for a session whose Case was just written: when the
+    /// route fell back from messaging to a Case, a `system.message` with the
+    /// CaseNumber if the channel delivers and the escalation gave a reply target;
+    /// otherwise why the customer is not told. The caller records it with the
+    /// Case, in one transaction; the delivery id makes it idempotent.
+    pub(crate) fn case_notice(
         &self,
         session: &session::Model,
         case_number: Option<&str>,
-    ) -> Result<(), sea_orm::DbErr> {
+    ) -> Notice {
         let Some(channel) = self
             .channels
             .resolve(&session.channel)
             .ok()
             .and_then(|kind| self.channels.get(&kind))
         else {
-            return self
-                .not_told(session, "the session's channel is not configured")
-                .await;
+            return Notice::NotTold("the session's channel is not configured".into());
         };
         let fell_back = channel.preferred_route() == Route::Messaging && session.route == "case";
         if !fell_back {
-            // The channel prefers a Case (email): the customer's own thread
-            // carries the rep's answer; there is nothing to announce.
-            return Ok(());
+            return Notice::Nothing;
         }
         if !channel.capabilities().delivers {
-            let reason = format!(
+            return Notice::NotTold(format!(
                 "channel `{}` cannot send messages to customers",
                 session.channel
-            );
-            return self.not_told(session, &reason).await;
+            ));
         }
         let Some(target) = reply_target(channel.as_ref(), &session.payload) else {
-            return self
-                .not_told(session, "the escalation gave no reply_to")
-                .await;
+            return Notice::NotTold("the escalation gave no reply_to".into());
         };
         let Some(case_number) = case_number else {
-            return self
-                .not_told(session, "Salesforce did not return the CaseNumber")
-                .await;
+            return Notice::NotTold("Salesforce did not return the CaseNumber".into());
         };
-        let new = NewDelivery {
+        Notice::Send(NewDelivery {
             id: super::delivery_id(&session.id, CASE_CREATED),
             session_id: session.id.clone(),
             channel: session.channel.clone(),
@@ -67,25 +78,7 @@ impl Worker {
                 .replace("{case_number}", case_number),
             sender_name: None,
             target,
-        };
-        if self
-            .store
-            .enqueue_delivery(&new, self.config.worker.max_attempts)
-            .await?
-        {
-            self.wake.notify_one();
-        }
-        Ok(())
-    }
-
-    async fn not_told(&self, session: &session::Model, reason: &str) -> Result<(), sea_orm::DbErr> {
-        self.store
-            .add_event(
-                &session.id,
-                "customer.not_notified",
-                json!({"notice": CASE_CREATED, "reason": reason}),
-            )
-            .await
+        })
     }
 }
 

@@ -35,6 +35,18 @@ pub const ABANDONED_ERROR: &str = "every attempt was abandoned: the process work
      stopped (crashed, was killed, or lost the database) before finishing it; \
      find the cause in that process's logs, then retry the job";
 
+/// A Case written to Salesforce, to record on its session.
+#[derive(Debug)]
+pub struct CaseRecord<'a> {
+    pub session_id: &'a str,
+    pub case_id: &'a salesforce::SalesforceId,
+    pub case_number: Option<&'a str>,
+    pub comments: usize,
+    pub salesforce_calls: u64,
+    /// The `case.created` event's data.
+    pub event_data: serde_json::Value,
+}
+
 /// How a claimed job ends (for now).
 struct Finish<'a> {
     state: JobState,
@@ -194,6 +206,96 @@ impl Store {
         .await
     }
 
+    /// Finishes a `create_case` job in one transaction: marks it done (only if
+    /// this worker still holds it — `false` otherwise, and nothing is written),
+    /// records the Case on the session with its `case.created` event, and queues
+    /// the customer notice (with `delivery_attempts` for its job) or records why
+    /// there is none. One commit per Case.
+    pub async fn finish_case_job(
+        &self,
+        job: &ClaimedJob,
+        worker_id: &str,
+        record: &CaseRecord<'_>,
+        notice: &crate::outbox::notices::Notice,
+        delivery_attempts: u32,
+    ) -> Result<bool, DbErr> {
+        use chrono::Utc;
+        use sea_orm::ExprTrait;
+        use sea_orm::sea_query::Expr;
+        use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+
+        use super::session;
+        use crate::outbox::notices::Notice;
+
+        let txn = self.db.begin().await?;
+        if !finish_in(
+            &txn,
+            job,
+            worker_id,
+            Finish {
+                state: JobState::Done,
+                run_at: None,
+                error: None,
+                refund_attempt: false,
+            },
+        )
+        .await?
+        {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        session::Entity::update_many()
+            .col_expr(session::Column::Status, Expr::value("escalated"))
+            .col_expr(
+                session::Column::SalesforceCaseId,
+                Expr::value(record.case_id.as_str()),
+            )
+            .col_expr(
+                session::Column::SalesforceCaseId15,
+                Expr::value(record.case_id.to_15()),
+            )
+            .col_expr(
+                session::Column::SalesforceCaseNumber,
+                Expr::value(record.case_number.map(str::to_string)),
+            )
+            .col_expr(
+                session::Column::CommentsWritten,
+                Expr::value(record.comments as i32),
+            )
+            .col_expr(
+                session::Column::SalesforceCalls,
+                Expr::col(session::Column::SalesforceCalls).add(record.salesforce_calls as i32),
+            )
+            .col_expr(
+                session::Column::LastError,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(session::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(session::Column::Id.eq(record.session_id))
+            .exec(&txn)
+            .await?;
+        super::outbox::event_row(record.session_id, "case.created", record.event_data.clone())
+            .insert(&txn)
+            .await?;
+        match notice {
+            Notice::Send(new) => {
+                super::outbox::enqueue_delivery_in(&txn, new, delivery_attempts).await?;
+            }
+            Notice::NotTold(reason) => {
+                super::outbox::event_row(
+                    record.session_id,
+                    "customer.not_notified",
+                    Notice::not_told_event(reason),
+                )
+                .insert(&txn)
+                .await?;
+            }
+            Notice::Nothing => {}
+        }
+        txn.commit().await?;
+        Ok(true)
+    }
+
     /// Puts a job back to run at `run_at_ms`, recording the error. With
     /// `counted: false` the attempt it just made is not held against
     /// `max_attempts` (Salesforce was rate-limiting or down: nothing was learned
@@ -245,35 +347,7 @@ impl Store {
         worker_id: &str,
         finish: Finish<'_>,
     ) -> Result<bool, DbErr> {
-        let backend = self.backend();
-        let sql = numbered(
-            backend,
-            "UPDATE jobs SET state = $1, run_at = COALESCE($2, run_at), last_error = COALESCE($3, last_error), \
-                 lease_until = NULL, locked_by = NULL, updated_at = $4, max_attempts = max_attempts + $7 \
-                 WHERE id = $5 AND locked_by = $6 AND state = $8",
-        );
-        let Finish {
-            state,
-            run_at,
-            error,
-            refund_attempt,
-        } = finish;
-        let stmt = Statement::from_sql_and_values(
-            backend,
-            sql,
-            [
-                DbValue::from(state.as_str()),
-                DbValue::from(run_at),
-                DbValue::from(error.map(str::to_string)),
-                DbValue::from(now_ms()),
-                DbValue::from(job.id),
-                DbValue::from(worker_id.to_string()),
-                DbValue::from(i32::from(refund_attempt)),
-                DbValue::from(JobState::Running.as_str()),
-            ],
-        );
-        let result = self.db.execute_raw(stmt).await?;
-        Ok(result.rows_affected() == 1)
+        finish_in(&self.db, job, worker_id, finish).await
     }
 
     /// Jobs in a state, oldest first (for operators and tests).
@@ -349,6 +423,44 @@ impl Store {
         txn.commit().await?;
         Ok(Some(job))
     }
+}
+
+/// Ends a claimed job — only if `worker_id` still holds it.
+async fn finish_in<C: ConnectionTrait>(
+    db: &C,
+    job: &ClaimedJob,
+    worker_id: &str,
+    finish: Finish<'_>,
+) -> Result<bool, DbErr> {
+    let backend = db.get_database_backend();
+    let sql = numbered(
+        backend,
+        "UPDATE jobs SET state = $1, run_at = COALESCE($2, run_at), last_error = COALESCE($3, last_error), \
+                 lease_until = NULL, locked_by = NULL, updated_at = $4, max_attempts = max_attempts + $7 \
+                 WHERE id = $5 AND locked_by = $6 AND state = $8",
+    );
+    let Finish {
+        state,
+        run_at,
+        error,
+        refund_attempt,
+    } = finish;
+    let stmt = Statement::from_sql_and_values(
+        backend,
+        sql,
+        [
+            DbValue::from(state.as_str()),
+            DbValue::from(run_at),
+            DbValue::from(error.map(str::to_string)),
+            DbValue::from(now_ms()),
+            DbValue::from(job.id),
+            DbValue::from(worker_id.to_string()),
+            DbValue::from(i32::from(refund_attempt)),
+            DbValue::from(JobState::Running.as_str()),
+        ],
+    );
+    let result = db.execute_raw(stmt).await?;
+    Ok(result.rows_affected() == 1)
 }
 
 /// Inserts a queued job (in the caller's transaction).

@@ -20,7 +20,7 @@ use sea_orm::{
 
 pub use entities::{api_token, delivery, event, idempotency_key, job, session};
 pub use idempotency::{Begin, IdempotencyLock, IdempotencyPolicy, StoredResponse, fingerprint};
-pub use jobs::{ABANDONED_ERROR, AbandonedJob, ClaimedJob};
+pub use jobs::{ABANDONED_ERROR, AbandonedJob, CaseRecord, ClaimedJob};
 pub use outbox::{DeliveryState, NewDelivery};
 pub use retention::{RetentionPolicy, RetentionReport};
 pub use sessions::Accepted;

@@ -5,8 +5,8 @@
 use sea_orm::ExprTrait;
 use sea_orm::sea_query::{Expr, OnConflict, Order};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, Set, TransactionTrait,
 };
 use serde_json::Value;
 
@@ -70,53 +70,10 @@ impl Store {
         new: &NewDelivery,
         max_attempts: u32,
     ) -> Result<bool, DbErr> {
-        let target = serde_json::to_string(&new.target)
-            .map_err(|e| DbErr::Custom(format!("reply target does not serialize: {e}")))?;
-        let t = now_ms();
         let txn = self.db.begin().await?;
-        let inserted = delivery::Entity::insert(delivery::ActiveModel {
-            id: Set(new.id.clone()),
-            session_id: Set(new.session_id.clone()),
-            channel: Set(new.channel.clone()),
-            kind: Set(new.kind.as_str().into()),
-            text: Set(new.text.clone()),
-            sender_name: Set(new.sender_name.clone()),
-            target: Set(target),
-            state: Set(DeliveryState::Queued.as_str().into()),
-            attempts: Set(0),
-            provider_id: Set(None),
-            last_error: Set(None),
-            created_at: Set(t),
-            updated_at: Set(t),
-        })
-        .on_conflict(
-            OnConflict::column(delivery::Column::Id)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(&txn)
-        .await?;
-        if inserted == 0 {
-            txn.rollback().await?;
-            return Ok(false);
-        }
-        event_row(
-            &new.session_id,
-            "delivery.queued",
-            serde_json::json!({
-                "delivery_id": new.id,
-                "channel": new.channel,
-                "type": new.kind.as_str(),
-            }),
-        )
-        .insert(&txn)
-        .await?;
-        let job = JobKind::DeliverMessage {
-            delivery_id: new.id.clone(),
-        };
-        super::jobs::insert_job(&txn, &job, &new.session_id, max_attempts).await?;
+        let inserted = enqueue_delivery_in(&txn, new, max_attempts).await?;
         txn.commit().await?;
-        Ok(true)
+        Ok(inserted)
     }
 
     pub async fn delivery(&self, id: &str) -> Result<Option<delivery::Model>, DbErr> {
@@ -193,7 +150,59 @@ impl Store {
     }
 }
 
-fn event_row(session_id: &str, kind: &str, data: Value) -> event::ActiveModel {
+/// [`Store::enqueue_delivery`] inside the caller's transaction.
+pub(super) async fn enqueue_delivery_in(
+    txn: &DatabaseTransaction,
+    new: &NewDelivery,
+    max_attempts: u32,
+) -> Result<bool, DbErr> {
+    let target = serde_json::to_string(&new.target)
+        .map_err(|e| DbErr::Custom(format!("reply target does not serialize: {e}")))?;
+    let t = now_ms();
+    let inserted = delivery::Entity::insert(delivery::ActiveModel {
+        id: Set(new.id.clone()),
+        session_id: Set(new.session_id.clone()),
+        channel: Set(new.channel.clone()),
+        kind: Set(new.kind.as_str().into()),
+        text: Set(new.text.clone()),
+        sender_name: Set(new.sender_name.clone()),
+        target: Set(target),
+        state: Set(DeliveryState::Queued.as_str().into()),
+        attempts: Set(0),
+        provider_id: Set(None),
+        last_error: Set(None),
+        created_at: Set(t),
+        updated_at: Set(t),
+    })
+    .on_conflict(
+        OnConflict::column(delivery::Column::Id)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await?;
+    if inserted == 0 {
+        return Ok(false);
+    }
+    event_row(
+        &new.session_id,
+        "delivery.queued",
+        serde_json::json!({
+            "delivery_id": new.id,
+            "channel": new.channel,
+            "type": new.kind.as_str(),
+        }),
+    )
+    .insert(txn)
+    .await?;
+    let job = JobKind::DeliverMessage {
+        delivery_id: new.id.clone(),
+    };
+    super::jobs::insert_job(txn, &job, &new.session_id, max_attempts).await?;
+    Ok(true)
+}
+
+pub(super) fn event_row(session_id: &str, kind: &str, data: Value) -> event::ActiveModel {
     event::ActiveModel {
         session_id: Set(session_id.to_string()),
         at: Set(chrono::Utc::now()),
