@@ -206,17 +206,6 @@ impl Application {
         })
     }
 
-    /// Replaces the channel adapters (tests and embedders that build their own
-    /// registry). Call before `run`/`spawn`.
-    pub fn with_channels(mut self, registry: channels::Registry) -> Application {
-        let registry = Arc::new(registry);
-        self.state.channels = Arc::clone(&registry);
-        if let Some(worker) = Arc::get_mut(&mut self.worker) {
-            worker.channels = registry;
-        }
-        self
-    }
-
     pub fn local_addr(&self) -> Result<SocketAddr, StartError> {
         self.listener.local_addr().map_err(StartError::Listener)
     }

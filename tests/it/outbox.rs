@@ -2,7 +2,6 @@
 //! back to a Case tells the customer, through the chat adapter's signed webhook,
 //! that their request went to the support team — exactly once, or visibly failed.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const SECRET: &str = handoff_tests::TEST_WEBHOOK_SECRET;
 
 /// One webhook the receiver got.
 #[derive(Debug, Clone)]
@@ -100,28 +99,21 @@ async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<Received> {
 
 struct Stack {
     app: gateway::RunningApp,
+    store: gateway::store::Store,
     emulator: sf_emulator::EmulatorHandle,
     escalate: String,
     read: String,
     _dir: Option<tempfile::TempDir>,
 }
 
-/// The gateway with a chat adapter that signs with [`SECRET`] and may post to a
-/// loopback receiver.
+/// The gateway as configured for tests: its chat channel signs with [`SECRET`]
+/// and may post to a loopback receiver.
 async fn stack(db: Db) -> Stack {
     let emulator = spawn_emulator().await;
     let (url, dir) = fresh_database(db).await;
     let config = test_config(&url, &emulator);
-    let channels: BTreeMap<String, channels::ChannelConfig> = serde_json::from_value(json!({
-        "chat": {"type": "chat", "webhook_secret": SECRET, "allow_private_webhook_urls": true}
-    }))
-    .unwrap();
-    let registry = channels::Registry::from_config(&channels).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let app = Application::build(config, listener)
-        .await
-        .unwrap()
-        .with_channels(registry);
+    let app = Application::build(config, listener).await.unwrap();
     let store = app.state().store.clone();
     let escalate = store
         .create_token("e", &[Scope::Escalate])
@@ -135,6 +127,7 @@ async fn stack(db: Db) -> Stack {
         .secret;
     Stack {
         app: app.spawn().unwrap(),
+        store,
         emulator,
         escalate,
         read,
@@ -254,6 +247,17 @@ both_databases!(
         let kinds = s.event_kinds("notice-1").await;
         assert!(kinds.contains(&"delivery.queued".to_string()), "{kinds:?}");
         assert!(kinds.contains(&"delivery.sent".to_string()), "{kinds:?}");
+
+        // Retention: once the session's data expires, the outbox row keeps its outcome but
+        // no longer the text or the address it was sent to.
+        let policy = gateway::config::Config::defaults().retention.policy();
+        let later = chrono::Utc::now() + chrono::Duration::days(31);
+        s.store.sweep_retention(later, policy).await.unwrap();
+        let rows = s.store.deliveries_for_session("notice-1").await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].state, "sent");
+        assert_eq!(rows[0].text, "");
+        assert_eq!(rows[0].target, "{}");
         s.app.stop().await;
         s.emulator.shutdown().await;
     }

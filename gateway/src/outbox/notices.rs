@@ -60,7 +60,7 @@ impl Worker {
                 session.channel
             ));
         }
-        let Some(target) = reply_target(channel.as_ref(), &session.payload) else {
+        let Some(target) = reply_target(&session.payload) else {
             return Notice::NotTold("the escalation gave no reply_to".into());
         };
         let Some(case_number) = case_number else {
@@ -82,16 +82,11 @@ impl Worker {
     }
 }
 
-/// The reply target stored with the session (`reply_to` in its payload): the
-/// typed target when it was stored parsed, else what the caller sent, checked by
-/// the channel adapter again.
-fn reply_target(channel: &dyn channels::Channel, payload: &str) -> Option<ReplyTarget> {
-    let value: serde_json::Value = serde_json::from_str(payload).ok()?;
-    let reply_to = value.get("reply_to").filter(|v| !v.is_null())?;
-    if let Ok(target) = serde_json::from_value::<ReplyTarget>(reply_to.clone()) {
-        return Some(target);
-    }
-    let conversation: channels::Conversation =
-        serde_json::from_value(value.get("conversation")?.clone()).ok()?;
-    channel.reply_target(Some(reply_to), &conversation).ok()?
+/// The reply target stored with the session: the typed `reply_to` the channel checked when the
+/// escalation was accepted (`None` when it gave none, or for a session whose payload retention
+/// has erased).
+fn reply_target(payload: &str) -> Option<ReplyTarget> {
+    serde_json::from_str::<crate::escalation::request::EscalationPayload>(payload)
+        .ok()?
+        .reply_to
 }

@@ -16,7 +16,7 @@ use sea_orm::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{Store, event, job, session};
+use super::{Store, delivery, event, job, session};
 
 /// How long each kind of data is kept after the session was created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +114,23 @@ impl Store {
             .exec(&txn)
             .await?
             .rows_affected;
+        // What the customer was sent, and where: the outbox keeps its rows (state, attempts,
+        // provider id) but not the text, the sender or the address.
+        delivery::Entity::update_many()
+            .col_expr(delivery::Column::Text, Expr::value(""))
+            .col_expr(
+                delivery::Column::SenderName,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(delivery::Column::Target, Expr::value("{}"))
+            .col_expr(
+                delivery::Column::LastError,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(delivery::Column::Target.ne("{}"))
+            .filter(delivery::Column::SessionId.in_subquery(finished_before(cutoff)))
+            .exec(&txn)
+            .await?;
         // Job errors can quote what Salesforce refused (an address, a name).
         job::Entity::update_many()
             .col_expr(job::Column::LastError, Expr::value(Option::<String>::None))
@@ -151,6 +168,10 @@ impl Store {
                 let txn = self.db.begin().await?;
                 event::Entity::delete_many()
                     .filter(event::Column::SessionId.is_in(ids.clone()))
+                    .exec(&txn)
+                    .await?;
+                delivery::Entity::delete_many()
+                    .filter(delivery::Column::SessionId.is_in(ids.clone()))
                     .exec(&txn)
                     .await?;
                 job::Entity::delete_many()
