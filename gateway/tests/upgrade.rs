@@ -8,7 +8,7 @@ use gateway::Application;
 use gateway::config::Config;
 use gateway::escalation::request;
 use migrations::MigratorTrait;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, Set, Statement};
+use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -51,37 +51,37 @@ async fn a_job_queued_before_typed_kinds_runs_after_the_upgrade() {
             |name| Ok(name.parse().unwrap()),
         )
         .unwrap();
+        // The session row as migrations 1–5 made it (raw SQL: today's entity has more columns).
         let now = chrono::Utc::now();
-        gateway::store::session::ActiveModel {
-            id: Set("queued-before-1".into()),
-            channel: Set("email".into()),
-            route: Set("case".into()),
-            status: Set("accepted".into()),
-            customer_email: Set(Some("ann@example.com".into())),
-            language: Set("en".into()),
-            priority: Set("medium".into()),
-            request_hash: Set(escalation.request_hash.clone()),
-            payload: Set(serde_json::to_string(&escalation.payload).unwrap()),
-            comments_written: Set(0),
-            salesforce_calls: Set(0),
-            created_at: Set(now),
-            updated_at: Set(now),
-            ..Default::default()
-        }
-        .insert(&db)
+        let placeholders = |sql: &str| {
+            if url.starts_with("sqlite:") {
+                sql.replace('$', "?")
+            } else {
+                sql.to_string()
+            }
+        };
+        db.execute_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            placeholders(
+                "INSERT INTO sessions (id, channel, route, status, customer_email, language, priority, \
+                 request_hash, payload, comments_written, salesforce_calls, created_at, updated_at) \
+                 VALUES ('queued-before-1', 'email', 'case', 'accepted', 'ann@example.com', 'en', \
+                 'medium', $1, $2, 0, 0, $3, $3)",
+            ),
+            [
+                escalation.request_hash.clone().into(),
+                serde_json::to_string(&escalation.payload).unwrap().into(),
+                now.into(),
+            ],
+        ))
         .await
         .unwrap();
         let ms = now.timestamp_millis();
         let sql = "INSERT INTO jobs (kind, session_id, state, attempts, max_attempts, run_at, created_at, updated_at) \
                    VALUES ('create_case', 'queued-before-1', 'queued', 0, 10, $1, $1, $1)";
-        let sql = if url.starts_with("sqlite:") {
-            sql.replace('$', "?")
-        } else {
-            sql.to_string()
-        };
         db.execute_raw(Statement::from_sql_and_values(
             db.get_database_backend(),
-            sql,
+            placeholders(sql),
             [ms.into()],
         ))
         .await

@@ -5,6 +5,7 @@ mod bad_input;
 mod channels;
 mod data;
 mod demo;
+mod deploy;
 mod email_escalation;
 mod hardening;
 mod idempotency;
