@@ -81,3 +81,16 @@ fn the_image_does_not_run_the_sandbox_by_default() {
         "CMD {cmd} / ENTRYPOINT {entrypoint}"
     );
 }
+
+// The example configuration users copy must load as it stands (every key known, every value
+// valid), so its comments and the settings they describe cannot drift apart unnoticed.
+#[test]
+fn the_example_configuration_loads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/handoff.example.toml");
+    let config = gateway::config::Config::load(Some(&path)).expect("the example loads");
+    assert!(config.channels.contains_key("chat"));
+    assert!(matches!(
+        config.channels.get("sms"),
+        Some(channels::ChannelConfig::Sms(sms)) if !sms.enabled
+    ));
+}
