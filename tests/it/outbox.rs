@@ -232,7 +232,9 @@ both_databases!(
         assert_eq!(delivery["attempts"], 1);
         assert_eq!(delivery["last_error"], Value::Null);
         assert_eq!(s.emulator.records("Case").len(), 1);
-        let case_number = session["salesforce_case_number"].as_str().unwrap();
+        let case_number = session["salesforce_case_number"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no CaseNumber: {session}"));
         let received = hook.received.lock().unwrap().clone();
         assert_eq!(received.len(), 1, "exactly one webhook");
         verify(&received[0]);
@@ -371,6 +373,86 @@ both_databases!(
             notice["data"]["reason"],
             "channel `sms` cannot send messages to customers"
         );
+        s.app.stop().await;
+        s.emulator.shutdown().await;
+    }
+);
+
+// The outbox of a long conversation is not one unbounded list: the session view carries the
+// newest 50 deliveries, and `GET /v1/sessions/{id}/deliveries` pages through all of them in a
+// stable order (a bad cursor is a 400).
+both_databases!(
+    a_sessions_deliveries_page_and_the_view_is_bounded,
+    |db: Db| async move {
+        let s = stack(db).await;
+        let hook = receiver(vec![]).await;
+        s.escalate_chat("many-1", &hook.url).await;
+        s.settled_delivery("many-1").await;
+        for n in 0..54 {
+            let new = gateway::store::NewDelivery {
+                id: format!("dlv_test_{n:03}"),
+                session_id: "many-1".into(),
+                channel: "chat".into(),
+                kind: channels::OutboundKind::AgentMessage,
+                text: format!("message {n}"),
+                sender_name: Some("Rep".into()),
+                target: channels::ReplyTarget::Webhook {
+                    url: hook.url.clone(),
+                },
+            };
+            assert!(s.store.enqueue_delivery(&new, 3).await.unwrap());
+        }
+        let view = s.session("many-1").await;
+        let shown = view["deliveries"].as_array().unwrap();
+        assert_eq!(shown.len(), 50, "the view is bounded");
+        assert_eq!(shown.last().unwrap()["id"], "dlv_test_053", "newest last");
+
+        let http = reqwest::Client::new();
+        let mut ids = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut url = format!("{}/v1/sessions/many-1/deliveries?limit=20", s.app.url());
+            if let Some(c) = &cursor {
+                url.push_str(&format!("&cursor={c}"));
+            }
+            let page: Value = http
+                .get(url)
+                .bearer_auth(&s.read)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            for d in page["deliveries"].as_array().unwrap() {
+                ids.push(d["id"].as_str().unwrap().to_string());
+            }
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        assert_eq!(ids.len(), 55, "the notice and 54 messages, each once");
+        let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), 55);
+
+        let bad = http
+            .get(format!(
+                "{}/v1/sessions/many-1/deliveries?cursor=bm9wZQ",
+                s.app.url()
+            ))
+            .bearer_auth(&s.read)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), 400);
+        let missing = http
+            .get(format!("{}/v1/sessions/nobody/deliveries", s.app.url()))
+            .bearer_auth(&s.read)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), 404);
         s.app.stop().await;
         s.emulator.shutdown().await;
     }

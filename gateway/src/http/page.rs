@@ -112,6 +112,32 @@ impl CursorKey for IdKey<'e'> {
     }
 }
 
+/// A session's deliveries, oldest first: `(created_at ms, delivery id)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryKey {
+    pub created_at: i64,
+    pub id: String,
+}
+
+impl CursorKey for DeliveryKey {
+    const TAG: &'static str = "deliveries";
+    fn encode(&self) -> String {
+        format!("{}|{}", self.created_at, self.id)
+    }
+    fn decode(text: &str) -> Option<Self> {
+        let (at, id) = text.split_once('|')?;
+        let well_formed = (1..=64).contains(&id.len())
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !well_formed {
+            return None;
+        }
+        Some(DeliveryKey {
+            created_at: at.parse().ok()?,
+            id: id.to_string(),
+        })
+    }
+}
+
 /// Sessions found by any id, newest first: `(created_at, id)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionKey {

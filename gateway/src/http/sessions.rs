@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::AppState;
 use super::auth::require;
-use super::page::{self, IdKey, SessionKey};
+use super::page::{self, DeliveryKey, IdKey, SessionKey};
 use crate::error::ApiError;
 use crate::store::{Scope, delivery, event, session};
 
@@ -19,6 +19,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/sessions", get(find))
         .route("/v1/sessions/{id}", get(one))
         .route("/v1/sessions/{id}/events", get(events))
+        .route("/v1/sessions/{id}/deliveries", get(deliveries))
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -126,14 +127,24 @@ impl From<event::Model> for EventView {
     }
 }
 
+/// The session view carries its newest deliveries; all of them page at
+/// `GET /v1/sessions/{id}/deliveries`.
+const DELIVERIES_IN_VIEW: u64 = 50;
+
 async fn one(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<SessionView>, ApiError> {
     require(&state, &headers, Scope::Read).await?;
+    // Deliveries first, then the session: a delivery is written in the transaction that
+    // records the Case, so whatever delivery this read sees, the session read after it shows
+    // that Case too (the other order could show a sent notice beside a session without one).
+    let deliveries = state
+        .store
+        .latest_deliveries(&id, DELIVERIES_IN_VIEW)
+        .await?;
     let session = state.store.session(&id).await?.ok_or(ApiError::NotFound)?;
-    let deliveries = state.store.deliveries_for_session(&session.id).await?;
     let mut view = SessionView::from(session);
     view.deliveries = deliveries.into_iter().map(DeliveryView::from).collect();
     Ok(Json(view))
@@ -203,5 +214,33 @@ async fn events(
     let events: Vec<EventView> = rows.into_iter().map(EventView::from).collect();
     Ok(Json(
         serde_json::json!({ "events": events, "next_cursor": next_cursor }),
+    ))
+}
+
+/// `{"deliveries": […], "next_cursor": …}`, oldest first: every outbox row of the session.
+async fn deliveries(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    require(&state, &headers, Scope::Read).await?;
+    let page = page::request::<DeliveryKey>(query.limit.as_deref(), query.cursor.as_deref())?;
+    state.store.session(&id).await?.ok_or(ApiError::NotFound)?;
+    let rows = state
+        .store
+        .deliveries_page(
+            &id,
+            page.after.as_ref().map(|k| (k.created_at, k.id.as_str())),
+            page.limit + 1,
+        )
+        .await?;
+    let (rows, next_cursor) = page::finish(rows, page.limit, |d| DeliveryKey {
+        created_at: d.created_at,
+        id: d.id.clone(),
+    });
+    let deliveries: Vec<DeliveryView> = rows.into_iter().map(DeliveryView::from).collect();
+    Ok(Json(
+        serde_json::json!({ "deliveries": deliveries, "next_cursor": next_cursor }),
     ))
 }

@@ -5,8 +5,8 @@
 use sea_orm::ExprTrait;
 use sea_orm::sea_query::{Expr, OnConflict, Order};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde_json::Value;
 
@@ -91,6 +91,50 @@ impl Store {
             .filter(delivery::Column::SessionId.eq(session_id))
             .order_by(delivery::Column::CreatedAt, Order::Asc)
             .order_by(delivery::Column::Id, Order::Asc)
+            .all(&self.db)
+            .await
+    }
+
+    /// The newest `limit` deliveries of a session, returned oldest first (the session view).
+    pub async fn latest_deliveries(
+        &self,
+        session_id: &str,
+        limit: u64,
+    ) -> Result<Vec<delivery::Model>, DbErr> {
+        let mut rows = delivery::Entity::find()
+            .filter(delivery::Column::SessionId.eq(session_id))
+            .order_by(delivery::Column::CreatedAt, Order::Desc)
+            .order_by(delivery::Column::Id, Order::Desc)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        rows.reverse();
+        Ok(rows)
+    }
+
+    /// Up to `limit` deliveries of a session after `(created_at, id)`, oldest first.
+    pub async fn deliveries_page(
+        &self,
+        session_id: &str,
+        after: Option<(i64, &str)>,
+        limit: u64,
+    ) -> Result<Vec<delivery::Model>, DbErr> {
+        let mut query = delivery::Entity::find().filter(delivery::Column::SessionId.eq(session_id));
+        if let Some((at, id)) = after {
+            query = query.filter(
+                Condition::any()
+                    .add(delivery::Column::CreatedAt.gt(at))
+                    .add(
+                        Condition::all()
+                            .add(delivery::Column::CreatedAt.eq(at))
+                            .add(delivery::Column::Id.gt(id)),
+                    ),
+            );
+        }
+        query
+            .order_by(delivery::Column::CreatedAt, Order::Asc)
+            .order_by(delivery::Column::Id, Order::Asc)
+            .limit(limit)
             .all(&self.db)
             .await
     }
