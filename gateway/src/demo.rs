@@ -1,5 +1,6 @@
 //! `handoff demo`: the whole Case path on embedded defaults — the built-in
-//! Salesforce emulator, a scratch SQLite database, real HTTP on loopback.
+//! Salesforce emulator, a scratch SQLite database, real HTTP on loopback — and
+//! the way back: a chat customer told of their Case through a signed webhook.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,68 @@ use tokio::net::TcpListener;
 use crate::app::Application;
 use crate::config::Config;
 use crate::http::sessions::SessionView;
+
+/// One webhook the demo's chat receiver got: whether its Standard Webhooks
+/// signature checked out, and its JSON body.
+type Received = (bool, Value);
+
+/// Stands in for the AI product's chat backend: a loopback endpoint that takes
+/// Handoff's webhooks and checks each signature with the sandbox's secret.
+async fn spawn_chat_receiver(
+    secret: &str,
+) -> anyhow::Result<(String, tokio::sync::mpsc::Receiver<Received>)> {
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, StatusCode};
+
+    let secret = channels::webhook::WebhookSecret::parse(&secret.to_owned().into())
+        .map_err(|e| anyhow::anyhow!("the sandbox's webhook secret: {e}"))?;
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let handler = move |headers: HeaderMap, body: Bytes| {
+        let (secret, tx) = (secret.clone(), tx.clone());
+        async move {
+            let header = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let verified = secret
+                .verify(
+                    &header("webhook-id"),
+                    &header("webhook-timestamp"),
+                    &header("webhook-signature"),
+                    &body,
+                    chrono::Utc::now(),
+                )
+                .is_ok();
+            let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let _ = tx.send((verified, json)).await;
+            StatusCode::NO_CONTENT
+        }
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/chat-webhook", listener.local_addr()?);
+    let router = axum::Router::new().route("/chat-webhook", axum::routing::post(handler));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok((url, rx))
+}
+
+/// A chat conversation whose customer is told of their Case at `webhook_url`.
+fn demo_chat(run: &str, webhook_url: &str) -> Value {
+    json!({
+        "session_id": format!("demo-{run}-chat"),
+        "channel": "chat",
+        "customer": {"name": "Chidi Okafor", "email": "chidi@example.com"},
+        "priority": "medium",
+        "summary": "Customer was charged twice for order 1182; the bot cannot issue refunds.",
+        "transcript": [
+            {"role": "customer", "text": "I was charged twice for order 1182.", "at": "2026-11-22T10:00:00Z"},
+            {"role": "bot", "text": "I can see both charges. A colleague can refund one of them.", "at": "2026-11-22T10:01:00Z"},
+        ],
+        "reply_to": {"webhook_url": webhook_url},
+    })
+}
 
 /// Talks to a running gateway over HTTP, as an AI product would.
 pub struct Driver {
@@ -262,6 +325,36 @@ pub async fn run() -> anyhow::Result<()> {
         );
     }
 
+    // The way back: a chat escalation becomes a Case too (live messaging is not configured),
+    // and the customer's chat is told so through a signed webhook.
+    let secret = info
+        .webhook_secret
+        .clone()
+        .context("the sandbox has no chat webhook secret")?;
+    let (webhook_url, mut webhooks) = spawn_chat_receiver(&secret).await?;
+    let chat = driver.escalate(&demo_chat(&run_id, &webhook_url)).await?;
+    println!();
+    println!("Escalating a chat conversation ({})…", chat.id);
+    let chat = driver
+        .wait_escalated(&chat.id, Duration::from_secs(60))
+        .await?;
+    println!(
+        "  Case {} ready; telling the customer on their chat…",
+        chat.salesforce_case_number.as_deref().unwrap_or("?")
+    );
+    let (verified, body) = tokio::time::timeout(Duration::from_secs(30), webhooks.recv())
+        .await
+        .context("the chat webhook did not arrive within 30 s")?
+        .context("the chat receiver stopped")?;
+    if !verified {
+        bail!("the chat webhook's signature did not verify");
+    }
+    println!(
+        "  chat webhook {} (signature verified): \"{}\"",
+        body["type"].as_str().unwrap_or("?"),
+        body["data"]["text"].as_str().unwrap_or("")
+    );
+
     if let Some((session, _)) = rows.first()
         && let Some(number) = &session.salesforce_case_number
     {
@@ -277,10 +370,10 @@ pub async fn run() -> anyhow::Result<()> {
         );
     }
     println!(
-        "Done in {:.1}s: {} conversations, {} Cases. Try `handoff serve --sandbox` to drive it yourself.",
+        "Done in {:.1}s: {} conversations, {} Cases, 1 customer told on their chat. Try `handoff serve --sandbox` to drive it yourself.",
         started.elapsed().as_secs_f64(),
-        rows.len(),
-        rows.len()
+        rows.len() + 1,
+        rows.len() + 1
     );
     running.stop().await;
     Ok(())
