@@ -41,6 +41,10 @@ pub enum BenchCommand {
         /// Database (default: a scratch SQLite file). A postgres:// URL benches PostgreSQL.
         #[arg(long)]
         database_url: Option<String>,
+        /// Salesforce answers 503 throughout: the breaker opens and no Case is written, so the
+        /// figure is the accept path alone, without the worker sharing the machine.
+        #[arg(long)]
+        salesforce_down: bool,
     },
     /// Jobs completed per second while Salesforce answers every call after a delay.
     Drain {
@@ -78,7 +82,8 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             concurrency,
             turns,
             database_url,
-        } => accept(requests, concurrency, turns, database_url).await,
+            salesforce_down,
+        } => accept(requests, concurrency, turns, database_url, salesforce_down).await,
         BenchCommand::Drain {
             escalations,
             latency_ms,
@@ -233,12 +238,19 @@ async fn accept(
     concurrency: usize,
     turns: usize,
     database_url: Option<String>,
+    salesforce_down: bool,
 ) -> anyhow::Result<()> {
     let backend = match &database_url {
         Some(url) if url.starts_with("postgres") => "PostgreSQL",
         _ => "SQLite (scratch file, WAL, synchronous=FULL)",
     };
     let stack = start(database_url).await?;
+    if salesforce_down {
+        stack.emulator.set_faults(sf_emulator::Faults {
+            error_rate: 1.0,
+            ..Default::default()
+        });
+    }
     println!(
         "Sending {requests} escalations of {turns} turns, {concurrency} at a time, on {backend}…"
     );
@@ -314,7 +326,11 @@ async fn accept(
         "latency max:   {:.1} ms",
         latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0)
     );
-    println!("(the worker was creating Cases in the emulator at the same time)");
+    if salesforce_down {
+        println!("(Salesforce was down: the breaker kept the worker idle)");
+    } else {
+        println!("(the worker was creating Cases in the emulator at the same time)");
+    }
     stack.app.stop().await;
     stack.emulator.shutdown().await;
     Ok(())
