@@ -51,6 +51,43 @@ impl Capabilities {
     }
 }
 
+impl Capabilities {
+    /// `text` cut into the messages this channel can carry: one when there is no limit or it
+    /// fits; otherwise parts of at most [`Capabilities::max_message_chars`] characters, each cut
+    /// after the last whitespace that keeps it within the limit (a word longer than the limit is
+    /// cut between characters). Nothing is lost: the parts concatenate back to `text`.
+    #[must_use]
+    pub fn split_message(&self, text: &str) -> Vec<String> {
+        let Some(max) = self.max_message_chars.filter(|&max| max > 0) else {
+            return vec![text.to_owned()];
+        };
+        if self.split == SplitRule::Whole || text.chars().count() <= max {
+            return vec![text.to_owned()];
+        }
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while !rest.is_empty() {
+            // The byte offset just past `max` characters (or the whole rest).
+            let window_end = rest.char_indices().nth(max).map_or(rest.len(), |(i, _)| i);
+            if window_end == rest.len() {
+                parts.push(rest.to_owned());
+                break;
+            }
+            let window = &rest[..window_end];
+            let cut = window
+                .char_indices()
+                .filter(|(_, c)| c.is_whitespace())
+                .map(|(i, c)| i + c.len_utf8())
+                .next_back()
+                .filter(|&cut| cut > 0)
+                .unwrap_or(window_end);
+            parts.push(rest[..cut].to_owned());
+            rest = &rest[cut..];
+        }
+        parts
+    }
+}
+
 /// How a text longer than [`Capabilities::max_message_chars`] is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SplitRule {
@@ -174,4 +211,58 @@ pub struct InboundMessage {
     pub from: Option<String>,
     pub text: String,
     pub at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limited(max: usize) -> Capabilities {
+        Capabilities {
+            max_message_chars: Some(max),
+            split: SplitRule::Words,
+            ..Capabilities::receive_only()
+        }
+    }
+
+    #[test]
+    fn short_texts_and_unlimited_channels_are_one_message() {
+        assert_eq!(limited(10).split_message("hello"), ["hello"]);
+        assert_eq!(limited(5).split_message("hello"), ["hello"]);
+        let long = "word ".repeat(1_000);
+        assert_eq!(
+            Capabilities::receive_only().split_message(&long),
+            [long.clone()]
+        );
+        let whole = Capabilities {
+            split: SplitRule::Whole,
+            ..limited(10)
+        };
+        assert_eq!(whole.split_message(&long), [long]);
+    }
+
+    #[test]
+    fn long_texts_are_cut_after_whitespace_within_the_limit() {
+        let parts = limited(12).split_message("the quick brown fox jumps over");
+        assert_eq!(parts, ["the quick ", "brown fox ", "jumps over"]);
+    }
+
+    #[test]
+    fn parts_fit_count_characters_not_bytes_and_lose_nothing() {
+        // Multi-byte characters, a word longer than the limit, runs of spaces.
+        let text = format!(
+            "Grüße aus Köln — {} {}  ende",
+            "ü".repeat(25),
+            "日本語のテキスト".repeat(3)
+        );
+        for max in [1, 2, 7, 10, 16] {
+            let parts = limited(max).split_message(&text);
+            assert!(parts.iter().all(|p| !p.is_empty()), "{max}: {parts:?}");
+            assert!(
+                parts.iter().all(|p| p.chars().count() <= max),
+                "{max}: {parts:?}"
+            );
+            assert_eq!(parts.concat(), text, "{max}");
+        }
+    }
 }

@@ -8,6 +8,8 @@ pub mod notices;
 
 use sha2::{Digest, Sha256};
 
+use crate::store::NewDelivery;
+
 /// A stable delivery id for the message `purpose` of a session: the same every
 /// time the producer runs, so producing twice enqueues once, and the id the
 /// customer's side sees (`webhook-id`) is the same on every retry.
@@ -15,6 +17,29 @@ pub fn delivery_id(session_id: &str, purpose: &str) -> String {
     let digest = Sha256::digest(format!("{session_id}\n{purpose}").as_bytes());
     let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
     format!("dlv_{hex}")
+}
+
+/// `new` as the messages its channel can carry ([`channels::Capabilities::split_message`]):
+/// the first part keeps the delivery id, part k (from 2) gets `{id}_{k}`, so every part is its own
+/// outbox row with a stable id, and enqueueing them again writes nothing.
+pub fn split_for(capabilities: &channels::Capabilities, new: NewDelivery) -> Vec<NewDelivery> {
+    let parts = capabilities.split_message(&new.text);
+    if parts.len() <= 1 {
+        return vec![new];
+    }
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(k, text)| NewDelivery {
+            id: if k == 0 {
+                new.id.clone()
+            } else {
+                format!("{}_{}", new.id, k + 1)
+            },
+            text,
+            ..new.clone()
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -26,5 +51,47 @@ mod tests {
         assert_eq!(a.len(), 36);
         assert_ne!(a, super::delivery_id("s-2", "case_created"));
         assert_ne!(a, super::delivery_id("s-1", "other"));
+    }
+
+    #[test]
+    fn a_long_message_becomes_parts_with_stable_distinct_ids() {
+        let capabilities = channels::Capabilities {
+            delivers: true,
+            max_message_chars: Some(20),
+            split: channels::SplitRule::Words,
+            ..channels::Capabilities::receive_only()
+        };
+        let text = "Your request has been passed to our support team as case 00001001.";
+        let new = super::NewDelivery {
+            id: super::delivery_id("s-1", "case_created"),
+            session_id: "s-1".into(),
+            channel: "sms".into(),
+            kind: channels::OutboundKind::SystemMessage,
+            text: text.into(),
+            sender_name: None,
+            target: channels::ReplyTarget::Phone {
+                number: "+15550107788".into(),
+            },
+        };
+        let parts = super::split_for(&capabilities, new.clone());
+        assert!(parts.len() > 1);
+        assert_eq!(parts[0].id, new.id, "the first part keeps the id");
+        let ids: std::collections::BTreeSet<&str> = parts.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids.len(), parts.len(), "distinct ids");
+        assert_eq!(parts[1].id, format!("{}_2", new.id));
+        assert!(parts.iter().all(|p| p.text.chars().count() <= 20));
+        assert_eq!(
+            parts.iter().map(|p| p.text.as_str()).collect::<String>(),
+            text
+        );
+        // The same input gives the same parts: producing again enqueues nothing new.
+        let again = super::split_for(&capabilities, new);
+        assert_eq!(
+            again.iter().map(|p| &p.id).collect::<Vec<_>>(),
+            parts.iter().map(|p| &p.id).collect::<Vec<_>>()
+        );
+        // Without a limit, one message.
+        let chat = channels::Capabilities::receive_only();
+        assert_eq!(super::split_for(&chat, parts[0].clone()).len(), 1);
     }
 }

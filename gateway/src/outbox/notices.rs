@@ -15,8 +15,8 @@ pub const CASE_CREATED: &str = "case_created";
 /// What to tell the customer once their Case exists.
 #[derive(Debug, Clone)]
 pub enum Notice {
-    /// Queue this message.
-    Send(NewDelivery),
+    /// Queue these messages (one, or its parts where the channel limits length).
+    Send(Vec<NewDelivery>),
     /// Record `customer.not_notified` with this reason.
     NotTold(String),
     /// Nothing to say (the channel prefers a Case: the customer's own thread
@@ -66,7 +66,7 @@ impl Worker {
         let Some(case_number) = case_number else {
             return Notice::NotTold("Salesforce did not return the CaseNumber".into());
         };
-        Notice::Send(NewDelivery {
+        let message = NewDelivery {
             id: super::delivery_id(&session.id, CASE_CREATED),
             session_id: session.id.clone(),
             channel: session.channel.clone(),
@@ -78,7 +78,8 @@ impl Worker {
                 .replace("{case_number}", case_number),
             sender_name: None,
             target,
-        })
+        };
+        Notice::Send(super::split_for(&channel.capabilities(), message))
     }
 }
 

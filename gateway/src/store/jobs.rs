@@ -278,8 +278,10 @@ impl Store {
             .insert(&txn)
             .await?;
         match notice {
-            Notice::Send(new) => {
-                super::outbox::enqueue_delivery_in(&txn, new, delivery_attempts).await?;
+            Notice::Send(messages) => {
+                for new in messages {
+                    super::outbox::enqueue_delivery_in(&txn, new, delivery_attempts).await?;
+                }
             }
             Notice::NotTold(reason) => {
                 super::outbox::event_row(
