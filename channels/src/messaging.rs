@@ -106,21 +106,7 @@ impl Channel for MessagingChannel {
     }
 
     fn normalize(&self, input: EscalationInput) -> Result<Conversation, ChannelError> {
-        if input.raw_email.is_some() {
-            return Err(ChannelError::RawEmailNotSupported {
-                channel: self.kind.to_string(),
-            });
-        }
-        let language = normalize::language(&input.language)?;
-        let turns =
-            normalize::transcript(input.transcript.ok_or(ChannelError::MissingTranscript)?)?;
-        Ok(Conversation {
-            subject: normalize::non_blank(input.subject),
-            customer: normalize::customer(input.customer),
-            language,
-            turns,
-            thread: None,
-        })
+        normalize::transcript_conversation(&self.kind, input)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Checks shared by every channel's `normalize`.
 
-use crate::{ChannelError, Customer, Turn};
+use crate::{ChannelError, ChannelKind, Conversation, Customer, EscalationInput, Turn};
 
 /// A light BCP-47 check: subtags of 1–8 ASCII letters/digits joined by `-`, the first of
 /// 2–8 letters (or `i`/`x` for the grandfathered and private-use forms).
@@ -55,6 +55,28 @@ pub(crate) fn non_blank(value: Option<String>) -> Option<String> {
     value.and_then(|v| {
         let v = v.trim();
         (!v.is_empty()).then(|| v.to_owned())
+    })
+}
+
+/// The conversation of a channel that takes the transcript the AI product kept (every channel
+/// but email): `raw_email` is refused, the language, turns and customer are checked.
+pub(crate) fn transcript_conversation(
+    kind: &ChannelKind,
+    input: EscalationInput,
+) -> Result<Conversation, ChannelError> {
+    if input.raw_email.is_some() {
+        return Err(ChannelError::RawEmailNotSupported {
+            channel: kind.to_string(),
+        });
+    }
+    let language = language(&input.language)?;
+    let turns = transcript(input.transcript.ok_or(ChannelError::MissingTranscript)?)?;
+    Ok(Conversation {
+        subject: non_blank(input.subject),
+        customer: customer(input.customer),
+        language,
+        turns,
+        thread: None,
     })
 }
 
