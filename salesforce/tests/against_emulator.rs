@@ -750,10 +750,11 @@ async fn dropped_responses_are_ambiguous_and_refused_connections_are_not() {
     assert!(err.to_string().contains("timed out"), "{err}");
     emulator.set_faults(Faults::default());
 
-    // Nothing listens: the request was never sent.
-    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = closed.local_addr().unwrap();
-    drop(closed);
+    // Nothing listens: the request was never sent. The port stays bound (without listening)
+    // for the whole check, so no other process can take it and answer: connects are refused.
+    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+    reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = reserved.local_addr().unwrap();
     let nowhere = Client::new(ClientConfig::new(
         format!("http://{addr}"),
         client_credentials(),
@@ -772,6 +773,7 @@ async fn dropped_responses_are_ambiguous_and_refused_connections_are_not() {
     );
     assert!(!err.is_ambiguous());
     assert_eq!(err.class(), ErrorClass::Retryable);
+    drop(reserved);
 }
 
 #[tokio::test]
