@@ -113,12 +113,10 @@ impl Store {
         let rows = self.db.query_all_raw(stmt).await?;
         let mut jobs = Vec::with_capacity(rows.len());
         for row in rows {
-            let kind: String = row.try_get("", "kind")?;
-            let session_id: String = row.try_get("", "session_id")?;
-            let payload: Option<String> = row.try_get("", "payload")?;
+            let (id, kind, session_id) = job_of(&row)?;
             jobs.push(ClaimedJob {
-                id: row.try_get("", "id")?,
-                kind: JobKind::decode(&kind, &session_id, payload.as_deref()),
+                id,
+                kind,
                 session_id,
                 attempt: row.try_get::<i32>("", "attempts")? as u32,
                 max_attempts: row.try_get::<i32>("", "max_attempts")? as u32,
@@ -153,12 +151,10 @@ impl Store {
         let rows = self.db.query_all_raw(stmt).await?;
         let mut buried = Vec::with_capacity(rows.len());
         for row in rows {
-            let kind: String = row.try_get("", "kind")?;
-            let session_id: String = row.try_get("", "session_id")?;
-            let payload: Option<String> = row.try_get("", "payload")?;
+            let (id, kind, session_id) = job_of(&row)?;
             buried.push(AbandonedJob {
-                id: row.try_get("", "id")?,
-                kind: JobKind::decode(&kind, &session_id, payload.as_deref()),
+                id,
+                kind,
                 session_id,
                 attempts: row.try_get::<i32>("", "attempts")? as u32,
             });
@@ -513,4 +509,15 @@ fn numbered(backend: DbBackend, postgres_sql: &str) -> String {
         DbBackend::Postgres => postgres_sql.to_string(),
         _ => postgres_sql.replace('$', "?"),
     }
+}
+
+/// The id, decoded kind and session id of a job row returned by a raw statement.
+fn job_of(
+    row: &sea_orm::QueryResult,
+) -> Result<(i64, Result<JobKind, UndecodableJob>, String), DbErr> {
+    let kind: String = row.try_get("", "kind")?;
+    let session_id: String = row.try_get("", "session_id")?;
+    let payload: Option<String> = row.try_get("", "payload")?;
+    let kind = JobKind::decode(&kind, &session_id, payload.as_deref());
+    Ok((row.try_get("", "id")?, kind, session_id))
 }
