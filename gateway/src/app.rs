@@ -37,6 +37,8 @@ pub enum StartError {
     NoCredentials,
     #[error("cannot build the Salesforce client: {0}")]
     Salesforce(String),
+    #[error("live messaging configuration: {0}. Fix that [miaw] setting or its HANDOFF_MIAW__* variable.")]
+    Config(String),
     #[error("cannot start the built-in Salesforce emulator: {0}")]
     Emulator(std::io::Error),
     #[error("cannot read the listener address: {0}")]
@@ -66,10 +68,14 @@ fn new_webhook_secret() -> String {
 }
 
 /// A built, not yet running, gateway.
+/// The emulator's default Custom Client deployment, used by the sandbox and the demo.
+pub const SANDBOX_MIAW_DEPLOYMENT: &str = "Handoff_Chat";
+
 pub struct Application {
     listener: TcpListener,
     state: AppState,
     worker: Arc<Worker>,
+    supervisor: Option<Arc<crate::live::supervisor::Supervisor>>,
     emulator: Option<sf_emulator::EmulatorHandle>,
     _scratch: Option<tempfile::TempDir>,
 }
@@ -129,6 +135,11 @@ impl Application {
             }
             _ => None,
         };
+        // Live messaging against the emulator's MIAW side (its default deployment).
+        config.miaw.enabled = true;
+        config.miaw.url = emulator.url();
+        config.miaw.org_id = emulator.config().org_id.clone();
+        config.miaw.deployment = SANDBOX_MIAW_DEPLOYMENT.into();
         let dir = tempfile::tempdir().map_err(StartError::Emulator)?;
         config.database_url = format!(
             "sqlite://{}?mode=rwc",
@@ -178,6 +189,9 @@ impl Application {
             open_for: Duration::from_secs(config.salesforce.breaker_open_secs),
             rate_limit_pause: Duration::from_secs(config.salesforce.rate_limit_pause_secs),
         }));
+        let live = crate::live::Live::from_config(&config.miaw).map_err(StartError::Config)?;
+        let streams_wake = Arc::new(Notify::new());
+        let feed = crate::outbox::feed::Feed::new();
         let worker = Arc::new(Worker {
             store: store.clone(),
             client: client.clone(),
@@ -187,6 +201,16 @@ impl Application {
             channels: Arc::clone(&channels),
             clock: Arc::new(crate::jobs::clock::SystemClock),
             id: format!("w-{}", &uuid::Uuid::now_v7().simple().to_string()[20..]),
+            live: live.clone(),
+            streams_wake: Arc::clone(&streams_wake),
+            feed: feed.clone(),
+        });
+        let supervisor = live.clone().map(|live| {
+            Arc::new(crate::live::supervisor::Supervisor::new(
+                Arc::clone(&worker),
+                live,
+                Arc::clone(&streams_wake),
+            ))
         });
         let state = AppState {
             store,
@@ -196,11 +220,14 @@ impl Application {
             gate,
             salesforce: client,
             sandbox: sandbox.map(Arc::new),
+            live,
+            feed,
         };
         Ok(Application {
             listener,
             state,
             worker,
+            supervisor,
             emulator,
             _scratch: scratch,
         })
@@ -227,6 +254,10 @@ impl Application {
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let router = http::router(self.state.clone());
         let worker_task = tokio::spawn(Arc::clone(&self.worker).run(shutdown.clone()));
+        let supervisor_task = self
+            .supervisor
+            .clone()
+            .map(|s| tokio::spawn(s.run(shutdown.clone())));
         let sweep_task = tokio::spawn(self.state.store.clone().sweep_idempotency_keys_until(
             self.state.config.idempotency.policy(),
             Duration::from_secs(300),
@@ -248,6 +279,9 @@ impl Application {
         .await;
         shutdown.cancel();
         let _ = worker_task.await;
+        if let Some(task) = supervisor_task {
+            let _ = task.await;
+        }
         let _ = sweep_task.await;
         if let Some(task) = retention_task {
             let _ = task.await;

@@ -30,6 +30,8 @@ pub struct Config {
     /// (see `channels::ChannelConfig`). A built-in without a table runs with its defaults.
     #[serde(default)]
     pub channels: BTreeMap<String, channels::ChannelConfig>,
+    /// Live messaging (Salesforce MIAW).
+    pub miaw: crate::live::config::MiawConfig,
 }
 
 /// How the HTTP server protects itself from slow and numerous clients.
@@ -213,6 +215,7 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.retention.validate()?;
+        self.miaw.validate().map_err(ConfigError)?;
         if self.max_body_bytes < 1024 {
             return Err(ConfigError("max_body_bytes must be at least 1024".into()));
         }

@@ -34,6 +34,12 @@ pub enum ApiError {
         "another session_id that differs from this one only in letter case is already in use; Salesforce compares external ids ignoring case, so choose a session_id that differs in more than case"
     )]
     SessionIdConflict,
+    /// 409: the live session is over; nothing more reaches the rep.
+    #[error("this session is closed; start a new escalation to reach a rep again")]
+    SessionClosed,
+    /// 409: the session is not a live conversation (it is a Case).
+    #[error("{0}")]
+    NotLive(String),
     /// 409: only dead jobs can be retried.
     #[error("{0}")]
     JobNotDead(String),
@@ -88,6 +94,8 @@ impl ApiError {
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "session_conflict", "Conflict"),
             ApiError::JobNotDead(_) => (StatusCode::CONFLICT, "job_not_dead", "Conflict"),
+            ApiError::SessionClosed => (StatusCode::CONFLICT, "session_closed", "Conflict"),
+            ApiError::NotLive(_) => (StatusCode::CONFLICT, "session_not_live", "Conflict"),
             ApiError::SessionIdConflict => {
                 (StatusCode::CONFLICT, "session_id_conflict", "Conflict")
             }

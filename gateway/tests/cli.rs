@@ -101,7 +101,7 @@ async fn migrate_tokens_and_find_sessions_by_any_id() {
     )
     .unwrap();
     store
-        .accept_escalation(&escalation, "case", "create_case", 3, None)
+        .accept_escalation(&escalation, "case", "create_case", 3, None, None)
         .await
         .unwrap();
     let case_id = salesforce::SalesforceId::parse("500Hu000020yLuH").unwrap();
@@ -286,7 +286,7 @@ async fn jobs_list_and_retry_from_the_command_line() {
     )
     .unwrap();
     store
-        .accept_escalation(&escalation, "case", "create_case", 1, None)
+        .accept_escalation(&escalation, "case", "create_case", 1, None, None)
         .await
         .unwrap();
     let job = store

@@ -40,7 +40,7 @@ async fn seed(store: &Store) {
         )
         .unwrap();
         store
-            .accept_escalation(&escalation, "case", "create_case", 3, None)
+            .accept_escalation(&escalation, "case", "create_case", 3, None, None)
             .await
             .unwrap();
         let db = store.connection();

@@ -11,6 +11,7 @@ mod m20261122_000004_create_api_tokens;
 mod m20261122_000005_create_idempotency_keys;
 mod m20261202_000006_create_deliveries;
 mod m20261202_000008_session_keys;
+mod m20261202_000009_live_sessions;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000005_create_idempotency_keys::Migration),
             Box::new(m20261202_000006_create_deliveries::Migration),
             Box::new(m20261202_000008_session_keys::Migration),
+            Box::new(m20261202_000009_live_sessions::Migration),
         ]
     }
 }

@@ -11,6 +11,7 @@ mod hardening;
 mod idempotency;
 mod idempotency_key;
 mod jobs;
+mod live;
 mod operations;
 mod outage;
 mod outbox;

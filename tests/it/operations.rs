@@ -142,7 +142,7 @@ both_databases!(
         )
         .unwrap();
         store
-            .accept_escalation(&parsed, "case", "create_case", 5, None)
+            .accept_escalation(&parsed, "case", "create_case", 5, None, None)
             .await
             .unwrap();
         store

@@ -10,6 +10,9 @@ use gateway::{Application, RunningApp};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
+pub mod console;
+pub mod receiver;
+
 pub use gateway::demo::Driver;
 
 /// Which database a test runs on.
@@ -143,10 +146,54 @@ pub async fn spawn_app(db: Db) -> TestApp {
 
 /// Like [`spawn_app`], letting the test adjust the config first.
 pub async fn spawn_app_with(db: Db, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let emulator = spawn_emulator().await;
+    spawn_app_on(db, emulator, adjust).await
+}
+
+/// The gateway with live messaging (MIAW) on, against an emulator started
+/// with `emulator_config`; `adjust` changes the gateway's settings last.
+pub async fn spawn_live_app(
+    db: Db,
+    emulator_config: sf_emulator::EmulatorConfig,
+    adjust: impl FnOnce(&mut Config),
+) -> TestApp {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind emulator");
+    let emulator = sf_emulator::spawn(emulator_config, listener)
+        .await
+        .expect("start emulator");
+    let live = live_settings(&emulator);
+    spawn_app_on(db, emulator, |config| {
+        live(config);
+        adjust(config);
+    })
+    .await
+}
+
+/// Live messaging against `emulator`'s default deployment, with short leases
+/// and supervisor rounds so tests see takeovers quickly.
+pub fn live_settings(emulator: &sf_emulator::EmulatorHandle) -> impl FnOnce(&mut Config) + use<> {
+    let url = emulator.url();
+    let org_id = emulator.config().org_id.clone();
+    move |config: &mut Config| {
+        config.miaw.enabled = true;
+        config.miaw.url = url;
+        config.miaw.org_id = org_id;
+        config.miaw.deployment = gateway::app::SANDBOX_MIAW_DEPLOYMENT.into();
+        config.miaw.stream_lease_secs = 3;
+        config.miaw.supervisor_interval_ms = 100;
+    }
+}
+
+async fn spawn_app_on(
+    db: Db,
+    emulator: sf_emulator::EmulatorHandle,
+    adjust: impl FnOnce(&mut Config),
+) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         gateway::telemetry::init("info,sqlx=warn");
     }
-    let emulator = spawn_emulator().await;
     let (url, dir) = fresh_database(db).await;
     let mut config = test_config(&url, &emulator);
     adjust(&mut config);

@@ -9,6 +9,9 @@ use crate::config::CaseConfig;
 use crate::escalation::request::{EscalationPayload, SessionId};
 
 /// `CaseComment.CommentBody` holds at most 4,000 bytes (UTF-8).
+/// The live-messaging half: routing attributes, opening messages, stream events.
+pub mod live;
+
 pub const COMMENT_MAX_BYTES: usize = 4_000;
 /// Room kept for the "Transcript k/N" header line of every comment.
 const HEADER_RESERVE: usize = 32;

@@ -89,6 +89,11 @@ pub struct EscalationPayload {
     /// (nothing was ever delivered for them) rather than failing their Case job.
     #[serde(default, deserialize_with = "stored_reply_to")]
     pub reply_to: Option<ReplyTarget>,
+    /// The customer's identity as the AI product verified it (`identity.subject`
+    /// with `identity.verified: true`): live messaging then uses Salesforce's
+    /// user-verification flow. `None`: an anonymous visitor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_subject: Option<String>,
 }
 
 fn stored_reply_to<'de, D: serde::Deserializer<'de>>(
@@ -303,6 +308,7 @@ pub fn parse_with_reply_to(
         }
     };
     let reply_to = obj.get("reply_to").filter(|v| !v.is_null());
+    let verified_subject = parse_identity(obj.get("identity"))?;
 
     let from_raw_email = raw_email.is_some();
     let input = EscalationInput {
@@ -326,9 +332,70 @@ pub fn parse_with_reply_to(
             priority,
             attributes,
             reply_to,
+            verified_subject,
         },
         request_hash: canonical_hash(body),
     })
+}
+
+/// The longest identity subject accepted (Salesforce user ids and emails fit).
+const IDENTITY_SUBJECT_MAX_CHARS: usize = 255;
+
+/// `identity`: `{"subject": "…", "verified": true}`. Only a verified subject counts.
+fn parse_identity(value: Option<&Value>) -> Result<Option<String>, ApiError> {
+    let obj = match value {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(obj)) => obj,
+        Some(_) => {
+            return Err(bad(
+                "invalid_identity",
+                "identity",
+                "identity must be an object: {\"subject\": \"…\", \"verified\": true}",
+            ));
+        }
+    };
+    if let Some(key) = obj.keys().find(|k| !matches!(k.as_str(), "subject" | "verified")) {
+        return Err(bad(
+            "invalid_identity",
+            &format!("identity.{key}"),
+            "identity takes only subject and verified",
+        ));
+    }
+    let verified = match obj.get("verified") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(bad(
+                "invalid_identity",
+                "identity.verified",
+                "identity.verified must be true or false",
+            ));
+        }
+    };
+    let subject = opt_string(obj, "subject", "identity.subject")?;
+    match subject {
+        Some(s)
+            if s.trim().is_empty()
+                || s.chars().count() > IDENTITY_SUBJECT_MAX_CHARS
+                || s.chars().any(char::is_control) =>
+        {
+            Err(bad(
+                "invalid_identity",
+                "identity.subject",
+                format!(
+                    "identity.subject must be 1-{IDENTITY_SUBJECT_MAX_CHARS} characters without control characters"
+                ),
+            ))
+        }
+        Some(s) if verified => Ok(Some(s)),
+        Some(_) => Ok(None),
+        None if verified => Err(bad(
+            "invalid_identity",
+            "identity.subject",
+            "a verified identity needs its subject",
+        )),
+        None => Ok(None),
+    }
 }
 
 fn parse_customer(value: Option<&Value>) -> Result<Customer, ApiError> {

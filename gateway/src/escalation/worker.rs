@@ -44,6 +44,12 @@ pub struct Worker {
     /// Reads time for lease fences.
     pub clock: Arc<dyn Clock>,
     pub id: String,
+    /// Live messaging (MIAW), when `[miaw]` is enabled.
+    pub live: Option<Arc<crate::live::Live>>,
+    /// Poked when a live session gets its token, so its stream starts at once.
+    pub streams_wake: Arc<Notify>,
+    /// Tells stream subscribers a session has new deliveries.
+    pub feed: crate::outbox::feed::Feed,
 }
 
 pub(crate) enum Outcome {
@@ -274,6 +280,17 @@ impl Worker {
                 self.deliver_message(job, delivery_id).await,
                 CallOutcome::NoCall,
             ),
+            JobKind::OpenConversation { session_id } => (
+                self.open_conversation(job, session_id).await,
+                CallOutcome::NoCall,
+            ),
+            JobKind::SendToRep { session_id } => {
+                (self.send_to_rep(job, session_id).await, CallOutcome::NoCall)
+            }
+            JobKind::EndConversation { session_id } => (
+                self.end_conversation(job, session_id).await,
+                CallOutcome::NoCall,
+            ),
             #[cfg(test)]
             JobKind::Panic { .. } => panic!("a test job that panics"),
         }
@@ -291,6 +308,14 @@ impl Worker {
             Outcome::Done => self.store.complete_job(job, worker_id).await,
             Outcome::Postpone { after, error } => {
                 let run_at = now_ms() + after.as_millis() as i64;
+                // A short wait ends before the next poll: wake the dispatcher then.
+                if after < Duration::from_millis(self.config.worker.poll_interval_ms) {
+                    let wake = Arc::clone(&self.wake);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(after).await;
+                        wake.notify_one();
+                    });
+                }
                 tracing::info!(
                     retry_in_ms = after.as_millis() as u64,
                     "Salesforce is unavailable; the job waits."

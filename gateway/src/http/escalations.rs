@@ -18,8 +18,9 @@ use super::body::read_json;
 use super::sessions::SessionView;
 use crate::error::ApiError;
 use crate::escalation::request::{self, Escalation};
-use crate::escalation::{CREATE_CASE_JOB, route};
-use crate::store::{Accepted, Scope};
+use crate::escalation::{CREATE_CASE_JOB, mapper, route};
+use crate::store::{Accepted, NewLive, Scope, now_ms};
+use salesforce::miaw::ConversationId;
 
 /// Raw emails are parsed on the blocking pool, at most this many at once (one per core), so a
 /// burst of large or hostile emails neither stalls the runtime's workers (health checks, other
@@ -65,7 +66,26 @@ async fn escalate(
         .channels
         .get(&escalation.channel)
         .map_or(channels::Route::Case, |c| c.preferred_route());
-    let choice = route::choose(preferred);
+    let channel_name = escalation.channel.to_string();
+    let live = match &state.live {
+        None => route::Live::Off,
+        Some(_) if !state.config.miaw.routes(&channel_name) => route::Live::NotForChannel,
+        Some(live) if !live.hours.is_open(chrono::Utc::now()) => route::Live::Closed,
+        Some(_) => route::Live::Open,
+    };
+    let choice = route::choose(preferred, live);
+    let new_live = (choice.route == channels::Route::Messaging).then(|| {
+        let session_id = escalation.session_id.as_str();
+        NewLive {
+            conversation_id: ConversationId::for_session(session_id).to_string(),
+            deadline_at: now_ms() + (state.config.miaw.open_deadline_secs * 1000) as i64,
+            messages: mapper::live::opening_messages(
+                session_id,
+                &escalation.payload,
+                &state.config.miaw,
+            ),
+        }
+    });
     let accepted = state
         .store
         .accept_escalation(
@@ -74,6 +94,7 @@ async fn escalate(
             CREATE_CASE_JOB,
             state.config.worker.max_attempts,
             choice.fallback_event(),
+            new_live.as_ref(),
         )
         .await?;
     match accepted {

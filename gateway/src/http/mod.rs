@@ -6,6 +6,7 @@ mod escalations;
 mod health;
 mod idempotency;
 pub mod jobs;
+pub mod live;
 mod page;
 mod sandbox;
 pub mod sessions;
@@ -42,6 +43,10 @@ pub struct AppState {
     pub salesforce: salesforce::Client,
     /// Set only in sandbox mode.
     pub sandbox: Option<Arc<SandboxInfo>>,
+    /// Live messaging, when `[miaw]` is enabled (office hours decide the route).
+    pub live: Option<Arc<crate::live::Live>>,
+    /// Tells `GET /v1/sessions/{id}/stream` subscribers that a session has new deliveries.
+    pub feed: crate::outbox::feed::Feed,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -49,6 +54,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(escalations::router())
         .merge(sessions::router())
+        .merge(live::router())
         .merge(jobs::router())
         .merge(sandbox::router())
         .merge(tokens::router())

@@ -21,6 +21,13 @@ pub enum JobKind {
     CreateCase { session_id: String },
     /// Send one outbox row to the customer through its channel.
     DeliverMessage { delivery_id: String },
+    /// Open the session's live conversation (MIAW): token, conversation, then
+    /// the messages to the rep follow as `send_to_rep`.
+    OpenConversation { session_id: String },
+    /// Send the session's queued messages to the rep, in order.
+    SendToRep { session_id: String },
+    /// End the session's live conversation on Salesforce's side.
+    EndConversation { session_id: String },
     /// Test-only: an attempt that panics, to prove a panic fails one attempt
     /// and nothing else.
     #[cfg(test)]
@@ -48,6 +55,9 @@ pub enum UndecodableJob {
 impl JobKind {
     pub const CREATE_CASE: &'static str = "create_case";
     pub const DELIVER_MESSAGE: &'static str = "deliver_message";
+    pub const OPEN_CONVERSATION: &'static str = "open_conversation";
+    pub const SEND_TO_REP: &'static str = "send_to_rep";
+    pub const END_CONVERSATION: &'static str = "end_conversation";
 
     /// The wire names of the kinds that call Salesforce.
     pub fn salesforce_kinds() -> &'static [&'static str] {
@@ -66,6 +76,9 @@ impl JobKind {
         match self {
             JobKind::CreateCase { .. } => JobKind::CREATE_CASE,
             JobKind::DeliverMessage { .. } => JobKind::DELIVER_MESSAGE,
+            JobKind::OpenConversation { .. } => JobKind::OPEN_CONVERSATION,
+            JobKind::SendToRep { .. } => JobKind::SEND_TO_REP,
+            JobKind::EndConversation { .. } => JobKind::END_CONVERSATION,
             #[cfg(test)]
             JobKind::Panic { .. } => "panic",
         }
@@ -74,7 +87,12 @@ impl JobKind {
     pub fn class(&self) -> JobClass {
         match self {
             JobKind::CreateCase { .. } => JobClass::Salesforce,
-            JobKind::DeliverMessage { .. } => JobClass::Channel,
+            // Live messaging calls the MIAW API, not the REST API the breaker
+            // watches: its jobs share the provider pool.
+            JobKind::DeliverMessage { .. }
+            | JobKind::OpenConversation { .. }
+            | JobKind::SendToRep { .. }
+            | JobKind::EndConversation { .. } => JobClass::Channel,
             #[cfg(test)]
             JobKind::Panic { .. } => JobClass::Salesforce,
         }
@@ -93,8 +111,14 @@ impl JobKind {
         session_id: &str,
         payload: Option<&str>,
     ) -> Result<JobKind, UndecodableJob> {
-        let known = kind == JobKind::CREATE_CASE
-            || kind == JobKind::DELIVER_MESSAGE
+        let known = [
+            JobKind::CREATE_CASE,
+            JobKind::DELIVER_MESSAGE,
+            JobKind::OPEN_CONVERSATION,
+            JobKind::SEND_TO_REP,
+            JobKind::END_CONVERSATION,
+        ]
+        .contains(&kind)
             || JobKind::salesforce_kinds().contains(&kind);
         if !known {
             return Err(UndecodableJob::UnknownKind(kind.to_string()));

@@ -4,6 +4,8 @@
 //! certainly never left; a delivery whose outcome is unknown on a channel that
 //! cannot dedupe is marked failed rather than sent a second time.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use channels::{DeliveryError, OutboundKind, OutboundMessage, ReplyTarget};
@@ -62,6 +64,29 @@ impl Worker {
             let error = "the stored delivery no longer parses".to_string();
             return self.failed(&row, error, job).await;
         };
+        // A session's messages reach the customer in the order they were
+        // written: wait for an earlier one still on its way (briefly while it
+        // is being sent, longer while it waits for a retry).
+        match self.store.earlier_unsettled_delivery(&row).await {
+            Ok(None) => {}
+            Ok(Some(state)) => {
+                let after = if state == DeliveryState::Sending {
+                    Duration::from_millis(25)
+                } else {
+                    Duration::from_secs(1)
+                };
+                return Outcome::Postpone {
+                    after,
+                    error: "waiting for an earlier message to this customer".into(),
+                };
+            }
+            Err(e) => {
+                return Outcome::Retry {
+                    after: self.backoff(job.attempt, None),
+                    error: format!("database: {e}"),
+                };
+            }
+        }
         let attempt = match self.store.start_delivery_attempt(&row.id).await {
             Ok(n) => n,
             Err(e) => {
@@ -165,7 +190,7 @@ impl Worker {
     }
 }
 
-fn outbound_message(row: &delivery::Model) -> Option<OutboundMessage> {
+pub(crate) fn outbound_message(row: &delivery::Model) -> Option<OutboundMessage> {
     let kind: OutboundKind = serde_json::from_value(json!(row.kind)).ok()?;
     Some(OutboundMessage {
         id: row.id.clone(),
@@ -264,6 +289,9 @@ mod tests {
             channels: Arc::new(registry),
             clock: Arc::new(SystemClock),
             id: "test-worker".into(),
+            live: None,
+            streams_wake: Arc::new(tokio::sync::Notify::new()),
+            feed: crate::outbox::feed::Feed::new(),
         };
         (Arc::new(worker), dir)
     }

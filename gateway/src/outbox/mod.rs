@@ -4,6 +4,7 @@
 //! The first producer is the "your request is now a Case" notice ([`notices`]).
 
 pub mod deliver;
+pub mod feed;
 pub mod notices;
 
 use sha2::{Digest, Sha256};
@@ -20,7 +21,7 @@ pub fn delivery_id(session_id: &str, purpose: &str) -> String {
 }
 
 /// `new` as the messages its channel can carry ([`channels::Capabilities::split_message`]):
-/// the first part keeps the delivery id, part k (from 2) gets `{id}_{k}`, so every part is its own
+/// the first part keeps the delivery id, part k (from 2) gets `{id}_{k:03}` (zero-padded, so ids sort in part order), so every part is its own
 /// outbox row with a stable id, and enqueueing them again writes nothing.
 pub fn split_for(capabilities: &channels::Capabilities, new: NewDelivery) -> Vec<NewDelivery> {
     let parts = capabilities.split_message(&new.text);
@@ -34,7 +35,7 @@ pub fn split_for(capabilities: &channels::Capabilities, new: NewDelivery) -> Vec
             id: if k == 0 {
                 new.id.clone()
             } else {
-                format!("{}_{}", new.id, k + 1)
+                format!("{}_{:03}", new.id, k + 1)
             },
             text,
             ..new.clone()
@@ -78,7 +79,11 @@ mod tests {
         assert_eq!(parts[0].id, new.id, "the first part keeps the id");
         let ids: std::collections::BTreeSet<&str> = parts.iter().map(|p| p.id.as_str()).collect();
         assert_eq!(ids.len(), parts.len(), "distinct ids");
-        assert_eq!(parts[1].id, format!("{}_2", new.id));
+        assert_eq!(parts[1].id, format!("{}_002", new.id));
+        // Zero-padded: ids sort in part order (the outbox orders by id within a millisecond).
+        let mut sorted = parts.iter().map(|p| p.id.clone()).collect::<Vec<_>>();
+        sorted.sort();
+        assert_eq!(sorted, parts.iter().map(|p| p.id.clone()).collect::<Vec<_>>());
         assert!(parts.iter().all(|p| p.text.chars().count() <= 20));
         assert_eq!(
             parts.iter().map(|p| p.text.as_str()).collect::<String>(),

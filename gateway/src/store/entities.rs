@@ -177,3 +177,68 @@ pub mod idempotency_key {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod live_session {
+    use sea_orm::entity::prelude::*;
+
+    /// A session on the live-messaging route: its MIAW conversation, the end
+    /// user's token and stream cursor, and which replica owns the stream.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "live_sessions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub session_id: String,
+        /// The client-chosen conversation id (UUIDv5 of the session id).
+        pub conversation_id: String,
+        /// The end user's access token; erased when the conversation ends.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub token: Option<String>,
+        pub token_expires_at: Option<i64>,
+        /// The last stream event applied (`Last-Event-Id` on reconnect).
+        pub last_event_id: Option<String>,
+        /// opening | waiting | active | closing | ended | fallback
+        pub state: String,
+        pub rep_name: Option<String>,
+        /// The replica holding the event stream, until `lease_until`.
+        pub owner: Option<String>,
+        pub lease_until: Option<i64>,
+        /// Past this moment an unopened conversation falls back to a Case.
+        pub deadline_at: i64,
+        pub created_at: i64,
+        pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod live_message {
+    use sea_orm::entity::prelude::*;
+
+    /// One message to the rep, sent in `seq` order.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "live_messages")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub seq: i64,
+        /// The MIAW message id (a UUID), the same on every attempt.
+        pub id: String,
+        pub session_id: String,
+        /// opening | customer | file
+        pub kind: String,
+        #[sea_orm(column_type = "Text")]
+        pub text: String,
+        /// queued | sent | failed
+        pub state: String,
+        pub attempts: i32,
+        pub created_at: i64,
+        pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -504,7 +504,7 @@ fn sql_list(names: &[&str]) -> String {
 
 /// PostgreSQL numbers parameters `$1`; SQLite takes `?1`. One statement text
 /// serves both.
-fn numbered(backend: DbBackend, postgres_sql: &str) -> String {
+pub(super) fn numbered(backend: DbBackend, postgres_sql: &str) -> String {
     match backend {
         DbBackend::Postgres => postgres_sql.to_string(),
         _ => postgres_sql.replace('$', "?"),

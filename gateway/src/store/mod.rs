@@ -5,6 +5,7 @@ mod entities;
 mod idempotency;
 mod job_list;
 mod jobs;
+mod live;
 mod outbox;
 mod retention;
 mod sessions;
@@ -18,8 +19,11 @@ use sea_orm::{
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
-pub use entities::{api_token, delivery, event, idempotency_key, job, session};
+pub use entities::{
+    api_token, delivery, event, idempotency_key, job, live_message, live_session, session,
+};
 pub use idempotency::{Begin, IdempotencyLock, IdempotencyPolicy, StoredResponse, fingerprint};
+pub use live::{Effects, LiveState, NewLive, NewLiveMessage, Queued, message_kind};
 pub use jobs::{ABANDONED_ERROR, AbandonedJob, CaseRecord, ClaimedJob};
 pub use outbox::{DeliveryState, NewDelivery};
 pub use retention::{RetentionPolicy, RetentionReport};

@@ -139,6 +139,34 @@ impl Store {
             .await
     }
 
+    /// The state of the oldest delivery of the same session written before
+    /// `row` that is not settled (`queued` or `sending`), if any.
+    pub async fn earlier_unsettled_delivery(
+        &self,
+        row: &delivery::Model,
+    ) -> Result<Option<DeliveryState>, DbErr> {
+        let earlier = delivery::Entity::find()
+            .filter(delivery::Column::SessionId.eq(row.session_id.as_str()))
+            .filter(
+                Condition::any()
+                    .add(delivery::Column::CreatedAt.lt(row.created_at))
+                    .add(
+                        Condition::all()
+                            .add(delivery::Column::CreatedAt.eq(row.created_at))
+                            .add(delivery::Column::Id.lt(row.id.as_str())),
+                    ),
+            )
+            .filter(delivery::Column::State.is_in([
+                DeliveryState::Queued.as_str(),
+                DeliveryState::Sending.as_str(),
+            ]))
+            .order_by(delivery::Column::CreatedAt, Order::Asc)
+            .order_by(delivery::Column::Id, Order::Asc)
+            .one(&self.db)
+            .await?;
+        Ok(earlier.and_then(|d| DeliveryState::parse(&d.state)))
+    }
+
     /// Marks the delivery as being sent and counts the attempt. Returns the
     /// attempt number.
     pub async fn start_delivery_attempt(&self, id: &str) -> Result<i32, DbErr> {

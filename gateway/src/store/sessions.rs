@@ -38,6 +38,7 @@ impl Store {
         job_kind: &str,
         max_attempts: u32,
         extra_event: Option<(&str, Value)>,
+        live: Option<&super::NewLive>,
     ) -> Result<Accepted, DbErr> {
         let now = Utc::now();
         let conversation = &escalation.payload.conversation;
@@ -65,7 +66,7 @@ impl Store {
             salesforce_case_id: Set(None),
             salesforce_case_id15: Set(None),
             salesforce_case_number: Set(None),
-            salesforce_miaw_session_id: Set(None),
+            salesforce_miaw_session_id: Set(live.map(|l| l.conversation_id.clone())),
             salesforce_messaging_session_id: Set(None),
             comments_written: Set(0),
             salesforce_calls: Set(0),
@@ -96,23 +97,31 @@ impl Store {
                         .insert(&txn)
                         .await?;
                 }
-                let t = now_ms();
-                job::ActiveModel {
-                    kind: Set(job_kind.into()),
-                    session_id: Set(model.id.clone()),
-                    state: Set("queued".into()),
-                    attempts: Set(0),
-                    max_attempts: Set(max_attempts as i32),
-                    run_at: Set(t),
-                    lease_until: Set(None),
-                    locked_by: Set(None),
-                    last_error: Set(None),
-                    created_at: Set(t),
-                    updated_at: Set(t),
-                    ..Default::default()
+                if let Some(live) = live {
+                    super::live::insert_live_session(&txn, &model.id, live).await?;
+                    let open = crate::jobs::JobKind::OpenConversation {
+                        session_id: model.id.clone(),
+                    };
+                    super::jobs::insert_job(&txn, &open, &model.id, max_attempts).await?;
+                } else {
+                    let t = now_ms();
+                    job::ActiveModel {
+                        kind: Set(job_kind.into()),
+                        session_id: Set(model.id.clone()),
+                        state: Set("queued".into()),
+                        attempts: Set(0),
+                        max_attempts: Set(max_attempts as i32),
+                        run_at: Set(t),
+                        lease_until: Set(None),
+                        locked_by: Set(None),
+                        last_error: Set(None),
+                        created_at: Set(t),
+                        updated_at: Set(t),
+                        ..Default::default()
+                    }
+                    .insert(&txn)
+                    .await?;
                 }
-                .insert(&txn)
-                .await?;
                 txn.commit().await?;
                 Ok(Accepted::New(model))
             }
@@ -164,6 +173,8 @@ impl Store {
             .add(session::Column::Id.eq(needle))
             .add(session::Column::SalesforceCaseNumber.eq(needle))
             .add(session::Column::SalesforceMiawSessionId.eq(needle))
+            // Conversation ids are lowercase UUIDs; people paste them in any case.
+            .add(session::Column::SalesforceMiawSessionId.eq(needle.to_lowercase()))
             .add(session::Column::CustomerEmail.eq(needle.to_lowercase()))
             .add(session::Column::CustomerPhone.eq(needle));
         if let Some(e164) = phone_e164(needle) {

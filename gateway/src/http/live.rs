@@ -1,0 +1,307 @@
+//! Live sessions over HTTP (design §7.1): `POST /v1/sessions/{id}/messages`
+//! (a customer message to the rep; split into parts the rep can receive, queued
+//! behind the per-conversation send limit, never refused for it),
+//! `POST /v1/sessions/{id}/close`, and `GET /v1/sessions/{id}/stream` — the
+//! session's outbox as Server-Sent Events, the same envelopes the chat webhook
+//! carries, resumable with `Last-Event-ID`.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::Stream;
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+
+use channels::webhook::Envelope;
+
+use super::AppState;
+use super::auth::require;
+use super::body::read_json;
+use crate::error::ApiError;
+use crate::escalation::mapper;
+use crate::outbox::deliver::outbound_message;
+use crate::store::{LiveState, Queued, Scope, delivery};
+
+/// The longest customer message accepted (characters); longer ones are refused
+/// (400 `message_too_long`). Up to it, a message is split into parts of
+/// `miaw.max_message_chars`.
+pub const MESSAGE_MAX_CHARS: usize = 32_000;
+/// Deliveries read from the outbox per stream round.
+const STREAM_BATCH: u64 = 100;
+/// A stream re-reads the outbox this often even without a poke (another
+/// replica may have written).
+const STREAM_POLL: Duration = Duration::from_secs(1);
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/sessions/{id}/messages", post(message))
+        .route("/v1/sessions/{id}/close", post(close))
+        .route("/v1/sessions/{id}/stream", get(stream))
+}
+
+/// Why a live operation cannot happen on a session that exists.
+fn not_live(state: Option<LiveState>) -> ApiError {
+    match state {
+        Some(LiveState::Closing | LiveState::Ended) => ApiError::SessionClosed,
+        Some(LiveState::Fallback) => ApiError::NotLive(
+            "this session became a Case; the rep answers on the Case, not in a live chat".into(),
+        ),
+        _ => ApiError::NotLive(
+            "this session is a Case, not a live chat; messages to the rep need a live session".into(),
+        ),
+    }
+}
+
+async fn message(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require(&state, &headers, Scope::Escalate).await?;
+    let json = read_json(&headers, body, state.config.max_body_bytes).await?;
+    let text = match json.get("text") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        Some(Value::String(_)) | None | Some(Value::Null) => {
+            return Err(ApiError::invalid(
+                "invalid_text",
+                Some("text".to_string()),
+                "text is required: the customer's message",
+            ));
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "invalid_text",
+                Some("text".to_string()),
+                "text must be a string",
+            ));
+        }
+    };
+    if let Some(key) = json.as_object().and_then(|o| o.keys().find(|k| *k != "text")) {
+        return Err(ApiError::invalid(
+            "unknown_field",
+            Some(key.clone()),
+            format!("unknown field {key}; a message takes only text"),
+        ));
+    }
+    if text.contains('\0') {
+        return Err(ApiError::invalid(
+            "invalid_text",
+            Some("text".to_string()),
+            "text must not contain NUL characters",
+        ));
+    }
+    let chars = text.chars().count();
+    if chars > MESSAGE_MAX_CHARS {
+        return Err(ApiError::invalid(
+            "message_too_long",
+            Some("text".to_string()),
+            format!(
+                "text is {chars} characters; at most {MESSAGE_MAX_CHARS} are accepted (longer messages are split into parts of {} for the rep)",
+                state.config.miaw.max_message_chars
+            ),
+        ));
+    }
+    let Some(_session) = state.store.session(&id).await? else {
+        return Err(ApiError::NotFound);
+    };
+    let miaw = &state.config.miaw;
+    if text.trim().eq_ignore_ascii_case(miaw.end_keyword.trim()) {
+        return match state
+            .store
+            .request_live_close(&id, "end_keyword", state.config.worker.max_attempts)
+            .await?
+        {
+            Some(s) if s.accepts_messages() => {
+                state.wake.notify_one();
+                Ok((
+                    StatusCode::ACCEPTED,
+                    Json(json!({"session_id": id, "ended": true, "status": "closing"})),
+                ))
+            }
+            other => Err(not_live(other)),
+        };
+    }
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let parts = mapper::live::customer_message_parts(&id, &request_id, &text, miaw);
+    match state
+        .store
+        .queue_customer_message(&id, &parts, state.config.worker.max_attempts)
+        .await?
+    {
+        Queued::Queued => {
+            state.wake.notify_one();
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({
+                    "session_id": id,
+                    "ids": parts.iter().map(|p| &p.id).collect::<Vec<_>>(),
+                    "parts": parts.len(),
+                    "status": "queued",
+                })),
+            ))
+        }
+        Queued::NotLive(s) => Err(not_live(s)),
+    }
+}
+
+async fn close(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require(&state, &headers, Scope::Escalate).await?;
+    if state.store.session(&id).await?.is_none() {
+        return Err(ApiError::NotFound);
+    }
+    match state
+        .store
+        .request_live_close(&id, "api", state.config.worker.max_attempts)
+        .await?
+    {
+        Some(s) if s.accepts_messages() => {
+            state.wake.notify_one();
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({"session_id": id, "status": "closing"})),
+            ))
+        }
+        // Closing twice is not an error: the session ends (or has ended) either way.
+        Some(LiveState::Closing) => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"session_id": id, "status": "closing"})),
+        )),
+        Some(LiveState::Ended) => Ok((
+            StatusCode::OK,
+            Json(json!({"session_id": id, "status": "closed"})),
+        )),
+        other => Err(not_live(other)),
+    }
+}
+
+/// `<created_at>-<delivery id>`: the outbox order, so `Last-Event-ID` resumes after it.
+fn event_id(row: &delivery::Model) -> String {
+    format!("{}-{}", row.created_at, row.id)
+}
+
+fn parse_event_id(raw: &str) -> Option<(i64, String)> {
+    let (at, id) = raw.split_once('-')?;
+    let at: i64 = at.parse().ok()?;
+    (id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .then(|| (at, id.to_string()))
+}
+
+async fn stream(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    require(&state, &headers, Scope::Read).await?;
+    if state.store.session(&id).await?.is_none() {
+        return Err(ApiError::NotFound);
+    }
+    let mut cursor = match headers.get("last-event-id").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(raw)) => Some(parse_event_id(raw).ok_or_else(|| {
+            ApiError::invalid(
+                "invalid_last_event_id",
+                Some("Last-Event-ID".to_string()),
+                "Last-Event-ID must be an id this stream sent",
+            )
+        })?),
+        Some(Err(_)) => {
+            return Err(ApiError::invalid(
+                "invalid_last_event_id",
+                Some("Last-Event-ID".to_string()),
+                "Last-Event-ID must be an id this stream sent",
+            ));
+        }
+    };
+    let mut pokes = state.feed.subscribe();
+    let store = state.store.clone();
+    let events = async_stream(move |tx| async move {
+        loop {
+            let after = cursor.as_ref().map(|(at, id)| (*at, id.as_str()));
+            let rows = match store.deliveries_page(&id, after, STREAM_BATCH).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Session stream could not read the outbox; retrying.");
+                    Vec::new()
+                }
+            };
+            let full = rows.len() as u64 == STREAM_BATCH;
+            let mut closed = false;
+            for row in rows {
+                cursor = Some((row.created_at, row.id.clone()));
+                let Some(message) = outbound_message(&row) else {
+                    continue;
+                };
+                closed |= message.kind == channels::OutboundKind::SessionClosed;
+                let data = String::from_utf8(Envelope::new(&message, None).to_bytes())
+                    .unwrap_or_default();
+                let event = Event::default()
+                    .id(event_id(&row))
+                    .event(message.kind.as_str())
+                    .data(data);
+                if tx.send(event).await.is_err() {
+                    return;
+                }
+            }
+            if closed {
+                return;
+            }
+            if full {
+                continue;
+            }
+            let wait = tokio::time::sleep(STREAM_POLL);
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    _ = &mut wait => break,
+                    poke = pokes.recv() => match poke {
+                        Ok(session) if *session == *id => break,
+                        Ok(_) => {}
+                        Err(RecvError::Lagged(_)) => break,
+                        Err(RecvError::Closed) => return,
+                    },
+                    () = tx.closed() => return,
+                }
+            }
+        }
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// A stream fed by a task through a small channel (bounded: the task waits
+/// for a slow reader). The task ends when the reader goes away.
+fn async_stream<F, Fut>(f: F) -> impl Stream<Item = Result<Event, Infallible>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Event>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(f(tx));
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|event| (Ok(event), rx))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn event_ids_round_trip_and_refuse_junk() {
+        assert_eq!(
+            super::parse_event_id("1733100000000-dlv_0a1b"),
+            Some((1_733_100_000_000, "dlv_0a1b".to_string()))
+        );
+        assert_eq!(super::parse_event_id("x-dlv"), None);
+        assert_eq!(super::parse_event_id("12-dlv;drop"), None);
+        assert_eq!(super::parse_event_id("12"), None);
+    }
+}
