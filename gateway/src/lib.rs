@@ -13,6 +13,7 @@ pub mod error;
 pub mod escalation;
 pub mod http;
 pub mod jobs;
+pub mod live;
 pub mod outbox;
 pub mod store;
 pub mod telemetry;

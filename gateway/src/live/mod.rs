@@ -1,0 +1,4 @@
+//! Live messaging (design §2, the MIAW path): the policies that decide what the customer is told
+//! and whether a live conversation may open.
+
+pub mod messages;
