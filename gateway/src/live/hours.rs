@@ -352,17 +352,28 @@ mod tests {
     }
 
     #[test]
-    fn config_deserializes_with_defaults_and_refuses_unknown_fields() {
-        let parsed: OfficeHoursConfig = serde_json::from_value(serde_json::json!({
-            "enabled": true, "weekly": { "mon": ["09:00-17:00"] }
-        }))
+    fn config_deserializes_from_toml_with_defaults_and_refuses_unknown_fields() {
+        use figment::providers::{Format, Toml};
+        let extract = |toml: &str| {
+            figment::Figment::from(Toml::string(toml))
+                .extract_inner::<OfficeHoursConfig>("miaw.office_hours")
+                .map_err(|e| e.to_string())
+        };
+        let parsed = extract(
+            r#"
+            [miaw.office_hours]
+            enabled = true
+            weekly.mon = ["09:00-12:00", "13:00-17:00"]
+            weekly.sat = ["10:00-14:00"]
+            holidays = ["2026-12-25"]
+            "#,
+        )
         .expect("parses");
         assert_eq!(parsed.time_zone, "UTC");
-        assert!(parsed.holidays.is_empty());
+        assert_eq!(parsed.weekly["mon"], ["09:00-12:00", "13:00-17:00"]);
+        assert_eq!(parsed.holidays, ["2026-12-25"]);
         assert_eq!(parsed.validate(), Ok(()));
-        let unknown = serde_json::from_value::<OfficeHoursConfig>(serde_json::json!({
-            "timezone": "Europe/Berlin"
-        }));
+        let unknown = extract("[miaw.office_hours]\ntimezone = \"Europe/Berlin\"\n");
         assert!(
             unknown
                 .expect_err("unknown field")

@@ -823,19 +823,37 @@ mod tests {
 
     #[test]
     fn config_deserializes_from_the_toml_shape() {
+        use figment::providers::{Format, Toml};
+        #[derive(Deserialize)]
+        struct Root {
+            miaw: Miaw,
+        }
         #[derive(Deserialize)]
         struct Miaw {
+            #[serde(default)]
             messages: MessagesConfig,
         }
-        let miaw: Miaw = serde_json::from_value(serde_json::json!({
-            "messages": { "es": { "agentJoinedMessage": "{agent_name} te atiende." } }
-        }))
-        .expect("parses");
+        let toml = r#"
+            [miaw.messages.es]
+            agentJoinedMessage = "{agent_name} te atiende."
+            [miaw.messages.zh_tw]
+            transferMessage = "請稍候。"
+        "#;
+        let root: Root = figment::Figment::from(Toml::string(toml))
+            .extract()
+            .expect("parses");
         assert_eq!(
-            miaw.messages,
-            config(&[("es", "agentJoinedMessage", "{agent_name} te atiende.")])
+            root.miaw.messages,
+            config(&[
+                ("es", "agentJoinedMessage", "{agent_name} te atiende."),
+                ("zh_tw", "transferMessage", "請稍候。"),
+            ])
         );
-        assert_eq!(miaw.messages.validate(), Ok(()));
+        assert_eq!(root.miaw.messages.validate(), Ok(()));
+        let empty: Root = figment::Figment::from(Toml::string("[miaw]"))
+            .extract()
+            .expect("parses");
+        assert_eq!(empty.miaw.messages, MessagesConfig::default());
         assert_eq!(MessagesConfig::default().validate(), Ok(()));
     }
 
