@@ -16,7 +16,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{
-    DateTime, Datelike, Duration, LocalResult, NaiveDate, Offset, TimeZone, Timelike, Utc,
+    DateTime, Datelike, Days, Duration, LocalResult, NaiveDate, NaiveTime, Offset, TimeZone,
+    Timelike, Utc,
 };
 use chrono_tz::Tz;
 use serde::Deserialize;
@@ -189,22 +190,22 @@ impl Schedule {
     /// earliest such instant after `at` at which the desk is open.
     fn next_opening_after(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let first_date = at.with_timezone(&self.tz).date_naive().pred_opt()?;
-        let horizon_days = 7 * (self.holidays.len() as i64 + 3);
+        let horizon_days = 7 * (self.holidays.len() as u64 + 3);
         let mut best: Option<DateTime<Utc>> = None;
-        let mut found_on_day = None;
         for day in 0..=horizon_days {
-            // A local date starts at most a day (offsets and fall-back jumps) before the one
-            // after it; two more days after a hit cannot hold an earlier opening.
-            if found_on_day.is_some_and(|found| day > found + 2) {
+            let date = first_date.checked_add_days(Days::new(day))?;
+            let from = at.checked_add_days(Days::new(day))?;
+            // Every candidate of this and later days is at or after this bound (a local date
+            // starts at most 14 hours before the same UTC date): once the best is before it, stop.
+            let bound = (date.and_time(NaiveTime::MIN).and_utc() - Duration::hours(26)).min(from);
+            if best.is_some_and(|b| b <= bound) {
                 break;
             }
             let mut consider = |candidate: DateTime<Utc>| {
                 if candidate > at && self.is_open(candidate) && best.is_none_or(|b| candidate < b) {
                     best = Some(candidate);
-                    found_on_day.get_or_insert(day);
                 }
             };
-            let date = first_date + Duration::days(day);
             if !self.holidays.contains(&date) {
                 for window in self.windows(date) {
                     let start = date.and_hms_opt(window.start / 60, window.start % 60, 0)?;
@@ -219,7 +220,6 @@ impl Schedule {
                     }
                 }
             }
-            let from = at + Duration::days(day);
             if let Some(transition) = self.offset_change_in(from, from + Duration::days(1)) {
                 consider(transition);
             }
@@ -543,6 +543,70 @@ mod tests {
         let sundays: Vec<&str> = sundays.iter().map(String::as_str).collect();
         let gap_only = hours("Europe/Berlin", &[("sun", &["02:00-02:30"])], &sundays);
         assert_eq!(gap_only.next_opening(utc("2027-01-01T00:00:00Z")), None);
+    }
+
+    /// The first open minute, found the slow way (offsets in these zones change on whole
+    /// minutes, so a minute scan from a whole minute sees every opening).
+    fn first_open_minute(office: &OfficeHours, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        (0..14 * 24 * 60)
+            .map(|m| at + Duration::minutes(m))
+            .find(|t| office.is_open(*t))
+    }
+
+    #[test]
+    fn next_opening_agrees_with_a_minute_by_minute_scan_around_daylight_saving_changes() {
+        let schedule: [(&str, &[&str]); 4] = [
+            ("sat", &["00:00-00:30", "23:00-24:00"]),
+            (
+                "sun",
+                &[
+                    "00:00-00:20",
+                    "00:40-01:00",
+                    "01:45-02:15",
+                    "02:20-02:40",
+                    "22:00-22:10",
+                ],
+            ),
+            ("mon", &["09:00-09:01"]),
+            ("wed", &["12:00-13:00"]),
+        ];
+        // Santiago changes at midnight, Lord Howe by 30 minutes, Chatham at 02:45/03:45 local.
+        let cases = [
+            (
+                "Europe/Berlin",
+                ["2026-03-27T00:00:00Z", "2026-10-23T00:00:00Z"],
+            ),
+            (
+                "America/Santiago",
+                ["2026-04-02T00:00:00Z", "2026-09-03T00:00:00Z"],
+            ),
+            (
+                "Australia/Lord_Howe",
+                ["2026-04-02T00:00:00Z", "2026-10-01T00:00:00Z"],
+            ),
+            (
+                "Pacific/Chatham",
+                ["2026-04-02T00:00:00Z", "2026-09-24T00:00:00Z"],
+            ),
+            (
+                "America/New_York",
+                ["2026-03-06T00:00:00Z", "2026-10-30T00:00:00Z"],
+            ),
+        ];
+        for (zone, starts) in cases {
+            let office = hours(zone, &schedule, &[]);
+            for start in starts {
+                // Every 37 minutes across four days around the change.
+                for step in 0..(4 * 24 * 60 / 37) {
+                    let at = utc(start) + Duration::minutes(37 * step);
+                    assert_eq!(
+                        office.next_opening(at),
+                        first_open_minute(&office, at),
+                        "{zone} from {at}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
