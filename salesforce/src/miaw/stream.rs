@@ -266,6 +266,12 @@ mod tests {
         format!("id: {id}\nevent: CONVERSATION_MESSAGE\ndata: {data}\n\n")
     }
 
+    #[test]
+    fn the_stream_is_send_and_unpin() {
+        fn check<T: Send + Unpin + Stream<Item = Result<StreamEvent, MiawError>>>() {}
+        check::<EventStream>();
+    }
+
     #[tokio::test]
     async fn events_split_across_chunks_and_pings_parse() {
         let body = format!(
