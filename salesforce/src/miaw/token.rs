@@ -14,7 +14,9 @@ pub struct AccessToken {
     pub token: SecretString,
     /// `lastEventId`: the `Last-Event-Id` of the first SSE connection made with this token.
     pub last_event_id: Option<String>,
-    /// `context.endUser.subject`: `v2/iamessage/ANON/…` or `v2/iamessage/AUTH/…`.
+    /// `context.endUser.subject`: `v2/iamessage/ANON/…` or `v2/iamessage/AUTH/…`. A
+    /// continuation response has no `context`; the subject is then the JWT's `sub` claim
+    /// (unverified), when it has one.
     pub subject: Option<String>,
     /// The JWT's `exp` (epoch seconds), read without verifying the signature.
     pub expires_at: Option<i64>,
@@ -43,12 +45,15 @@ impl AccessToken {
             Some(Value::Number(id)) => Some(id.to_string()),
             _ => None,
         };
+        let claims = jwt_claims(token);
+        // Continuation responses carry no `context`: fall back to the JWT's `sub`.
         let subject = body
             .pointer("/context/endUser/subject")
+            .or_else(|| claims.as_ref()?.get("sub"))
             .and_then(Value::as_str)
             .map(str::to_owned);
         Ok(AccessToken {
-            expires_at: jwt_exp(token),
+            expires_at: claims.as_ref().and_then(|c| c.get("exp")?.as_i64()),
             token: SecretString::from(token),
             last_event_id,
             subject,
@@ -56,12 +61,13 @@ impl AccessToken {
     }
 }
 
-/// The `exp` claim of a JWT, unverified (the signature is Salesforce's business).
-fn jwt_exp(jwt: &str) -> Option<i64> {
+/// The claims of a JWT, unverified (the signature is Salesforce's business).
+fn jwt_claims(jwt: &str) -> Option<Value> {
     let payload = jwt.split('.').nth(1)?;
     let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    let claims: Value = serde_json::from_slice(&bytes).ok()?;
-    claims.get("exp")?.as_i64()
+    serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .filter(Value::is_object)
 }
 
 #[cfg(test)]
@@ -105,6 +111,16 @@ mod tests {
         assert_eq!(token.last_event_id.as_deref(), Some("42"));
         assert_eq!(token.expires_at, None);
         assert!(token.is_authenticated());
+        let continuation = AccessToken::from_response(&json!({
+            "accessToken": jwt(json!({"sub": "v2/iamessage/ANON/abc", "exp": 7})),
+            "lastEventId": "43"
+        }))
+        .unwrap();
+        assert_eq!(
+            continuation.subject.as_deref(),
+            Some("v2/iamessage/ANON/abc")
+        );
+        assert_eq!(continuation.expires_at, Some(7));
         let bare = AccessToken::from_response(&json!({"accessToken": "t"})).unwrap();
         assert_eq!((bare.last_event_id, bare.subject), (None, None));
     }
