@@ -1177,3 +1177,380 @@ async fn a_rep_accepts_and_writes() {
         404
     );
 }
+
+#[tokio::test]
+async fn a_transfer_swaps_reps_and_shows_transfer_routing() {
+    let m = Miaw::start(EmulatorConfig::default()).await;
+    let (t, id, mut s) = m.conversation().await;
+    let r = m
+        .console(
+            "POST",
+            &format!("/conversations/{id}/transfer"),
+            Some(json!({"rep_name": "Bob"})),
+        )
+        .await;
+    assert_eq!(r.status, 409, "no rep to transfer from");
+    m.accept(&id, "Jane Rep").await;
+    s.until("CONVERSATION_SESSION_STATUS_CHANGED").await;
+    let r = m
+        .console(
+            "POST",
+            &format!("/conversations/{id}/transfer"),
+            Some(json!({"rep_name": "Bob Senior"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["rep_name"], "Bob Senior");
+    let routing = s.next_event().await;
+    assert_eq!(routing.event, "CONVERSATION_ROUTING_RESULT");
+    assert_eq!(routing.payload()["routingType"], "Transfer");
+    let removed = s.next_event().await;
+    assert_eq!(removed.payload()["entries"][0]["operation"], "remove");
+    assert_eq!(removed.payload()["entries"][0]["displayName"], "Jane Rep");
+    let added = s.next_event().await;
+    assert_eq!(added.payload()["entries"][0]["operation"], "add");
+    assert_eq!(added.payload()["entries"][0]["displayName"], "Bob Senior");
+    let status = m
+        .call("GET", &format!("{V2}/conversation/{id}"), &t.token, None)
+        .await;
+    assert_eq!(status.body["routingStatus"], "ROUTED");
+    m.console(
+        "POST",
+        &format!("/conversations/{id}/messages"),
+        Some(json!({"text": "Bob here"})),
+    )
+    .await;
+    assert_eq!(
+        s.until("CONVERSATION_MESSAGE").await.entry()["senderDisplayName"],
+        "Bob Senior"
+    );
+}
+
+#[tokio::test]
+async fn a_rep_leaving_puts_the_conversation_back_in_the_queue() {
+    let m = Miaw::start(EmulatorConfig::default()).await;
+    let (t, id, mut s) = m.conversation().await;
+    m.accept(&id, "Jane Rep").await;
+    s.until("CONVERSATION_SESSION_STATUS_CHANGED").await;
+    let r = m
+        .console("POST", &format!("/conversations/{id}/leave"), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["status"], "waiting");
+    let removed = s.until("CONVERSATION_PARTICIPANT_CHANGED").await;
+    assert_eq!(removed.payload()["entries"][0]["operation"], "remove");
+    let status = m
+        .call("GET", &format!("{V2}/conversation/{id}"), &t.token, None)
+        .await;
+    assert_eq!(status.body["routingStatus"], "NEEDS_ROUTING");
+    // The customer can still write (the session did not end), and another rep can take it.
+    let r = m
+        .send(
+            &t.token,
+            &id,
+            &uuid::Uuid::new_v4().to_string(),
+            "hello?",
+            false,
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    m.accept(&id, "Bob").await;
+}
+
+#[tokio::test]
+async fn a_rep_closing_ends_the_session_by_agent() {
+    let m = Miaw::start(EmulatorConfig::default()).await;
+    let (t, id, mut s) = m.conversation().await;
+    assert_eq!(
+        m.console("POST", &format!("/conversations/{id}/close"), None)
+            .await
+            .status,
+        409
+    );
+    m.accept(&id, "Jane Rep").await;
+    s.until("CONVERSATION_SESSION_STATUS_CHANGED").await;
+    let r = m
+        .console("POST", &format!("/conversations/{id}/close"), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["status"], "ended");
+    let removed = s.next_event().await;
+    assert_eq!(removed.event, "CONVERSATION_PARTICIPANT_CHANGED");
+    assert_eq!(removed.payload()["entries"][0]["operation"], "remove");
+    let ended = s.next_event().await;
+    assert_eq!(ended.event, "CONVERSATION_SESSION_STATUS_CHANGED");
+    assert_eq!(ended.payload()["sessionStatus"], "Ended");
+    assert_eq!(ended.payload()["sessionEndedByRole"], "Agent");
+    let status = m
+        .call("GET", &format!("{V2}/conversation/{id}"), &t.token, None)
+        .await;
+    assert_eq!(status.body["routingStatus"], "NEEDS_ROUTING");
+    let r = m
+        .send(
+            &t.token,
+            &id,
+            &uuid::Uuid::new_v4().to_string(),
+            "wait",
+            false,
+        )
+        .await;
+    assert_eq!(r.status, 417);
+}
+
+#[tokio::test]
+async fn with_no_agents_available_routing_fails() {
+    let m = Miaw::start(EmulatorConfig::default()).await;
+    let r = m
+        .console(
+            "PUT",
+            "/availability",
+            Some(json!({"agents_available": false})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let t = m.token().await;
+    let mut s = m.stream(&t.token, None).await;
+    let id = uuid::Uuid::new_v4().to_string();
+    assert_eq!(m.create(&t.token, &id, json!({})).await.status, 201);
+    let routing = s.until("CONVERSATION_ROUTING_RESULT").await;
+    assert_eq!(routing.payload()["failureType"], "RoutingError");
+    assert_eq!(routing.payload()["failureReason"], "NoAgentsAvailable");
+    let status = m
+        .call("GET", &format!("{V2}/conversation/{id}"), &t.token, None)
+        .await;
+    assert_eq!(status.body["routingStatus"], "NEEDS_ROUTING");
+    // Back on: the next conversation routes.
+    m.console(
+        "PUT",
+        "/availability",
+        Some(json!({"agents_available": true})),
+    )
+    .await;
+    let id2 = uuid::Uuid::new_v4().to_string();
+    assert_eq!(m.create(&t.token, &id2, json!({})).await.status, 201);
+    let routing = s.until("CONVERSATION_ROUTING_RESULT").await;
+    assert_eq!(routing.payload()["failureType"], "None");
+    // The config knob starts the emulator without agents.
+    let m = Miaw::start(config(|c| c.agents_available = false)).await;
+    let t = m.token().await;
+    let id = uuid::Uuid::new_v4().to_string();
+    m.create(&t.token, &id, json!({})).await;
+    let status = m
+        .call("GET", &format!("{V2}/conversation/{id}"), &t.token, None)
+        .await;
+    assert_eq!(status.body["routingStatus"], "NEEDS_ROUTING");
+}
+
+// ---------------------------------------------------------------- SOQL
+
+#[tokio::test]
+async fn messaging_sessions_are_queryable_by_conversation_identifier() {
+    let m = Miaw::start(EmulatorConfig::default()).await;
+    let (t, id, mut s) = m.conversation().await;
+    let rest = common::Client::login(m.http.clone(), &m.sf.url()).await;
+    let soql = format!(
+        "SELECT Id, Status, ConversationId, Conversation.ConversationIdentifier FROM MessagingSession WHERE Conversation.ConversationIdentifier = '{id}'"
+    );
+    let r = rest.query(&soql).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["totalSize"], 1);
+    let row = &r.body["records"][0];
+    assert_eq!(row["Status"], "Waiting");
+    assert!(row["Id"].as_str().unwrap().starts_with("0Mw"));
+    assert_eq!(row["Conversation"]["ConversationIdentifier"], id.as_str());
+    let session = row["Id"].as_str().unwrap().to_string();
+    m.accept(&id, "Jane Rep").await;
+    let r = rest.query(&soql).await;
+    assert_eq!(r.body["records"][0]["Status"], "Active");
+    s.until("CONVERSATION_SESSION_STATUS_CHANGED").await;
+    m.console("POST", &format!("/conversations/{id}/close"), None)
+        .await;
+    let r = rest
+        .query(&format!(
+            "SELECT Status, EndedByType, EndTime FROM MessagingSession WHERE Id = '{session}'"
+        ))
+        .await;
+    assert_eq!(r.body["records"][0]["Status"], "Ended");
+    assert_eq!(r.body["records"][0]["EndedByType"], "Agent");
+    assert!(r.body["records"][0]["EndTime"].is_string());
+    // A new session after the end is a second record of the same conversation.
+    m.send(
+        &t.token,
+        &id,
+        &uuid::Uuid::new_v4().to_string(),
+        "again",
+        true,
+    )
+    .await;
+    let r = rest
+        .query(&format!("SELECT Id FROM MessagingSession WHERE Conversation.ConversationIdentifier = '{id}' AND Status != 'Ended'"))
+        .await;
+    assert_eq!(r.body["totalSize"], 1);
+    assert_ne!(r.body["records"][0]["Id"], session.as_str());
+    let r = rest
+        .query(&format!("SELECT Id, ConversationIdentifier FROM Conversation WHERE ConversationIdentifier = '{id}'"))
+        .await;
+    assert_eq!(r.body["totalSize"], 1);
+}
+
+// ---------------------------------------------------------------- limits
+
+#[tokio::test]
+async fn messages_over_the_per_conversation_limit_get_429() {
+    let m = Miaw::start(config(|c| c.messages_per_minute = 2)).await;
+    let (t, id, _s) = m.conversation().await;
+    for _ in 0..2 {
+        let r = m
+            .send(&t.token, &id, &uuid::Uuid::new_v4().to_string(), "x", false)
+            .await;
+        assert_eq!(r.status, 202);
+    }
+    let r = m
+        .send(&t.token, &id, &uuid::Uuid::new_v4().to_string(), "x", false)
+        .await;
+    assert_eq!(r.status, 429);
+    assert!(r.headers.contains_key("retry-after"));
+    assert!(r.body["message"].as_str().is_some());
+    // The limit is per conversation.
+    let id2 = uuid::Uuid::new_v4().to_string();
+    m.create(&t.token, &id2, json!({})).await;
+    let r = m
+        .send(
+            &t.token,
+            &id2,
+            &uuid::Uuid::new_v4().to_string(),
+            "x",
+            false,
+        )
+        .await;
+    assert_eq!(r.status, 202);
+}
+
+#[tokio::test]
+async fn token_requests_over_the_per_org_limit_get_429() {
+    let m = Miaw::start(config(|c| c.token_requests_per_minute = 2)).await;
+    let t = m.token().await;
+    let r = m
+        .call(
+            "GET",
+            &format!("{V2}/authorization/continuation-access-token"),
+            &t.token,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let r = m
+        .token_request(json!({"orgId": ORG, "esDeveloperName": DEPLOYMENT}))
+        .await;
+    assert_eq!(r.status, 429);
+    let r = m
+        .call(
+            "GET",
+            &format!("{V2}/authorization/continuation-access-token"),
+            &t.token,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 429);
+}
+
+// ---------------------------------------------------------------- faults
+
+#[tokio::test]
+async fn planned_failures_hit_the_named_operation_n_times() {
+    let m = Miaw::start(EmulatorConfig::default()).await;
+    let (t, id, _s) = m.conversation().await;
+    let r = m
+        .console(
+            "PUT",
+            "/faults",
+            Some(json!({"fail": [{"operation": "send_message", "status": 503, "times": 2}]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let msg = uuid::Uuid::new_v4().to_string();
+    assert_eq!(m.send(&t.token, &id, &msg, "x", false).await.status, 503);
+    assert_eq!(m.send(&t.token, &id, &msg, "x", false).await.status, 503);
+    assert_eq!(m.send(&t.token, &id, &msg, "x", false).await.status, 202);
+    let r = m
+        .console("PUT", "/faults", Some(json!({"fail": [{"operation": "token", "status": 500, "times": 1},
+                                                        {"operation": "sse", "status": 503, "times": 1}]})))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        m.token_request(json!({"orgId": ORG, "esDeveloperName": DEPLOYMENT}))
+            .await
+            .status,
+        500
+    );
+    assert_eq!(
+        m.stream_response(&t.token, Some(ORG), None).await.status(),
+        503
+    );
+    assert_eq!(
+        m.stream_response(&t.token, Some(ORG), None).await.status(),
+        200
+    );
+    // Bad plans are refused; DELETE clears.
+    let r = m
+        .console(
+            "PUT",
+            "/faults",
+            Some(json!({"fail": [{"operation": "nope", "status": 503, "times": 1}]})),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    m.console(
+        "PUT",
+        "/faults",
+        Some(json!({"fail": [{"operation": "create_conversation", "status": 429, "times": 5}]})),
+    )
+    .await;
+    assert_eq!(m.console("DELETE", "/faults", None).await.status, 204);
+    let r = m
+        .create(&t.token, &uuid::Uuid::new_v4().to_string(), json!({}))
+        .await;
+    assert_eq!(r.status, 201);
+}
+
+#[tokio::test]
+async fn drop_stream_every_secs_ends_streams() {
+    let m = Miaw::start(EmulatorConfig::default()).await;
+    let t = m.token().await;
+    m.console("PUT", "/faults", Some(json!({"drop_stream_every_secs": 1})))
+        .await;
+    let mut s = m.stream(&t.token, None).await;
+    // Default pings are 15 s apart: the stream ends first, with nothing on it.
+    assert!(s.next().await.is_none());
+}
+
+#[tokio::test]
+async fn delay_events_holds_events_back_but_not_pings() {
+    let m = Miaw::start(config(|c| c.ping_secs = 1)).await;
+    let (t, id, mut s) = m.conversation().await;
+    m.console("PUT", "/faults", Some(json!({"delay_events_ms": 600000})))
+        .await;
+    let msg = uuid::Uuid::new_v4().to_string();
+    assert_eq!(m.send(&t.token, &id, &msg, "slow", false).await.status, 202);
+    // The echo is queued (its 202 came first) and held for ten minutes: the stream keeps pinging.
+    for _ in 0..2 {
+        assert_eq!(s.next().await.unwrap().event, "ping");
+    }
+    // A new stream without the delay gets it by replay.
+    m.console("DELETE", "/faults", None).await;
+    let t2 = m
+        .call(
+            "GET",
+            &format!("{V2}/authorization/continuation-access-token"),
+            &t.token,
+            None,
+        )
+        .await;
+    let mut s2 = m
+        .stream(
+            t2.body["accessToken"].as_str().unwrap(),
+            Some(&s.last_id.clone().unwrap()),
+        )
+        .await;
+    assert_eq!(s2.next_event().await.entry()["identifier"], msg.as_str());
+}
