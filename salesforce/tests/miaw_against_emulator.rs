@@ -910,3 +910,165 @@ async fn typing_indicators_are_accepted() {
             .unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_transfer_is_a_routing_result_then_remove_and_add() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let mut chat = open_chat(&emulator, "sess-transfer").await;
+    console(
+        &emulator,
+        &chat.id,
+        "accept",
+        json!({"rep_name": "Jane Rep"}),
+    )
+    .await;
+    events_until(
+        &mut chat.events,
+        |e| matches!(e, MiawEvent::SessionStatusChanged { status, .. } if status == "Active"),
+    )
+    .await;
+
+    console(
+        &emulator,
+        &chat.id,
+        "transfer",
+        json!({"rep_name": "Omar Rep"}),
+    )
+    .await;
+    let routed = next_event(&mut chat.events).await;
+    assert!(
+        matches!(&routed.event, MiawEvent::RoutingResult { routing_type, .. } if routing_type == "Transfer"),
+        "{routed:?}"
+    );
+    let mut changes = Vec::new();
+    for _ in 0..2 {
+        let MiawEvent::ParticipantChanged { changes: more, .. } =
+            next_event(&mut chat.events).await.event
+        else {
+            panic!("expected a participant change");
+        };
+        changes.extend(more);
+    }
+    assert_eq!(
+        changes,
+        [
+            ParticipantChange {
+                added: false,
+                role: Role::Agent,
+                display_name: Some("Jane Rep".into())
+            },
+            ParticipantChange {
+                added: true,
+                role: Role::Agent,
+                display_name: Some("Omar Rep".into())
+            },
+        ]
+    );
+    assert_eq!(
+        chat.client
+            .routing_status(bearer(&chat.token), &chat.id)
+            .await
+            .unwrap(),
+        RoutingStatus::Routed
+    );
+}
+
+#[tokio::test]
+async fn a_stream_dropped_by_the_server_ends_and_resumes_from_its_cursor() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let mut chat = open_chat(&emulator, "sess-drop").await;
+    let before = text_message("before the drop");
+    chat.client
+        .send_message(bearer(&chat.token), &chat.id, &before)
+        .await
+        .unwrap();
+    let cursor = events_until(&mut chat.events, is_echo_of(&before))
+        .await
+        .pop()
+        .unwrap()
+        .id;
+
+    set_faults(&emulator, json!({"drop_stream_every_secs": 1})).await;
+    let mut dropping = chat
+        .client
+        .subscribe(bearer(&chat.token), cursor.as_deref())
+        .await
+        .unwrap();
+    // The server ends the connection: the stream ends (after at most one transport error).
+    let rest: Vec<_> = tokio::time::timeout(EVENT_WAIT, (&mut dropping).collect::<Vec<_>>())
+        .await
+        .expect("the dropped stream ends");
+    assert!(
+        rest.iter().all(|item| match item {
+            Ok(event) => event.event == MiawEvent::Ping,
+            Err(err) => err.is_retryable(),
+        }),
+        "{rest:?}"
+    );
+
+    reqwest::Client::new()
+        .delete(format!("{}/__emulator/miaw/faults", emulator.url()))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let after = text_message("after the drop");
+    chat.client
+        .send_message(bearer(&chat.token), &chat.id, &after)
+        .await
+        .unwrap();
+    let mut resumed = chat
+        .client
+        .subscribe(bearer(&chat.token), cursor.as_deref())
+        .await
+        .unwrap();
+    let seen = events_until(&mut resumed, is_echo_of(&after)).await;
+    assert_eq!(seen.len(), 1, "nothing before the cursor again: {seen:?}");
+}
+
+#[tokio::test]
+async fn transcript_pages_in_both_directions() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let mut chat = open_chat(&emulator, "sess-pages").await;
+    let messages = [
+        text_message("one"),
+        text_message("two"),
+        text_message("three"),
+    ];
+    for message in &messages {
+        chat.client
+            .send_message(bearer(&chat.token), &chat.id, message)
+            .await
+            .unwrap();
+    }
+    events_until(&mut chat.events, is_echo_of(&messages[2])).await;
+
+    let texts = |entries: Vec<salesforce::miaw::ConversationEntry>| -> Vec<String> {
+        entries
+            .into_iter()
+            .filter(|e| e.entry_type == "Message")
+            .filter_map(|e| e.text)
+            .collect()
+    };
+    let oldest_first = chat
+        .client
+        .list_entries(bearer(&chat.token), &chat.id, &EntriesQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(texts(oldest_first), ["one", "two", "three"]);
+    let newest_two = chat
+        .client
+        .list_entries(
+            bearer(&chat.token),
+            &chat.id,
+            &EntriesQuery {
+                limit: Some(2),
+                direction_from_end: true,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(newest_two.len(), 2);
+    assert_eq!(texts(newest_two), ["three", "two"]);
+}
