@@ -147,7 +147,8 @@ pub enum MiawEvent {
 /// One event of an [`EventStream`](super::EventStream).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamEvent {
-    /// The SSE `id`: store it as the `Last-Event-Id` of the next connection. `None` on pings.
+    /// The SSE `id`: store it as the `Last-Event-Id` of the next connection. SSE keeps the
+    /// last id, so a ping carries the id of the event before it (`None` before any).
     pub id: Option<String>,
     /// The event.
     pub event: MiawEvent,
