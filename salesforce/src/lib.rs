@@ -33,6 +33,7 @@ pub mod composite;
 pub mod error;
 pub mod ids;
 pub mod limits;
+pub mod miaw;
 mod path;
 pub mod soql;
 

@@ -39,6 +39,84 @@ pub struct EmulatorConfig {
     pub public_url: Option<String>,
     /// Serve HTTPS (absent: plain HTTP).
     pub tls: Option<TlsConfig>,
+    /// Messaging for In-App and Web (Enhanced Chat) on the same URL, which is also the SCRT URL.
+    pub miaw: MiawConfig,
+}
+
+/// The MIAW (Enhanced Chat custom client) side: deployments, pre-chat parameters, limits.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct MiawConfig {
+    /// Embedded Service deployments (`esDeveloperName`) of type Custom Client; token requests
+    /// naming another one answer 400.
+    pub deployments: Vec<String>,
+    /// Custom parameters (hidden pre-chat fields): routing attribute keys the channel knows.
+    /// Other keys are dropped silently; longer values answer 400.
+    pub custom_parameters: Vec<CustomParameter>,
+    /// Lifetime of the access tokens the emulator signs.
+    pub token_ttl_secs: u64,
+    /// Seconds between `ping` events on every SSE stream.
+    pub ping_secs: u64,
+    /// End-user messages accepted per conversation per rolling minute (then 429).
+    pub messages_per_minute: u32,
+    /// Token requests (both kinds and continuation) per org per rolling minute (then 429).
+    pub token_requests_per_minute: u32,
+    /// Events kept per end-user subject for `Last-Event-Id` replay; older ones are gone.
+    pub replay_limit: usize,
+    /// Conversations kept in memory; when full, the oldest closed one is forgotten, and with
+    /// none closed a new conversation answers 503.
+    pub max_conversations: usize,
+    /// Whether a new conversation is routed (true) or fails with `NoAgentsAvailable`.
+    pub agents_available: bool,
+    /// Keys that verify customer identity JWTs (user verification).
+    pub identity_keys: Vec<IdentityKey>,
+}
+
+/// A custom parameter of the messaging channel (`Channel Variable Name` and `Maximum Length`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CustomParameter {
+    pub name: String,
+    pub max_length: usize,
+}
+
+/// A user-verification key: RS256 customer identity JWTs with this `kid` and `iss`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IdentityKey {
+    pub kid: String,
+    pub issuer: String,
+    /// PEM public key (`BEGIN PUBLIC KEY`) or certificate.
+    pub public_key_pem: String,
+}
+
+impl Default for MiawConfig {
+    fn default() -> Self {
+        let param = |name: &str, max_length| CustomParameter {
+            name: name.to_string(),
+            max_length,
+        };
+        MiawConfig {
+            deployments: vec!["Handoff_Chat".to_string()],
+            custom_parameters: vec![
+                param("OpencxSessionId", 255),
+                param("Chat_Consumer_Type", 80),
+                param("Origin", 80),
+                param("Priority", 40),
+                param("Chat_language", 20),
+                param("_firstName", 80),
+                param("_lastName", 80),
+                param("_email", 80),
+                param("_subject", 255),
+            ],
+            token_ttl_secs: 3600,
+            ping_secs: 15,
+            messages_per_minute: 22,
+            token_requests_per_minute: 200,
+            replay_limit: 1000,
+            max_conversations: 100_000,
+            agents_available: true,
+            identity_keys: Vec::new(),
+        }
+    }
 }
 
 /// A connected app / external client app.
@@ -145,6 +223,7 @@ impl Default for EmulatorConfig {
             flows: Vec::new(),
             public_url: None,
             tls: None,
+            miaw: MiawConfig::default(),
         }
     }
 }
@@ -227,6 +306,16 @@ impl EmulatorConfig {
                 crate::oauth::decoding_key(pem)
                     .map_err(|e| format!("jwt_public_key_pem of app '{}': {e}", app.client_id))?;
             }
+        }
+        if self.miaw.ping_secs == 0 {
+            return Err("miaw.ping_secs must be at least 1".to_string());
+        }
+        if self.miaw.replay_limit == 0 || self.miaw.max_conversations == 0 {
+            return Err("miaw.replay_limit and miaw.max_conversations must be at least 1".into());
+        }
+        for key in &self.miaw.identity_keys {
+            crate::oauth::decoding_key(&key.public_key_pem)
+                .map_err(|e| format!("miaw.identity_keys '{}': {e}", key.kid))?;
         }
         Ok(())
     }

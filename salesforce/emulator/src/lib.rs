@@ -15,6 +15,7 @@
 pub mod config;
 pub mod faults;
 pub mod ids;
+pub mod miaw;
 pub mod schema;
 pub mod soql;
 pub mod stats;
@@ -32,7 +33,8 @@ mod store;
 mod tls;
 
 pub use config::{
-    ApiVersions, ConnectedApp, EmulatorConfig, FlowConfig, RefreshTokenConfig, UserConfig,
+    ApiVersions, ConnectedApp, CustomParameter, EmulatorConfig, FlowConfig, IdentityKey,
+    MiawConfig, RefreshTokenConfig, UserConfig,
 };
 pub use faults::Faults;
 pub use oauth::decoding_key;

@@ -173,6 +173,8 @@ impl Schema {
                 account(),
                 user(),
                 organization(),
+                conversation(),
+                messaging_session(),
             ],
         }
     }
@@ -545,6 +547,87 @@ fn organization() -> ObjectDef {
         name: ORGANIZATION.into(),
         label: "Organization".into(),
         key_prefix: "00D".into(),
+        fields,
+        children: vec![],
+    }
+}
+
+/// `Conversation` (MIAW): one per client conversation id; written only by the MIAW endpoints.
+/// Key prefix `0dw` is a guess (not in the reference).
+fn conversation() -> ObjectDef {
+    let ro = |name: &str, label: &str, kind, length| FieldDef {
+        createable: false,
+        updateable: false,
+        ..f(name, label, kind, length)
+    };
+    let mut fields = system_fields();
+    fields.extend([
+        FieldDef {
+            external_id: true,
+            ..ro(
+                "ConversationIdentifier",
+                "Conversation Identifier",
+                FieldKind::String,
+                Some(255),
+            )
+        },
+        ro(
+            "ConversationChannelId",
+            "Channel ID",
+            FieldKind::Reference,
+            Some(18),
+        ),
+    ]);
+    ObjectDef {
+        name: "Conversation".into(),
+        label: "Conversation".into(),
+        key_prefix: "0dw".into(),
+        fields,
+        children: vec![ChildRel {
+            name: "MessagingSessions".into(),
+            child_object: "MessagingSession".into(),
+            field: "ConversationId".into(),
+        }],
+    }
+}
+
+/// `MessagingSession` (key prefix `0Mw`): one per messaging session of a MIAW conversation;
+/// written only by the MIAW endpoints and the rep console.
+fn messaging_session() -> ObjectDef {
+    let ro = |name: &str, label: &str, kind, length| FieldDef {
+        createable: false,
+        updateable: false,
+        ..f(name, label, kind, length)
+    };
+    let mut fields = system_fields();
+    fields.extend([
+        FieldDef {
+            createable: false,
+            updateable: false,
+            ..reference(
+                "ConversationId",
+                "Conversation ID",
+                "Conversation",
+                "Conversation",
+            )
+        },
+        ro("Status", "Status", FieldKind::Picklist, Some(255)),
+        ro("Origin", "Origin", FieldKind::Picklist, Some(255)),
+        ro("AgentType", "Agent Type", FieldKind::Picklist, Some(255)),
+        ro("StartTime", "Start Time", FieldKind::DateTime, None),
+        ro("EndTime", "End Time", FieldKind::DateTime, None),
+        ro(
+            "EndedByType",
+            "Ended By Type",
+            FieldKind::Picklist,
+            Some(255),
+        ),
+        ro("SessionKey", "Session Key", FieldKind::String, Some(36)),
+    ]);
+    ObjectDef {
+        name: "MessagingSession".into(),
+        label: "Messaging Session".into(),
+        key_prefix: "0Mw".into(),
         fields,
         children: vec![],
     }

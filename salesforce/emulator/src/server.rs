@@ -52,11 +52,14 @@ pub(crate) struct AppState {
     pub(crate) cursors: Mutex<Cursors>,
     /// username (lower-case) → 18-char User id.
     users: HashMap<String, String>,
+    /// Messaging for In-App and Web (Enhanced Chat) and its rep console.
+    pub(crate) miaw: crate::miaw::Miaw,
 }
 
 impl AppState {
     pub(crate) fn new(config: EmulatorConfig, url: String) -> Result<Self, String> {
         config.validate()?;
+        let config_miaw = config.miaw.clone();
         let mut store = Store::new(&config)?;
         let mut users = HashMap::new();
         let ids: Vec<String> = config.users.iter().map(|_| store.mint_id("User")).collect();
@@ -105,6 +108,7 @@ impl AppState {
             stats: Mutex::new(Stats::default()),
             cursors: Mutex::new(Cursors::default()),
             users,
+            miaw: crate::miaw::Miaw::new(config_miaw)?,
         })
     }
 
@@ -175,6 +179,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/__emulator/stats", get(admin::get_stats))
         .route("/__emulator/reset-stats", post(admin::reset_stats))
         .route("/__emulator/records/{object}", get(admin::get_records))
+        .merge(crate::miaw::routes())
         .fallback(rest::not_found)
         .layer(axum::middleware::from_fn(drain::drain_body))
         .with_state(state)
@@ -231,6 +236,7 @@ impl EmulatorHandle {
 
     /// Stops accepting, lets in-flight requests finish, and waits for the server to end.
     pub async fn shutdown(self) {
+        self.state.miaw.shutdown.cancel();
         self.cancel.cancel();
         let _ = self.task.await;
     }

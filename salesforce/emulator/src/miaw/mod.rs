@@ -1,0 +1,483 @@
+//! Messaging for In-App and Web (Enhanced Chat): the custom-client REST API, the SSE event
+//! router, and a rep console, as `shared/reference/miaw.md` describes them.
+//!
+//! State lives behind one mutex ([`Inner`]), never held across an `.await`. Events go to the
+//! end user's subject only: each subject keeps its replay log and the senders of its own open
+//! streams, so emitting an event costs O(streams of that subject), never O(all streams).
+//!
+//! Bounds: events per subject `miaw.replay_limit`; subjects and conversations
+//! `miaw.max_conversations` each; entries per conversation [`ENTRY_LIMIT`]; files per
+//! conversation [`FILE_LIMIT`]; open streams per subject [`STREAMS_PER_SUBJECT`]; events queued
+//! per stream [`STREAM_QUEUE`] (a stream that falls further behind is closed; the client
+//! reconnects with `Last-Event-Id` and gets the rest from the replay log).
+
+pub(crate) mod console;
+pub(crate) mod conversations;
+mod entries;
+pub mod faults;
+mod limits;
+mod multipart;
+mod records;
+pub(crate) mod sse;
+pub(crate) mod tokens;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::Json;
+use axum::Router;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use http::StatusCode;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::config::MiawConfig;
+use crate::server::AppState;
+use entries::Entry;
+use faults::MiawFaults;
+use limits::RollingWindow;
+
+/// Entries kept per conversation (transcript, console, message-id dedupe); older ones drop.
+pub const ENTRY_LIMIT: usize = 2_000;
+/// File descriptions kept per conversation (the bytes are never kept).
+pub const FILE_LIMIT: usize = 100;
+/// Open SSE streams per end-user subject (one per token; the oldest is closed beyond this).
+pub const STREAMS_PER_SUBJECT: usize = 8;
+/// Events queued for one stream that the client has not read yet.
+pub const STREAM_QUEUE: usize = 256;
+
+/// One SSE event as written on the wire (`id`, `event`, one-line JSON `data`).
+#[derive(Debug)]
+pub(crate) struct Event {
+    pub(crate) id: u64,
+    pub(crate) name: &'static str,
+    pub(crate) data: String,
+}
+
+/// An open stream of a subject.
+struct StreamSlot {
+    /// The `jti` of the token it was opened with (one stream per token).
+    token_id: String,
+    /// Distinguishes this connection from a later one with the same token.
+    conn: u64,
+    tx: mpsc::Sender<Arc<Event>>,
+}
+
+/// An end user (`v2/iamessage/ANON/…` or `…/AUTH/…`): replay log and open streams.
+#[derive(Default)]
+struct Subject {
+    /// The last `replay_limit` events, oldest first.
+    log: VecDeque<Arc<Event>>,
+    streams: Vec<StreamSlot>,
+}
+
+/// The state of a conversation as the console shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    Waiting,
+    Active,
+    Ended,
+    Closed,
+}
+
+impl Status {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Status::Waiting => "waiting",
+            Status::Active => "active",
+            Status::Ended => "ended",
+            Status::Closed => "closed",
+        }
+    }
+}
+
+/// The rep working the conversation.
+#[derive(Debug, Clone)]
+pub(crate) struct Rep {
+    pub(crate) name: String,
+    /// A `005…` User id derived from the name.
+    pub(crate) user_id: String,
+}
+
+/// A file the end user sent (description only).
+#[derive(Debug, Clone)]
+pub(crate) struct FileMeta {
+    pub(crate) name: String,
+    pub(crate) content_type: String,
+    pub(crate) size: usize,
+}
+
+/// One MIAW conversation.
+pub(crate) struct Conversation {
+    pub(crate) id: String,
+    pub(crate) subject: String,
+    pub(crate) deployment: String,
+    /// The `Conversation` record `0dw…`.
+    pub(crate) record_id: String,
+    /// The current (latest) MessagingSession `0Mw…`.
+    pub(crate) session_id: String,
+    pub(crate) status: Status,
+    pub(crate) routing_status: &'static str,
+    pub(crate) routing_attributes: BTreeMap<String, String>,
+    pub(crate) dropped_attributes: Vec<String>,
+    pub(crate) language: Option<String>,
+    pub(crate) rep: Option<Rep>,
+    pub(crate) created_at: String,
+    pub(crate) created_ms: i64,
+    pub(crate) entries: VecDeque<Entry>,
+    /// `message.id`s of the end-user messages still in `entries` (dedupe).
+    message_ids: HashSet<String>,
+    pub(crate) files: VecDeque<FileMeta>,
+    sent: RollingWindow,
+}
+
+/// Everything behind the MIAW lock.
+pub(crate) struct Inner {
+    /// The org's event counter: every event id is larger than every earlier one.
+    next_event_id: u64,
+    subjects: HashMap<String, Subject>,
+    /// Subjects in creation order (eviction order).
+    subject_order: VecDeque<String>,
+    conversations: HashMap<String, Conversation>,
+    /// Conversations in creation order (eviction order).
+    conversation_order: VecDeque<String>,
+    pub(crate) agents_available: bool,
+    pub(crate) faults: MiawFaults,
+    token_window: RollingWindow,
+    next_conn: u64,
+}
+
+/// The MIAW side of the emulator.
+pub(crate) struct Miaw {
+    pub(crate) config: MiawConfig,
+    pub(crate) keys: tokens::Keys,
+    inner: Mutex<Inner>,
+    /// Live copy of `faults.delay_events_ms`, read by streams without the lock.
+    pub(crate) delay_events_ms: AtomicU64,
+    /// Ends every stream when the emulator shuts down (streams never end by themselves).
+    pub(crate) shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl Miaw {
+    pub(crate) fn new(config: MiawConfig) -> Result<Self, String> {
+        let keys = tokens::Keys::new(&config)?;
+        Ok(Miaw {
+            inner: Mutex::new(Inner {
+                next_event_id: 1,
+                subjects: HashMap::new(),
+                subject_order: VecDeque::new(),
+                conversations: HashMap::new(),
+                conversation_order: VecDeque::new(),
+                agents_available: config.agents_available,
+                faults: MiawFaults::default(),
+                token_window: RollingWindow::default(),
+                next_conn: 0,
+            }),
+            delay_events_ms: AtomicU64::new(0),
+            shutdown: tokio_util::sync::CancellationToken::new(),
+            keys,
+            config,
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        crate::server::lock(&self.inner)
+    }
+}
+
+impl Inner {
+    /// Makes sure a subject exists (forgetting the oldest idle one beyond `max`).
+    pub(crate) fn touch_subject(&mut self, subject: &str, max: usize) {
+        if self.subjects.contains_key(subject) {
+            return;
+        }
+        // Bounded scan: subjects with open streams go to the back once.
+        let mut budget = self.subject_order.len();
+        while self.subjects.len() >= max && budget > 0 {
+            budget -= 1;
+            let Some(old) = self.subject_order.pop_front() else {
+                break;
+            };
+            if self
+                .subjects
+                .get(&old)
+                .is_some_and(|s| !s.streams.is_empty())
+            {
+                self.subject_order.push_back(old);
+            } else {
+                self.subjects.remove(&old);
+            }
+        }
+        self.subjects
+            .insert(subject.to_string(), Subject::default());
+        self.subject_order.push_back(subject.to_string());
+    }
+
+    /// The id of the subject's latest event still in its log, or the org's latest event id.
+    pub(crate) fn last_event_id(&self, subject: &str) -> u64 {
+        self.subjects
+            .get(subject)
+            .and_then(|s| s.log.back())
+            .map(|e| e.id)
+            .unwrap_or(self.next_event_id - 1)
+    }
+
+    /// Appends an event to the subject's log and hands it to the subject's open streams.
+    fn emit(&mut self, subject: &str, name: &'static str, data: String, replay_limit: usize) {
+        let id = self.next_event_id;
+        self.next_event_id += 1;
+        let event = Arc::new(Event { id, name, data });
+        let s = self.subjects.entry(subject.to_string()).or_default();
+        s.log.push_back(event.clone());
+        while s.log.len() > replay_limit {
+            s.log.pop_front();
+        }
+        // A stream whose client is gone or too far behind is closed (dropping its sender).
+        s.streams
+            .retain(|slot| slot.tx.try_send(event.clone()).is_ok());
+    }
+
+    /// Registers a stream for `token_id`, closing an earlier one with the same token, and
+    /// returns the events to replay (those after `after`) and the receiver, atomically.
+    pub(crate) fn open_stream(
+        &mut self,
+        subject: &str,
+        token_id: &str,
+        after: Option<u64>,
+        max_subjects: usize,
+    ) -> (u64, Vec<Arc<Event>>, mpsc::Receiver<Arc<Event>>) {
+        self.touch_subject(subject, max_subjects);
+        self.next_conn += 1;
+        let conn = self.next_conn;
+        let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+        let s = self.subjects.entry(subject.to_string()).or_default();
+        s.streams.retain(|slot| slot.token_id != token_id);
+        if s.streams.len() >= STREAMS_PER_SUBJECT {
+            s.streams.remove(0);
+        }
+        s.streams.push(StreamSlot {
+            token_id: token_id.to_string(),
+            conn,
+            tx,
+        });
+        let replay = match after {
+            Some(after) => s.log.iter().filter(|e| e.id > after).cloned().collect(),
+            None => Vec::new(),
+        };
+        (conn, replay, rx)
+    }
+
+    /// Forgets a stream that ended (no-op when a newer connection replaced it).
+    pub(crate) fn close_stream(&mut self, subject: &str, conn: u64) {
+        if let Some(s) = self.subjects.get_mut(subject) {
+            s.streams.retain(|slot| slot.conn != conn);
+        }
+    }
+
+    pub(crate) fn conversation(&self, id: &str) -> Option<&Conversation> {
+        self.conversations.get(id)
+    }
+
+    pub(crate) fn conversation_mut(&mut self, id: &str) -> Option<&mut Conversation> {
+        self.conversations.get_mut(id)
+    }
+
+    /// Conversations, oldest first.
+    pub(crate) fn conversations(&self) -> impl Iterator<Item = &Conversation> {
+        self.conversation_order
+            .iter()
+            .filter_map(|id| self.conversations.get(id))
+    }
+
+    /// Room for one more conversation: forgets the oldest closed one when full.
+    fn make_room(&mut self, max: usize) -> bool {
+        if self.conversations.len() < max {
+            return true;
+        }
+        let closed = self.conversation_order.iter().position(|id| {
+            self.conversations
+                .get(id)
+                .is_none_or(|c| c.status == Status::Closed)
+        });
+        match closed {
+            Some(i) => {
+                if let Some(id) = self.conversation_order.remove(i) {
+                    self.conversations.remove(&id);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn insert_conversation(&mut self, c: Conversation) {
+        self.conversation_order.push_back(c.id.clone());
+        self.conversations.insert(c.id.clone(), c);
+    }
+
+    /// Records an entry on the conversation and emits it on the end user's stream.
+    pub(crate) fn record(&mut self, conversation_id: &str, entry: Entry, config: &MiawConfig) {
+        let Some(c) = self.conversations.get_mut(conversation_id) else {
+            return;
+        };
+        let subject = c.subject.clone();
+        let data = entry.envelope(c).to_string();
+        let name = entry.event_name;
+        if let Some(id) = entry.client_message_id() {
+            c.message_ids.insert(id.to_string());
+        }
+        c.entries.push_back(entry);
+        while c.entries.len() > ENTRY_LIMIT {
+            if let Some(old) = c.entries.pop_front()
+                && let Some(id) = old.client_message_id()
+            {
+                c.message_ids.remove(id);
+            }
+        }
+        self.emit(&subject, name, data, config.replay_limit);
+    }
+}
+
+/// An error answer of the MIAW API: `{"message": …}` with a status.
+#[derive(Debug)]
+pub(crate) struct MiawError {
+    pub(crate) status: StatusCode,
+    pub(crate) message: String,
+    pub(crate) retry_after: Option<u64>,
+}
+
+impl MiawError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        MiawError {
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub(crate) fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "The conversation does not exist for this end user.",
+        )
+    }
+
+    /// An injected failure.
+    pub(crate) fn injected(status: u16) -> Self {
+        Self::new(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            "Injected failure (emulator fault plan).",
+        )
+    }
+
+    pub(crate) fn rate_limited(wait: std::time::Duration, what: &str) -> Self {
+        MiawError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: format!("Rate limit exceeded: {what}. Try again later."),
+            retry_after: Some(wait.as_secs().max(1)),
+        }
+    }
+}
+
+impl IntoResponse for MiawError {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, Json(json!({"message": self.message}))).into_response();
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = http::HeaderValue::from_str(&secs.to_string())
+        {
+            resp.headers_mut().insert(http::header::RETRY_AFTER, v);
+        }
+        resp
+    }
+}
+
+/// Routes of the MIAW API and the rep console.
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    const V2: &str = "/iamessage/api/v2";
+    Router::new()
+        .route(
+            &format!("{V2}/authorization/unauthenticated/access-token"),
+            post(tokens::unauthenticated),
+        )
+        .route(
+            &format!("{V2}/authorization/authenticated/access-token"),
+            post(tokens::authenticated),
+        )
+        .route(
+            &format!("{V2}/authorization/continuation-access-token"),
+            get(tokens::continuation),
+        )
+        .route(&format!("{V2}/conversation"), post(conversations::create))
+        .route(&format!("{V2}/conversation/list"), get(conversations::list))
+        .route(
+            &format!("{V2}/conversation/{{id}}"),
+            get(conversations::routing_status).delete(conversations::close),
+        )
+        .route(
+            &format!("{V2}/conversation/{{id}}/session"),
+            delete(conversations::end_session_route),
+        )
+        .route(
+            &format!("{V2}/conversation/{{id}}/message"),
+            post(conversations::send_message),
+        )
+        .route(
+            &format!("{V2}/conversation/{{id}}/file"),
+            // The whole body is already buffered (bounded by the server's body limit); the
+            // 5 MB file rule answers 413 with a `message` itself.
+            post(conversations::send_file).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route(
+            &format!("{V2}/conversation/{{id}}/entry"),
+            post(conversations::typing),
+        )
+        .route(
+            &format!("{V2}/conversation/{{id}}/acknowledge-entries"),
+            post(conversations::acknowledge),
+        )
+        .route(
+            &format!("{V2}/conversation/{{id}}/entries"),
+            get(conversations::entries),
+        )
+        .route("/eventrouter/v1/sse", get(sse::subscribe))
+        .route("/__emulator/miaw/conversations", get(console::list))
+        .route("/__emulator/miaw/conversations/{id}", get(console::show))
+        .route(
+            "/__emulator/miaw/conversations/{id}/accept",
+            post(console::accept),
+        )
+        .route(
+            "/__emulator/miaw/conversations/{id}/messages",
+            post(console::message),
+        )
+        .route(
+            "/__emulator/miaw/conversations/{id}/transfer",
+            post(console::transfer),
+        )
+        .route(
+            "/__emulator/miaw/conversations/{id}/leave",
+            post(console::leave),
+        )
+        .route(
+            "/__emulator/miaw/conversations/{id}/close",
+            post(console::close),
+        )
+        .route("/__emulator/miaw/availability", put(console::availability))
+        .route(
+            "/__emulator/miaw/faults",
+            get(console::get_faults)
+                .put(console::put_faults)
+                .delete(console::clear_faults),
+        )
+}
+
+/// Milliseconds since the epoch.
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
