@@ -241,10 +241,18 @@ both_databases!(no_agents_available_makes_a_case, |db: Db| async move {
 // at once, and the timeline says why.
 both_databases!(outside_office_hours_makes_a_case, |db: Db| async move {
     let app = spawn_live_app(db, sf_emulator::EmulatorConfig::default(), |c| {
+        // Open all week, but today (and the days either side, whatever the
+        // hour) is a holiday: closed now, deterministically.
+        let today = chrono::Utc::now().date_naive();
+        let day = |d: i64| (today + chrono::Days::new(0)).checked_add_signed(chrono::Duration::days(d)).unwrap().to_string();
+        let all_day = json!(["00:00-24:00"]);
         c.miaw.office_hours = serde_json::from_value(json!({
-            "enabled": true, "time_zone": "UTC", "weekly": {}, "holidays": []
+            "enabled": true, "time_zone": "UTC",
+            "weekly": {"mon": all_day, "tue": all_day, "wed": all_day, "thu": all_day,
+                       "fri": all_day, "sat": all_day, "sun": all_day},
+            "holidays": [day(-1), day(0), day(1)],
         }))
-        .expect("office hours that are never open");
+        .expect("office hours closed today");
     })
     .await;
     let hook = receiver(vec![]).await;
@@ -310,7 +318,7 @@ both_databases!(live_endpoints_refuse_bad_input, |db: Db| async move {
     ] {
         let (status, body) = app.post_raw("/v1/sessions/live-bad/messages", Some(&app.escalate_token), "application/json", payload.to_string().into_bytes()).await;
         assert_eq!((status, body["code"].as_str()), (400, Some(code)), "{payload}: {body}");
-        assert_eq!(body["field"].as_str().is_some(), true, "{body}");
+        assert!(body["field"].as_str().is_some(), "{body}");
     }
     let long = (0..700).map(|i| format!("w{i:04}")).collect::<Vec<_>>().join(" ");
     let (status, body) = post_message(&app, "live-bad", &long).await;
@@ -351,7 +359,7 @@ both_databases!(miaw_417_429_and_5xx_are_survived, |db: Db| async move {
     let customer: Vec<String> = texts_by(&conv, "EndUser").into_iter().filter(|t| ["one", "two", "three"].contains(&t.as_str())).collect();
     assert_eq!(customer, ["one", "two", "three"]);
     let kinds = app.event_kinds("live-faults").await;
-    assert_eq!(kinds.iter().filter(|k| *k == "rep.sent").count() >= 3, true, "{kinds:?}");
+    assert!(kinds.iter().filter(|k| *k == "rep.sent").count() >= 3, "{kinds:?}");
 });
 
 // The stream drops every second while the rep writes: every rep message is

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use gateway::Application;
 use gateway::store::Scope;
-use handoff_tests::receiver::{Received, receiver, verify};
+use handoff_tests::receiver::{receiver, verify};
 use handoff_tests::{Db, both_databases, fresh_database, spawn_emulator, test_config};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;

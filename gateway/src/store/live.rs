@@ -4,6 +4,7 @@
 //! replica that lost the stream cannot write, and a replayed event finds its
 //! effects already there (their ids are derived from the event).
 
+use sea_orm::ExprTrait;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend,

@@ -371,7 +371,7 @@ pub fn event_effects(event: &MiawEvent, ctx: &EventContext<'_>) -> Effects {
             ..
         } if !over => {
             let failed = !failure_type.is_empty() && !failure_type.eq_ignore_ascii_case("None");
-            if failed && ctx.state == LiveState::Waiting || failed && ctx.state == LiveState::Opening {
+            if failed && matches!(ctx.state, LiveState::Waiting | LiveState::Opening) {
                 let reason = match failure_reason.as_deref() {
                     Some(r) if r.eq_ignore_ascii_case("NoAgentsAvailable") => {
                         "no agents are available".to_string()
