@@ -37,6 +37,7 @@ pub use config::{
     MiawConfig, RefreshTokenConfig, UserConfig,
 };
 pub use faults::Faults;
+pub use miaw::faults::{FailPlan, MiawFaults, Operation as MiawOperation};
 pub use oauth::decoding_key;
 pub use schema::Record;
 pub use server::{EmulatorHandle, spawn};

@@ -1630,3 +1630,44 @@ async fn the_rep_cli_drives_the_console() {
     let (ok, _, err) = rep_cli(&url, &["show", "no-such-id"]).await;
     assert!(!ok && err.contains("404"), "{err}");
 }
+
+// ---------------------------------------------------------------- bounds
+
+#[tokio::test]
+async fn max_conversations_forgets_closed_ones_and_refuses_beyond() {
+    let m = Miaw::start(config(|c| c.max_conversations = 2)).await;
+    let t = m.token().await;
+    let ids: Vec<String> = (0..3).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    assert_eq!(m.create(&t.token, &ids[0], json!({})).await.status, 201);
+    assert_eq!(m.create(&t.token, &ids[1], json!({})).await.status, 201);
+    let r = m.create(&t.token, &ids[2], json!({})).await;
+    assert_eq!(r.status, 503);
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_conversations")
+    );
+    let r = m
+        .call(
+            "DELETE",
+            &format!("{V2}/conversation/{}?esDeveloperName={DEPLOYMENT}", ids[0]),
+            &t.token,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(m.create(&t.token, &ids[2], json!({})).await.status, 201);
+    assert_eq!(
+        m.console("GET", &format!("/conversations/{}", ids[0]), None)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        m.console("GET", &format!("/conversations/{}", ids[1]), None)
+            .await
+            .status,
+        200
+    );
+}
