@@ -418,6 +418,30 @@ mod tests {
     }
 
     #[test]
+    fn a_miaw_section_merges_with_its_defaults() {
+        let toml = r#"
+            [miaw]
+            messages_per_minute = 5
+            custom_parameters = [{ name = "Only_One", max_length = 10 }]
+        "#;
+        let config: EmulatorConfig = Figment::from(Serialized::defaults(EmulatorConfig::default()))
+            .merge(Toml::string(toml))
+            .extract()
+            .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.miaw.messages_per_minute, 5);
+        assert_eq!(config.miaw.deployments, vec!["Handoff_Chat".to_string()]);
+        assert_eq!(config.miaw.custom_parameters.len(), 1);
+        assert_eq!(config.miaw.token_requests_per_minute, 200);
+        // A config written before MIAW existed still loads, with the defaults.
+        let old: EmulatorConfig = serde_json::from_str(r#"{"org_id":"00D000000000001"}"#).unwrap();
+        assert_eq!(old.miaw, MiawConfig::default());
+        let mut bad = EmulatorConfig::default();
+        bad.miaw.ping_secs = 0;
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
     fn validation_catches_bad_settings() {
         let mut c = EmulatorConfig {
             org_id: "001000000000001".into(),

@@ -1,7 +1,8 @@
 #![forbid(unsafe_code)]
 //! A local Salesforce for tests, demos and development: OAuth token endpoint, REST sObjects,
-//! SOQL query with paging, composite, sObject Collections, limits, configured flows, and
-//! runtime fault injection. See `docs/emulator.md`.
+//! SOQL query with paging, composite, sObject Collections, limits, configured flows, Messaging
+//! for In-App and Web (custom-client REST + SSE, with a rep console), and runtime fault
+//! injection. See `docs/emulator.md`.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -37,6 +38,7 @@ pub use config::{
     MiawConfig, RefreshTokenConfig, UserConfig,
 };
 pub use faults::Faults;
+pub use miaw::faults::{FailPlan, MiawFaults, Operation as MiawOperation};
 pub use oauth::decoding_key;
 pub use schema::Record;
 pub use server::{EmulatorHandle, spawn};

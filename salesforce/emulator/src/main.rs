@@ -5,15 +5,33 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use figment::Figment;
 use figment::providers::{Format, Json, Serialized, Toml};
 use sf_emulator::{EmulatorConfig, TlsConfig};
 use tracing_subscriber::EnvFilter;
 
-/// A local Salesforce (OAuth, REST, SOQL, composite, limits, fault injection).
+mod rep_cli;
+
+/// A local Salesforce (OAuth, REST, SOQL, composite, limits, MIAW, fault injection).
 #[derive(Debug, Parser)]
-#[command(name = "sf-emulator", version)]
+#[command(name = "sf-emulator", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: Args,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Act as a rep on a running emulator's MIAW conversations (list, show, accept, say,
+    /// transfer, leave, close, availability).
+    Rep(rep_cli::RepArgs),
+}
+
+/// Serving options (the default command).
+#[derive(Debug, clap::Args)]
 struct Args {
     /// Address to listen on.
     #[arg(long, env = "SF_EMULATOR_LISTEN", default_value = "127.0.0.1:7070")]
@@ -85,7 +103,11 @@ fn load_config(path: Option<&PathBuf>) -> anyhow::Result<EmulatorConfig> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let cli = Cli::parse();
+    if let Some(Command::Rep(rep)) = cli.command {
+        return rep_cli::run(rep).await;
+    }
+    let args = cli.serve;
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -127,6 +149,13 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     println!("  SOAP login:     {url}/services/Soap/u/64.0");
+    println!(
+        "  MIAW (SCRT URL): {url}  deployments={:?}",
+        handle.config().miaw.deployments
+    );
+    println!(
+        "  rep console:    {url}/__emulator/miaw/conversations  (or: sf-emulator rep --url {url} list)"
+    );
     if let Some(ca) = handle.ca_pem() {
         match &args.ca_out {
             Some(path) => println!("  TLS CA (trust it): {}", path.display()),

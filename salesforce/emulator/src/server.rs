@@ -229,6 +229,17 @@ impl EmulatorHandle {
         lock(&self.state.faults).faults.clone()
     }
 
+    /// Replaces the MIAW fault plan (as `PUT /__emulator/miaw/faults` does).
+    pub fn set_miaw_faults(&self, faults: crate::miaw::faults::MiawFaults) {
+        self.state.miaw.set_faults(faults);
+    }
+
+    /// Whether new MIAW conversations find an available agent (as
+    /// `PUT /__emulator/miaw/availability` sets it).
+    pub fn set_agents_available(&self, available: bool) {
+        self.state.miaw.lock().agents_available = available;
+    }
+
     /// Snapshot of the live records of an object (empty for an unknown object).
     pub fn records(&self, object: &str) -> Vec<Record> {
         lock(&self.state.store).snapshot(object)

@@ -1554,3 +1554,120 @@ async fn delay_events_holds_events_back_but_not_pings() {
         .await;
     assert_eq!(s2.next_event().await.entry()["identifier"], msg.as_str());
 }
+
+// ---------------------------------------------------------------- CLI
+
+async fn rep_cli(url: &str, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::time::timeout(
+        HANG_GUARD,
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_sf-emulator"))
+            .arg("rep")
+            .arg("--url")
+            .arg(url)
+            .args(args)
+            .output(),
+    )
+    .await
+    .expect("hang guard")
+    .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_rep_cli_drives_the_console() {
+    let m = Miaw::start(EmulatorConfig::default()).await;
+    let (_t, id, mut s) = m.conversation().await;
+    let url = m.sf.url();
+    let (ok, out, _) = rep_cli(&url, &["list"]).await;
+    assert!(ok);
+    assert!(out.contains(&id) && out.contains("waiting"), "{out}");
+    let (ok, _, err) = rep_cli(&url, &["say", &id, "too early"]).await;
+    assert!(!ok);
+    assert!(err.contains("409"), "{err}");
+    let (ok, _, err) = rep_cli(&url, &["accept", &id, "--name", "Jane Rep"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(
+        s.until("CONVERSATION_PARTICIPANT_CHANGED").await.payload()["entries"][0]["displayName"],
+        "Jane Rep"
+    );
+    let (ok, _, err) = rep_cli(&url, &["say", &id, "Hello from the CLI"]).await;
+    assert!(ok, "{err}");
+    let msg = s.until("CONVERSATION_MESSAGE").await;
+    assert_eq!(
+        msg.payload()["abstractMessage"]["staticContent"]["text"],
+        "Hello from the CLI"
+    );
+    let (ok, out, _) = rep_cli(&url, &["show", &id]).await;
+    assert!(ok);
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["rep_name"], "Jane Rep");
+    let (ok, _, _) = rep_cli(&url, &["transfer", &id, "--name", "Bob"]).await;
+    assert!(ok);
+    let (ok, _, _) = rep_cli(&url, &["leave", &id]).await;
+    assert!(ok);
+    let (ok, _, _) = rep_cli(&url, &["accept", &id, "--name", "Bob"]).await;
+    assert!(ok);
+    let (ok, _, _) = rep_cli(&url, &["close", &id]).await;
+    assert!(ok);
+    // (The first Active went by while reading up to the message.) Bob's accept, then the end.
+    let active = s.until("CONVERSATION_SESSION_STATUS_CHANGED").await;
+    assert_eq!(active.payload()["sessionStatus"], "Active");
+    let ended = s.until("CONVERSATION_SESSION_STATUS_CHANGED").await;
+    assert_eq!(ended.payload()["sessionEndedByRole"], "Agent");
+    let (ok, out, _) = rep_cli(&url, &["availability", "off"]).await;
+    assert!(ok && out.contains("false"), "{out}");
+    let t = m.token().await;
+    let id2 = uuid::Uuid::new_v4().to_string();
+    m.create(&t.token, &id2, json!({})).await;
+    let r = m
+        .call("GET", &format!("{V2}/conversation/{id2}"), &t.token, None)
+        .await;
+    assert_eq!(r.body["routingStatus"], "NEEDS_ROUTING");
+    let (ok, _, err) = rep_cli(&url, &["show", "no-such-id"]).await;
+    assert!(!ok && err.contains("404"), "{err}");
+}
+
+// ---------------------------------------------------------------- bounds
+
+#[tokio::test]
+async fn max_conversations_forgets_closed_ones_and_refuses_beyond() {
+    let m = Miaw::start(config(|c| c.max_conversations = 2)).await;
+    let t = m.token().await;
+    let ids: Vec<String> = (0..3).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    assert_eq!(m.create(&t.token, &ids[0], json!({})).await.status, 201);
+    assert_eq!(m.create(&t.token, &ids[1], json!({})).await.status, 201);
+    let r = m.create(&t.token, &ids[2], json!({})).await;
+    assert_eq!(r.status, 503);
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_conversations")
+    );
+    let r = m
+        .call(
+            "DELETE",
+            &format!("{V2}/conversation/{}?esDeveloperName={DEPLOYMENT}", ids[0]),
+            &t.token,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(m.create(&t.token, &ids[2], json!({})).await.status, 201);
+    assert_eq!(
+        m.console("GET", &format!("/conversations/{}", ids[0]), None)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        m.console("GET", &format!("/conversations/{}", ids[1]), None)
+            .await
+            .status,
+        200
+    );
+}

@@ -225,13 +225,14 @@ impl Inner {
     }
 
     /// Appends an event to the subject's log and hands it to the subject's open streams.
-    fn emit(&mut self, subject: &str, name: &'static str, data: String, replay_limit: usize) {
+    fn emit(&mut self, subject: &str, name: &'static str, data: String, config: &MiawConfig) {
         let id = self.next_event_id;
         self.next_event_id += 1;
         let event = Arc::new(Event { id, name, data });
+        self.touch_subject(subject, config.max_conversations);
         let s = self.subjects.entry(subject.to_string()).or_default();
         s.log.push_back(event.clone());
-        while s.log.len() > replay_limit {
+        while s.log.len() > config.replay_limit {
             s.log.pop_front();
         }
         // A stream whose client is gone or too far behind is closed (dropping its sender).
@@ -336,7 +337,7 @@ impl Inner {
                 c.message_ids.remove(id);
             }
         }
-        self.emit(&subject, name, data, config.replay_limit);
+        self.emit(&subject, name, data, config);
     }
 }
 
