@@ -37,7 +37,9 @@ pub enum StartError {
     NoCredentials,
     #[error("cannot build the Salesforce client: {0}")]
     Salesforce(String),
-    #[error("live messaging configuration: {0}. Fix that [miaw] setting or its HANDOFF_MIAW__* variable.")]
+    #[error(
+        "live messaging configuration: {0}. Fix that [miaw] setting or its HANDOFF_MIAW__* variable."
+    )]
     Config(String),
     #[error("cannot start the built-in Salesforce emulator: {0}")]
     Emulator(std::io::Error),

@@ -91,7 +91,11 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(LiveMessages::Table)
                     .if_not_exists()
-                    .col(big_integer(LiveMessages::Seq).primary_key().auto_increment())
+                    .col(
+                        big_integer(LiveMessages::Seq)
+                            .primary_key()
+                            .auto_increment(),
+                    )
                     .col(string_len(LiveMessages::Id, 36).unique_key())
                     .col(string_len(LiveMessages::SessionId, 128))
                     .col(string_len(LiveMessages::Kind, 16))

@@ -41,20 +41,30 @@ fn console(app: &TestApp) -> RepConsole {
 }
 
 async fn session(app: &TestApp, id: &str) -> Value {
-    let (status, body) = app.get(&format!("/v1/sessions/{id}"), Some(&app.read_token)).await;
+    let (status, body) = app
+        .get(&format!("/v1/sessions/{id}"), Some(&app.read_token))
+        .await;
     assert_eq!(status, 200, "{body}");
     body
 }
 
 /// Waits (hang guard: 30 s) for `ready` on the session view.
-async fn wait_session(app: &TestApp, id: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+async fn wait_session(
+    app: &TestApp,
+    id: &str,
+    what: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let s = session(app, id).await;
         if ready(&s) {
             return s;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {s}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {s}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -63,7 +73,11 @@ async fn wait_session(app: &TestApp, id: &str, what: &str, ready: impl Fn(&Value
 async fn wait_webhooks(hook: &Receiver, kind: &str, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let of_kind: Vec<Value> = hook.bodies().into_iter().filter(|b| b["type"] == kind).collect();
+        let of_kind: Vec<Value> = hook
+            .bodies()
+            .into_iter()
+            .filter(|b| b["type"] == kind)
+            .collect();
         if of_kind.len() >= n {
             return of_kind;
         }
@@ -91,7 +105,11 @@ async fn settled_exactly_once(app: &TestApp, id: &str, hook: &Receiver) -> Vec<V
     }
     let ids: Vec<&str> = received.iter().map(|r| r.id.as_str()).collect();
     let distinct: BTreeSet<&str> = ids.iter().copied().collect();
-    assert_eq!(ids.len(), distinct.len(), "a webhook arrived twice: {ids:?}");
+    assert_eq!(
+        ids.len(),
+        distinct.len(),
+        "a webhook arrived twice: {ids:?}"
+    );
     assert_eq!(
         distinct.len(),
         s["deliveries"].as_array().unwrap().len(),
@@ -119,14 +137,24 @@ both_databases!(a_live_chat_goes_to_the_rep_and_back, |db: Db| async move {
     let app = live(db).await;
     let rep = console(&app);
     let hook = receiver(vec![]).await;
-    let (status, body) = app.post_escalation(&chat("live-1", &hook.url, "es-MX")).await;
+    let (status, body) = app
+        .post_escalation(&chat("live-1", &hook.url, "es-MX"))
+        .await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["route"], "messaging");
-    let conversation_id = body["salesforce_miaw_session_id"].as_str().expect("conversation id").to_string();
-    assert_eq!(conversation_id, salesforce::miaw::ConversationId::for_session("live-1").to_string());
+    let conversation_id = body["salesforce_miaw_session_id"]
+        .as_str()
+        .expect("conversation id")
+        .to_string();
+    assert_eq!(
+        conversation_id,
+        salesforce::miaw::ConversationId::for_session("live-1").to_string()
+    );
 
     let conv = rep
-        .wait_for(&conversation_id, "the opening messages", |c| texts_by(c, "EndUser").len() >= 2)
+        .wait_for(&conversation_id, "the opening messages", |c| {
+            texts_by(c, "EndUser").len() >= 2
+        })
         .await;
     let attrs = &conv["routing_attributes"];
     assert_eq!(attrs["OpencxSessionId"], "live-1");
@@ -135,19 +163,42 @@ both_databases!(a_live_chat_goes_to_the_rep_and_back, |db: Db| async move {
     assert_eq!(attrs["Priority"], "Medium");
     assert_eq!(attrs["Chat_language"], "es-MX");
     assert_eq!(attrs["_subject"], "Double charge");
-    assert!(attrs.get("internal_note").is_none(), "not allow-listed: {attrs}");
+    assert!(
+        attrs.get("internal_note").is_none(),
+        "not allow-listed: {attrs}"
+    );
     let opening = texts_by(&conv, "EndUser").join("\n");
-    assert!(opening.contains("charged twice for order 1182 and wants a refund"), "{opening}");
-    assert!(opening.contains("I see both charges"), "the transcript: {opening}");
-    assert!(app.event_kinds("live-1").await.contains(&"routing.attributes_dropped".to_string()));
+    assert!(
+        opening.contains("charged twice for order 1182 and wants a refund"),
+        "{opening}"
+    );
+    assert!(
+        opening.contains("I see both charges"),
+        "the transcript: {opening}"
+    );
+    assert!(
+        app.event_kinds("live-1")
+            .await
+            .contains(&"routing.attributes_dropped".to_string())
+    );
 
     // The MessagingSession id arrives on the stream; both MIAW ids find the session.
     let s = wait_session(&app, "live-1", "the MessagingSession id", |s| {
-        s["salesforce_messaging_session_id"].as_str().is_some_and(|id| id.starts_with("0Mw"))
+        s["salesforce_messaging_session_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("0Mw"))
     })
     .await;
-    for any in [conversation_id.clone(), s["salesforce_messaging_session_id"].as_str().unwrap().to_string()] {
-        let (status, found) = app.get(&format!("/v1/sessions?id={any}"), Some(&app.read_token)).await;
+    for any in [
+        conversation_id.clone(),
+        s["salesforce_messaging_session_id"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    ] {
+        let (status, found) = app
+            .get(&format!("/v1/sessions?id={any}"), Some(&app.read_token))
+            .await;
         assert_eq!(status, 200);
         assert_eq!(found["sessions"][0]["id"], "live-1", "{found}");
     }
@@ -160,20 +211,39 @@ both_databases!(a_live_chat_goes_to_the_rep_and_back, |db: Db| async move {
     assert_ne!(
         joined_text,
         gateway::live::messages::LocalizedMessages::new(&Default::default()).text(
-            "en", gateway::live::messages::MessageKey::AgentJoined, Some("Jane Rep"), "endagentchat"),
+            "en",
+            gateway::live::messages::MessageKey::AgentJoined,
+            Some("Jane Rep"),
+            "endagentchat"
+        ),
         "the customer is told in Spanish"
     );
 
-    for text in ["Hola, soy Jane.", "Veo el doble cargo.", "Ya está reembolsado."] {
+    for text in [
+        "Hola, soy Jane.",
+        "Veo el doble cargo.",
+        "Ya está reembolsado.",
+    ] {
         let (status, body) = rep.say(&conversation_id, text).await;
         assert_eq!(status, 202, "{body}");
     }
     let messages = wait_webhooks(&hook, "agent.message", 3).await;
     assert_eq!(
-        messages.iter().map(|m| m["data"]["text"].as_str().unwrap()).collect::<Vec<_>>(),
-        ["Hola, soy Jane.", "Veo el doble cargo.", "Ya está reembolsado."]
+        messages
+            .iter()
+            .map(|m| m["data"]["text"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        [
+            "Hola, soy Jane.",
+            "Veo el doble cargo.",
+            "Ya está reembolsado."
+        ]
     );
-    assert!(messages.iter().all(|m| m["data"]["sender_name"] == "Jane Rep" && m["session_id"] == "live-1"));
+    assert!(
+        messages
+            .iter()
+            .all(|m| m["data"]["sender_name"] == "Jane Rep" && m["session_id"] == "live-1")
+    );
 
     let (status, body) = post_message(&app, "live-1", "¡Gracias!").await;
     assert_eq!(status, 202, "{body}");
@@ -188,7 +258,13 @@ both_databases!(a_live_chat_goes_to_the_rep_and_back, |db: Db| async move {
     let s = wait_session(&app, "live-1", "closed", |s| s["status"] == "closed").await;
     assert_eq!(s["route"], "messaging");
     let bodies = settled_exactly_once(&app, "live-1", &hook).await;
-    assert_eq!(bodies.iter().filter(|b| b["type"] == "agent.message").count(), 3);
+    assert_eq!(
+        bodies
+            .iter()
+            .filter(|b| b["type"] == "agent.message")
+            .count(),
+        3
+    );
     let (status, body) = post_message(&app, "live-1", "¿Hola?").await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["code"], "session_closed");
@@ -200,21 +276,37 @@ both_databases!(the_end_keyword_ends_the_live_session, |db: Db| async move {
     let app = live(db).await;
     let rep = console(&app);
     let hook = receiver(vec![]).await;
-    let (status, body) = app.post_escalation(&chat("live-end", &hook.url, "en")).await;
+    let (status, body) = app
+        .post_escalation(&chat("live-end", &hook.url, "en"))
+        .await;
     assert_eq!(status, 202, "{body}");
-    let id = body["salesforce_miaw_session_id"].as_str().unwrap().to_string();
-    rep.wait_for(&id, "the conversation", |c| c["status"] == "waiting").await;
+    let id = body["salesforce_miaw_session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    rep.wait_for(&id, "the conversation", |c| c["status"] == "waiting")
+        .await;
     wait_webhooks(&hook, "system.message", 2).await;
     let (status, body) = post_message(&app, "live-end", "  EndAgentChat ").await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["ended"], true);
-    rep.wait_for(&id, "closed in Salesforce", |c| c["status"] == "closed").await;
+    rep.wait_for(&id, "closed in Salesforce", |c| c["status"] == "closed")
+        .await;
     wait_webhooks(&hook, "session.closed", 1).await;
     wait_session(&app, "live-end", "closed", |s| s["status"] == "closed").await;
     let bodies = settled_exactly_once(&app, "live-end", &hook).await;
-    assert_eq!(bodies.iter().filter(|b| b["type"] == "session.closed").count(), 1);
+    assert_eq!(
+        bodies
+            .iter()
+            .filter(|b| b["type"] == "session.closed")
+            .count(),
+        1
+    );
     let (status, body) = post_message(&app, "live-end", "hello?").await;
-    assert_eq!((status, body["code"].as_str()), (409, Some("session_closed")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("session_closed"))
+    );
 });
 
 // With no agents available the routing fails: the escalation becomes a Case
@@ -224,17 +316,52 @@ both_databases!(no_agents_available_makes_a_case, |db: Db| async move {
     let rep = console(&app);
     rep.set_agents_available(false).await;
     let hook = receiver(vec![]).await;
-    let (status, body) = app.post_escalation(&chat("live-noagents", &hook.url, "en")).await;
+    let (status, body) = app
+        .post_escalation(&chat("live-noagents", &hook.url, "en"))
+        .await;
     assert_eq!(status, 202, "{body}");
-    let s = wait_session(&app, "live-noagents", "the Case", |s| s["salesforce_case_id"].is_string()).await;
+    let s = wait_session(&app, "live-noagents", "the Case", |s| {
+        s["salesforce_case_id"].is_string()
+    })
+    .await;
     assert_eq!(s["route"], "case");
-    let comments = app.comment_bodies(s["salesforce_case_id"].as_str().unwrap()).await.join("\n");
-    assert!(comments.contains("I was charged twice for order 1182.") && comments.contains("I see both charges"), "{comments}");
-    let (_, events) = app.get("/v1/sessions/live-noagents/events", Some(&app.read_token)).await;
-    let fallback = events["events"].as_array().unwrap().iter().find(|e| e["kind"] == "route.fallback").cloned().expect("route.fallback");
-    assert_eq!(fallback["data"]["reason"], "no agents are available", "{fallback}");
-    let told = wait_webhooks(&hook, "system.message", 1).await;
-    assert!(told.iter().any(|m| m["data"]["text"].as_str().unwrap().contains(s["salesforce_case_number"].as_str().unwrap())), "{told:?}");
+    let comments = app
+        .comment_bodies(s["salesforce_case_id"].as_str().unwrap())
+        .await
+        .join("\n");
+    assert!(
+        comments.contains("I was charged twice for order 1182.")
+            && comments.contains("I see both charges"),
+        "{comments}"
+    );
+    let (_, events) = app
+        .get("/v1/sessions/live-noagents/events", Some(&app.read_token))
+        .await;
+    let fallback = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "route.fallback")
+        .cloned()
+        .expect("route.fallback");
+    assert_eq!(
+        fallback["data"]["reason"], "no agents are available",
+        "{fallback}"
+    );
+    // The customer may first hear "looking for an agent" (the conversation was
+    // opened before its routing failed); then the CaseNumber.
+    let number = s["salesforce_case_number"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !hook.bodies().iter().any(|m| {
+        m["type"] == "system.message" && m["data"]["text"].as_str().unwrap().contains(&number)
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "never told the CaseNumber: {:?}",
+            hook.bodies()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 });
 
 // Outside office hours the escalation never opens a conversation: it is a Case
@@ -244,7 +371,12 @@ both_databases!(outside_office_hours_makes_a_case, |db: Db| async move {
         // Open all week, but today (and the days either side, whatever the
         // hour) is a holiday: closed now, deterministically.
         let today = chrono::Utc::now().date_naive();
-        let day = |d: i64| (today + chrono::Days::new(0)).checked_add_signed(chrono::Duration::days(d)).unwrap().to_string();
+        let day = |d: i64| {
+            (today + chrono::Days::new(0))
+                .checked_add_signed(chrono::Duration::days(d))
+                .unwrap()
+                .to_string()
+        };
         let all_day = json!(["00:00-24:00"]);
         c.miaw.office_hours = serde_json::from_value(json!({
             "enabled": true, "time_zone": "UTC",
@@ -256,36 +388,66 @@ both_databases!(outside_office_hours_makes_a_case, |db: Db| async move {
     })
     .await;
     let hook = receiver(vec![]).await;
-    let (status, body) = app.post_escalation(&chat("live-closed", &hook.url, "en")).await;
+    let (status, body) = app
+        .post_escalation(&chat("live-closed", &hook.url, "en"))
+        .await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["route"], "case");
-    let s = wait_session(&app, "live-closed", "the Case", |s| s["salesforce_case_id"].is_string()).await;
+    let s = wait_session(&app, "live-closed", "the Case", |s| {
+        s["salesforce_case_id"].is_string()
+    })
+    .await;
     assert!(s["salesforce_miaw_session_id"].is_null());
-    let (_, events) = app.get("/v1/sessions/live-closed/events", Some(&app.read_token)).await;
+    let (_, events) = app
+        .get("/v1/sessions/live-closed/events", Some(&app.read_token))
+        .await;
     assert!(events["events"].as_array().unwrap().iter().any(|e| e["kind"] == "route.fallback" && e["data"]["reason"] == "outside office hours"), "{events}");
-    assert!(console(&app).conversations().await.is_empty(), "no conversation was opened");
+    assert!(
+        console(&app).conversations().await.is_empty(),
+        "no conversation was opened"
+    );
 });
 
 // MIAW answering 503 past `miaw.open_deadline_secs` makes a Case.
-both_databases!(miaw_down_past_the_deadline_makes_a_case, |db: Db| async move {
-    let app = spawn_live_app(db, sf_emulator::EmulatorConfig::default(), |c| {
-        c.miaw.open_deadline_secs = 1;
-    })
-    .await;
-    console(&app)
+both_databases!(
+    miaw_down_past_the_deadline_makes_a_case,
+    |db: Db| async move {
+        let app = spawn_live_app(db, sf_emulator::EmulatorConfig::default(), |c| {
+            c.miaw.open_deadline_secs = 1;
+        })
+        .await;
+        console(&app)
         .set_faults(json!({"fail": [{"operation": "create_conversation", "status": 503, "times": 1000}]}))
         .await;
-    let hook = receiver(vec![]).await;
-    let (status, _) = app.post_escalation(&chat("live-down", &hook.url, "en")).await;
-    assert_eq!(status, 202);
-    let s = wait_session(&app, "live-down", "the Case", |s| s["salesforce_case_id"].is_string()).await;
-    assert_eq!(s["route"], "case");
-    let kinds = app.event_kinds("live-down").await;
-    assert!(kinds.contains(&"live.open_failed".to_string()), "{kinds:?}");
-    let (_, events) = app.get("/v1/sessions/live-down/events", Some(&app.read_token)).await;
-    assert!(events["events"].as_array().unwrap().iter().any(|e| e["kind"] == "route.fallback"
-        && e["data"]["reason"].as_str().unwrap().contains("unavailable")), "{events}");
-});
+        let hook = receiver(vec![]).await;
+        let (status, _) = app
+            .post_escalation(&chat("live-down", &hook.url, "en"))
+            .await;
+        assert_eq!(status, 202);
+        let s = wait_session(&app, "live-down", "the Case", |s| {
+            s["salesforce_case_id"].is_string()
+        })
+        .await;
+        assert_eq!(s["route"], "case");
+        let kinds = app.event_kinds("live-down").await;
+        assert!(kinds.contains(&"live.open_failed".to_string()), "{kinds:?}");
+        let (_, events) = app
+            .get("/v1/sessions/live-down/events", Some(&app.read_token))
+            .await;
+        assert!(
+            events["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["kind"] == "route.fallback"
+                    && e["data"]["reason"]
+                        .as_str()
+                        .unwrap()
+                        .contains("unavailable")),
+            "{events}"
+        );
+    }
+);
 
 // Bad input on the live endpoints: unknown session (404), a Case session
 // (409 session_not_live), an empty or non-string text (400), an oversized
@@ -302,13 +464,33 @@ both_databases!(live_endpoints_refuse_bad_input, |db: Db| async move {
     email.as_object_mut().unwrap().remove("reply_to");
     assert_eq!(app.post_escalation(&email).await.0, 202);
     let (status, body) = post_message(&app, "live-email", "hi").await;
-    assert_eq!((status, body["code"].as_str()), (409, Some("session_not_live")), "{body}");
-    let (status, body) = app.post_raw("/v1/sessions/live-email/close", Some(&app.escalate_token), "application/json", b"{}".to_vec()).await;
-    assert_eq!((status, body["code"].as_str()), (409, Some("session_not_live")), "{body}");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("session_not_live")),
+        "{body}"
+    );
+    let (status, body) = app
+        .post_raw(
+            "/v1/sessions/live-email/close",
+            Some(&app.escalate_token),
+            "application/json",
+            b"{}".to_vec(),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("session_not_live")),
+        "{body}"
+    );
 
-    let (status, body) = app.post_escalation(&chat("live-bad", &hook.url, "en")).await;
+    let (status, body) = app
+        .post_escalation(&chat("live-bad", &hook.url, "en"))
+        .await;
     assert_eq!(status, 202, "{body}");
-    let id = body["salesforce_miaw_session_id"].as_str().unwrap().to_string();
+    let id = body["salesforce_miaw_session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     for (payload, code) in [
         (json!({"text": ""}), "invalid_text"),
         (json!({"text": 7}), "invalid_text"),
@@ -316,20 +498,49 @@ both_databases!(live_endpoints_refuse_bad_input, |db: Db| async move {
         (json!({"text": "hi", "extra": 1}), "unknown_field"),
         (json!({"text": "x".repeat(32_001)}), "message_too_long"),
     ] {
-        let (status, body) = app.post_raw("/v1/sessions/live-bad/messages", Some(&app.escalate_token), "application/json", payload.to_string().into_bytes()).await;
-        assert_eq!((status, body["code"].as_str()), (400, Some(code)), "{payload}: {body}");
+        let (status, body) = app
+            .post_raw(
+                "/v1/sessions/live-bad/messages",
+                Some(&app.escalate_token),
+                "application/json",
+                payload.to_string().into_bytes(),
+            )
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some(code)),
+            "{payload}: {body}"
+        );
         assert!(body["field"].as_str().is_some(), "{body}");
     }
-    let long = (0..700).map(|i| format!("w{i:04}")).collect::<Vec<_>>().join(" ");
+    let long = (0..700)
+        .map(|i| format!("w{i:04}"))
+        .collect::<Vec<_>>()
+        .join(" ");
     let (status, body) = post_message(&app, "live-bad", &long).await;
     assert_eq!(status, 202, "{body}");
-    assert_eq!(body["parts"], 2, "3,499 characters in parts of 3,000: {body}");
+    assert_eq!(
+        body["parts"], 2,
+        "3,499 characters in parts of 3,000: {body}"
+    );
     let conv = rep
-        .wait_for(&id, "both parts", |c| texts_by(c, "EndUser").iter().any(|t| t.ends_with("w0699")))
+        .wait_for(&id, "both parts", |c| {
+            texts_by(c, "EndUser").iter().any(|t| t.ends_with("w0699"))
+        })
         .await;
-    let parts: Vec<String> = texts_by(&conv, "EndUser").into_iter().filter(|t| t.starts_with("w0") || t.contains(" w06")).collect();
+    let parts: Vec<String> = texts_by(&conv, "EndUser")
+        .into_iter()
+        .filter(|t| t.starts_with("w0") || t.contains(" w06"))
+        .collect();
     assert_eq!(parts.concat(), long, "the parts, in order, are the message");
-    let (status, _) = app.post_raw("/v1/sessions/live-bad/messages", Some(&app.read_token), "application/json", b"{\"text\":\"hi\"}".to_vec()).await;
+    let (status, _) = app
+        .post_raw(
+            "/v1/sessions/live-bad/messages",
+            Some(&app.read_token),
+            "application/json",
+            b"{\"text\":\"hi\"}".to_vec(),
+        )
+        .await;
     assert_eq!(status, 403, "a read token cannot write to the rep");
 });
 
@@ -340,10 +551,18 @@ both_databases!(miaw_417_429_and_5xx_are_survived, |db: Db| async move {
     let app = live(db).await;
     let rep = console(&app);
     let hook = receiver(vec![]).await;
-    let (status, body) = app.post_escalation(&chat("live-faults", &hook.url, "en")).await;
+    let (status, body) = app
+        .post_escalation(&chat("live-faults", &hook.url, "en"))
+        .await;
     assert_eq!(status, 202, "{body}");
-    let id = body["salesforce_miaw_session_id"].as_str().unwrap().to_string();
-    rep.wait_for(&id, "the conversation", |c| texts_by(c, "EndUser").len() >= 2).await;
+    let id = body["salesforce_miaw_session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    rep.wait_for(&id, "the conversation", |c| {
+        texts_by(c, "EndUser").len() >= 2
+    })
+    .await;
     rep.set_faults(json!({"fail": [
         {"operation": "send_message", "status": 417, "times": 1},
         {"operation": "send_message", "status": 429, "times": 1},
@@ -354,39 +573,67 @@ both_databases!(miaw_417_429_and_5xx_are_survived, |db: Db| async move {
         assert_eq!(post_message(&app, "live-faults", text).await.0, 202);
     }
     let conv = rep
-        .wait_for(&id, "all three", |c| texts_by(c, "EndUser").iter().any(|t| t == "three"))
+        .wait_for(&id, "all three", |c| {
+            texts_by(c, "EndUser").iter().any(|t| t == "three")
+        })
         .await;
-    let customer: Vec<String> = texts_by(&conv, "EndUser").into_iter().filter(|t| ["one", "two", "three"].contains(&t.as_str())).collect();
+    let customer: Vec<String> = texts_by(&conv, "EndUser")
+        .into_iter()
+        .filter(|t| ["one", "two", "three"].contains(&t.as_str()))
+        .collect();
     assert_eq!(customer, ["one", "two", "three"]);
     let kinds = app.event_kinds("live-faults").await;
-    assert!(kinds.iter().filter(|k| *k == "rep.sent").count() >= 3, "{kinds:?}");
+    assert!(
+        kinds.iter().filter(|k| *k == "rep.sent").count() >= 3,
+        "{kinds:?}"
+    );
 });
 
 // The stream drops every second while the rep writes: every rep message is
 // delivered exactly once (the cursor is stored with each applied event).
-both_databases!(a_dropping_stream_loses_and_repeats_nothing, |db: Db| async move {
-    let app = live(db).await;
-    let rep = console(&app);
-    let hook = receiver(vec![]).await;
-    let (status, body) = app.post_escalation(&chat("live-drop", &hook.url, "en")).await;
-    assert_eq!(status, 202, "{body}");
-    let id = body["salesforce_miaw_session_id"].as_str().unwrap().to_string();
-    rep.wait_for(&id, "the conversation", |c| c["status"] == "waiting").await;
-    rep.accept(&id, "Sam").await;
-    rep.set_faults(json!({"drop_stream_every_secs": 1})).await;
-    let sent: Vec<String> = (1..=8).map(|i| format!("message {i}")).collect();
-    for text in &sent {
-        assert_eq!(rep.say(&id, text).await.0, 202);
-        tokio::time::sleep(Duration::from_millis(300)).await;
+both_databases!(
+    a_dropping_stream_loses_and_repeats_nothing,
+    |db: Db| async move {
+        let app = live(db).await;
+        let rep = console(&app);
+        let hook = receiver(vec![]).await;
+        let (status, body) = app
+            .post_escalation(&chat("live-drop", &hook.url, "en"))
+            .await;
+        assert_eq!(status, 202, "{body}");
+        let id = body["salesforce_miaw_session_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        rep.wait_for(&id, "the conversation", |c| c["status"] == "waiting")
+            .await;
+        rep.accept(&id, "Sam").await;
+        rep.set_faults(json!({"drop_stream_every_secs": 1})).await;
+        let sent: Vec<String> = (1..=8).map(|i| format!("message {i}")).collect();
+        for text in &sent {
+            assert_eq!(rep.say(&id, text).await.0, 202);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let got = wait_webhooks(&hook, "agent.message", sent.len()).await;
+        assert_eq!(
+            got.iter()
+                .map(|m| m["data"]["text"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>(),
+            sent
+        );
+        rep.clear_faults().await;
+        rep.close(&id).await;
+        wait_webhooks(&hook, "session.closed", 1).await;
+        let bodies = settled_exactly_once(&app, "live-drop", &hook).await;
+        assert_eq!(
+            bodies
+                .iter()
+                .filter(|b| b["type"] == "agent.message")
+                .count(),
+            sent.len()
+        );
     }
-    let got = wait_webhooks(&hook, "agent.message", sent.len()).await;
-    assert_eq!(got.iter().map(|m| m["data"]["text"].as_str().unwrap().to_string()).collect::<Vec<_>>(), sent);
-    rep.clear_faults().await;
-    rep.close(&id).await;
-    wait_webhooks(&hook, "session.closed", 1).await;
-    let bodies = settled_exactly_once(&app, "live-drop", &hook).await;
-    assert_eq!(bodies.iter().filter(|b| b["type"] == "agent.message").count(), sent.len());
-});
+);
 
 // The end user's token expires every few seconds: it is renewed (continuation
 // token) and the conversation carries on across the expiry.
@@ -396,87 +643,138 @@ both_databases!(an_expired_token_is_renewed, |db: Db| async move {
     let app = spawn_live_app(db, emulator, |_| {}).await;
     let rep = console(&app);
     let hook = receiver(vec![]).await;
-    let (status, body) = app.post_escalation(&chat("live-ttl", &hook.url, "en")).await;
+    let (status, body) = app
+        .post_escalation(&chat("live-ttl", &hook.url, "en"))
+        .await;
     assert_eq!(status, 202, "{body}");
-    let id = body["salesforce_miaw_session_id"].as_str().unwrap().to_string();
-    rep.wait_for(&id, "the conversation", |c| c["status"] == "waiting").await;
+    let id = body["salesforce_miaw_session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    rep.wait_for(&id, "the conversation", |c| c["status"] == "waiting")
+        .await;
     rep.accept(&id, "Kim").await;
     // Past two expiries: the stream and the sends need renewed tokens.
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(rep.say(&id, "still here").await.0, 202);
     wait_webhooks(&hook, "agent.message", 1).await;
     assert_eq!(post_message(&app, "live-ttl", "me too").await.0, 202);
-    rep.wait_for(&id, "the customer's answer", |c| texts_by(c, "EndUser").iter().any(|t| t == "me too")).await;
+    rep.wait_for(&id, "the customer's answer", |c| {
+        texts_by(c, "EndUser").iter().any(|t| t == "me too")
+    })
+    .await;
 });
 
 // One session's callback keeps failing: its delivery is retried, then visible
 // as failed on the session — and another session's messages flow meanwhile.
-both_databases!(a_failing_callback_never_blocks_other_sessions, |db: Db| async move {
-    let app = spawn_live_app(db, sf_emulator::EmulatorConfig::default(), |c| {
-        c.worker.max_attempts = 3;
-    })
-    .await;
-    let rep = console(&app);
-    let broken = receiver(vec![500; 1000]).await;
-    let fine = receiver(vec![]).await;
-    let (_, a) = app.post_escalation(&chat("live-broken", &broken.url, "en")).await;
-    let (_, b) = app.post_escalation(&chat("live-fine", &fine.url, "en")).await;
-    let a = a["salesforce_miaw_session_id"].as_str().unwrap().to_string();
-    let b = b["salesforce_miaw_session_id"].as_str().unwrap().to_string();
-    for id in [&a, &b] {
-        rep.wait_for(id, "the conversation", |c| c["status"] == "waiting").await;
-        rep.accept(id, "Lee").await;
-        rep.say(id, "hello").await;
+both_databases!(
+    a_failing_callback_never_blocks_other_sessions,
+    |db: Db| async move {
+        let app = spawn_live_app(db, sf_emulator::EmulatorConfig::default(), |c| {
+            c.worker.max_attempts = 3;
+        })
+        .await;
+        let rep = console(&app);
+        let broken = receiver(vec![500; 1000]).await;
+        let fine = receiver(vec![]).await;
+        let (_, a) = app
+            .post_escalation(&chat("live-broken", &broken.url, "en"))
+            .await;
+        let (_, b) = app
+            .post_escalation(&chat("live-fine", &fine.url, "en"))
+            .await;
+        let a = a["salesforce_miaw_session_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let b = b["salesforce_miaw_session_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        for id in [&a, &b] {
+            rep.wait_for(id, "the conversation", |c| c["status"] == "waiting")
+                .await;
+            rep.accept(id, "Lee").await;
+            rep.say(id, "hello").await;
+        }
+        wait_webhooks(&fine, "agent.message", 1).await;
+        let s = wait_session(&app, "live-broken", "a failed delivery", |s| {
+            s["deliveries"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|d| d["state"] == "failed"))
+        })
+        .await;
+        let failed = s["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["state"] == "failed")
+            .unwrap();
+        assert!(failed["attempts"].as_i64().unwrap() >= 1, "{failed}");
+        assert!(failed["last_error"].is_string(), "{failed}");
     }
-    wait_webhooks(&fine, "agent.message", 1).await;
-    let s = wait_session(&app, "live-broken", "a failed delivery", |s| {
-        s["deliveries"].as_array().is_some_and(|d| d.iter().any(|d| d["state"] == "failed"))
-    })
-    .await;
-    let failed = s["deliveries"].as_array().unwrap().iter().find(|d| d["state"] == "failed").unwrap();
-    assert!(failed["attempts"].as_i64().unwrap() >= 1, "{failed}");
-    assert!(failed["last_error"].is_string(), "{failed}");
-});
+);
 
 // `GET /v1/sessions/{id}/stream`: the same envelopes as the webhook, as
 // Server-Sent Events; `Last-Event-ID` resumes after the given event.
-both_databases!(the_session_stream_carries_the_same_events_and_resumes, |db: Db| async move {
-    let app = live(db).await;
-    let rep = console(&app);
-    let hook = receiver(vec![]).await;
-    let (status, body) = app.post_escalation(&chat("live-sse", &hook.url, "en")).await;
-    assert_eq!(status, 202, "{body}");
-    let id = body["salesforce_miaw_session_id"].as_str().unwrap().to_string();
-    rep.wait_for(&id, "the conversation", |c| c["status"] == "waiting").await;
-    rep.accept(&id, "Mo").await;
-    rep.say(&id, "first").await;
-    rep.say(&id, "second").await;
-    rep.close(&id).await;
-    wait_webhooks(&hook, "session.closed", 1).await;
-    // The stream ends after session.closed: read it whole.
-    let read = |last: Option<String>| {
-        let app_url = app.url("/v1/sessions/live-sse/stream");
-        let token = app.read_token.clone();
-        async move {
-            let mut request = reqwest::Client::new().get(app_url).bearer_auth(token);
-            if let Some(last) = last {
-                request = request.header("last-event-id", last);
+both_databases!(
+    the_session_stream_carries_the_same_events_and_resumes,
+    |db: Db| async move {
+        let app = live(db).await;
+        let rep = console(&app);
+        let hook = receiver(vec![]).await;
+        let (status, body) = app
+            .post_escalation(&chat("live-sse", &hook.url, "en"))
+            .await;
+        assert_eq!(status, 202, "{body}");
+        let id = body["salesforce_miaw_session_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        rep.wait_for(&id, "the conversation", |c| c["status"] == "waiting")
+            .await;
+        rep.accept(&id, "Mo").await;
+        rep.say(&id, "first").await;
+        rep.say(&id, "second").await;
+        rep.close(&id).await;
+        wait_webhooks(&hook, "session.closed", 1).await;
+        // The stream ends after session.closed: read it whole.
+        let read = |last: Option<String>| {
+            let app_url = app.url("/v1/sessions/live-sse/stream");
+            let token = app.read_token.clone();
+            async move {
+                let mut request = reqwest::Client::new().get(app_url).bearer_auth(token);
+                if let Some(last) = last {
+                    request = request.header("last-event-id", last);
+                }
+                let response = tokio::time::timeout(Duration::from_secs(30), request.send())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(response.status(), 200);
+                let text = tokio::time::timeout(Duration::from_secs(30), response.text())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                parse_sse(&text)
             }
-            let response = tokio::time::timeout(Duration::from_secs(30), request.send()).await.unwrap().unwrap();
-            assert_eq!(response.status(), 200);
-            let text = tokio::time::timeout(Duration::from_secs(30), response.text()).await.unwrap().unwrap();
-            parse_sse(&text)
-        }
-    };
-    let all = read(None).await;
-    let webhooks = hook.bodies();
-    assert_eq!(all.iter().map(|(_, data)| data.clone()).collect::<Vec<_>>(), webhooks, "the stream carries the webhook envelopes, in order");
-    let (second_id, _) = &all[1];
-    let rest = read(Some(second_id.clone())).await;
-    assert_eq!(rest, all[2..].to_vec());
-    let (status, body) = app.get("/v1/sessions/nobody/stream", Some(&app.read_token)).await;
-    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
-});
+        };
+        let all = read(None).await;
+        let webhooks = hook.bodies();
+        assert_eq!(
+            all.iter().map(|(_, data)| data.clone()).collect::<Vec<_>>(),
+            webhooks,
+            "the stream carries the webhook envelopes, in order"
+        );
+        let (second_id, _) = &all[1];
+        let rest = read(Some(second_id.clone())).await;
+        assert_eq!(rest, all[2..].to_vec());
+        let (status, body) = app
+            .get("/v1/sessions/nobody/stream", Some(&app.read_token))
+            .await;
+        assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+    }
+);
 
 /// `(id, data as JSON)` of each event of an SSE body.
 fn parse_sse(text: &str) -> Vec<(String, Value)> {

@@ -117,7 +117,6 @@ impl Stack {
     }
 }
 
-
 // A chat session that fell back to a Case is told so, once: the Case exists in
 // Salesforce, one signed `system.message` carrying the CaseNumber reaches the
 // product's webhook, and the session view shows the delivery `sent`.

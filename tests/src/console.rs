@@ -23,7 +23,10 @@ impl RepConsole {
         let response = request.send().await.expect("console request sent");
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn conversations(&self) -> Vec<Value> {
@@ -31,7 +34,10 @@ impl RepConsole {
             .send(self.http.get(format!("{}/conversations", self.base)))
             .await;
         assert_eq!(status, 200, "{body}");
-        body["conversations"].as_array().cloned().unwrap_or_default()
+        body["conversations"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub async fn conversation(&self, id: &str) -> (u16, Value) {
@@ -47,7 +53,10 @@ impl RepConsole {
             if status == 200 && ready(&body) {
                 return body;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}: {body}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {body}"
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -61,7 +70,8 @@ impl RepConsole {
     }
 
     pub async fn transfer(&self, id: &str, rep_name: &str) -> (u16, Value) {
-        self.post(id, "transfer", json!({"rep_name": rep_name})).await
+        self.post(id, "transfer", json!({"rep_name": rep_name}))
+            .await
     }
 
     pub async fn leave(&self, id: &str) -> (u16, Value) {

@@ -354,7 +354,10 @@ fn parse_identity(value: Option<&Value>) -> Result<Option<String>, ApiError> {
             ));
         }
     };
-    if let Some(key) = obj.keys().find(|k| !matches!(k.as_str(), "subject" | "verified")) {
+    if let Some(key) = obj
+        .keys()
+        .find(|k| !matches!(k.as_str(), "subject" | "verified"))
+    {
         return Err(bad(
             "invalid_identity",
             &format!("identity.{key}"),

@@ -27,7 +27,9 @@ impl RouteReason {
         match self {
             Self::Preferred => "the channel's preferred route",
             Self::MessagingNotConfigured => "live messaging is not configured",
-            Self::ChannelNotLive => "live messaging is not enabled for this channel (miaw.channels)",
+            Self::ChannelNotLive => {
+                "live messaging is not enabled for this channel (miaw.channels)"
+            }
             Self::OutsideOfficeHours => "outside office hours",
         }
     }
@@ -137,7 +139,10 @@ mod tests {
     #[test]
     fn messaging_goes_live_only_when_open_for_the_channel() {
         let open = choose(Route::Messaging, Live::Open);
-        assert_eq!((open.route, open.fallback_event()), (Route::Messaging, None));
+        assert_eq!(
+            (open.route, open.fallback_event()),
+            (Route::Messaging, None)
+        );
         let closed = choose(Route::Messaging, Live::Closed);
         assert_eq!(closed.route, Route::Case);
         assert_eq!(

@@ -53,7 +53,8 @@ fn not_live(state: Option<LiveState>) -> ApiError {
             "this session became a Case; the rep answers on the Case, not in a live chat".into(),
         ),
         _ => ApiError::NotLive(
-            "this session is a Case, not a live chat; messages to the rep need a live session".into(),
+            "this session is a Case, not a live chat; messages to the rep need a live session"
+                .into(),
         ),
     }
 }
@@ -83,7 +84,10 @@ async fn message(
             ));
         }
     };
-    if let Some(key) = json.as_object().and_then(|o| o.keys().find(|k| *k != "text")) {
+    if let Some(key) = json
+        .as_object()
+        .and_then(|o| o.keys().find(|k| *k != "text"))
+    {
         return Err(ApiError::invalid(
             "unknown_field",
             Some(key.clone()),
@@ -243,8 +247,8 @@ async fn stream(
                     continue;
                 };
                 closed |= message.kind == channels::OutboundKind::SessionClosed;
-                let data = String::from_utf8(Envelope::new(&message, None).to_bytes())
-                    .unwrap_or_default();
+                let data =
+                    String::from_utf8(Envelope::new(&message, None).to_bytes()).unwrap_or_default();
                 let event = Event::default()
                     .id(event_id(&row))
                     .event(message.kind.as_str())

@@ -155,11 +155,23 @@ impl MiawConfig {
             ));
         }
         for (key, name) in [
-            ("miaw.attribute_names.session_id", &self.attribute_names.session_id),
-            ("miaw.attribute_names.consumer_type", &self.attribute_names.consumer_type),
+            (
+                "miaw.attribute_names.session_id",
+                &self.attribute_names.session_id,
+            ),
+            (
+                "miaw.attribute_names.consumer_type",
+                &self.attribute_names.consumer_type,
+            ),
             ("miaw.attribute_names.origin", &self.attribute_names.origin),
-            ("miaw.attribute_names.priority", &self.attribute_names.priority),
-            ("miaw.attribute_names.language", &self.attribute_names.language),
+            (
+                "miaw.attribute_names.priority",
+                &self.attribute_names.priority,
+            ),
+            (
+                "miaw.attribute_names.language",
+                &self.attribute_names.language,
+            ),
         ] {
             if !name.is_empty() && !api_name(name.trim_start_matches('_')) {
                 return Err(format!(

@@ -53,7 +53,8 @@ impl Worker {
         }
         let effects = match state {
             Some(LiveState::Closing) => {
-                let payload: Option<EscalationPayload> = serde_json::from_str(&session.payload).ok();
+                let payload: Option<EscalationPayload> =
+                    serde_json::from_str(&session.payload).ok();
                 match payload {
                     Some(payload) => self.with_event_context(&session, &payload, &row, "", |ctx| {
                         ctx.closed_effects("customer")

@@ -27,7 +27,9 @@ impl Worker {
             return Outcome::Done;
         }
         let Some(live) = self.live.clone() else {
-            return self.fall_back(job, session_id, "live messaging is not configured").await;
+            return self
+                .fall_back(job, session_id, "live messaging is not configured")
+                .await;
         };
         if now_ms() > row.deadline_at {
             return self
@@ -81,10 +83,16 @@ impl Worker {
                 mapping::dropped_attributes_event(&dropped),
             ));
         }
-        let notices = self.with_event_context(&session, &payload, &row, "", |ctx| ctx.opened_notices());
+        let notices =
+            self.with_event_context(&session, &payload, &row, "", |ctx| ctx.opened_notices());
         match self
             .store
-            .mark_conversation_open(session_id, &notices, events, self.config.worker.max_attempts)
+            .mark_conversation_open(
+                session_id,
+                &notices,
+                events,
+                self.config.worker.max_attempts,
+            )
             .await
         {
             Ok(_) => {
@@ -106,9 +114,10 @@ impl Worker {
         payload: &EscalationPayload,
     ) -> Result<String, MiawError> {
         if let Some(token) = &row.token {
+            // Good for at least the calls of this attempt; a 401 renews it anyway.
             let fresh = row
                 .token_expires_at
-                .is_none_or(|exp| exp * 1000 > now_ms() + 60_000);
+                .is_none_or(|exp| exp * 1000 > now_ms() + 1_000);
             if fresh {
                 return Ok(token.clone());
             }
@@ -141,7 +150,11 @@ impl Worker {
                 session_id,
                 token.token.expose_secret(),
                 token.expires_at,
-                if first { token.last_event_id.as_deref() } else { None },
+                if first {
+                    token.last_event_id.as_deref()
+                } else {
+                    None
+                },
             )
             .await
             .map_err(|e| MiawError::Unavailable {
@@ -204,7 +217,11 @@ impl Worker {
         let Some(session) = self.store.session(session_id).await? else {
             return Ok(None);
         };
-        Ok(self.store.live_session(session_id).await?.map(|row| (session, row)))
+        Ok(self
+            .store
+            .live_session(session_id)
+            .await?
+            .map(|row| (session, row)))
     }
 
     /// Runs `f` with the mapping context of a session (its channel, language,
@@ -229,7 +246,8 @@ impl Worker {
         let messages = match &self.live {
             Some(live) => &live.messages,
             None => {
-                fallback_messages = crate::live::messages::LocalizedMessages::new(&self.config.miaw.messages);
+                fallback_messages =
+                    crate::live::messages::LocalizedMessages::new(&self.config.miaw.messages);
                 &fallback_messages
             }
         };

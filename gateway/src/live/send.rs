@@ -58,7 +58,11 @@ impl Worker {
         };
         let budget = self.config.miaw.messages_per_minute as u64;
         let window_start = now_ms() - 60_000;
-        let mut sent_in_window = match self.store.live_messages_sent_since(session_id, window_start).await {
+        let mut sent_in_window = match self
+            .store
+            .live_messages_sent_since(session_id, window_start)
+            .await
+        {
             Ok(n) => n,
             Err(e) => return self.db_retry(job, e),
         };
@@ -68,7 +72,8 @@ impl Worker {
                 tracing::info!("Per-conversation message budget spent; the rest wait.");
                 return Outcome::Postpone {
                     after: Duration::from_secs(60 / budget.max(1)).max(Duration::from_secs(1)),
-                    error: "per-conversation message budget spent (miaw.messages_per_minute)".into(),
+                    error: "per-conversation message budget spent (miaw.messages_per_minute)"
+                        .into(),
                 };
             }
             if let Err(e) = self.store.count_live_message_attempt(&message.id).await {
@@ -90,7 +95,10 @@ impl Worker {
                     bytes: message.text.clone().into_bytes(),
                     text: Some("The whole conversation so far".into()),
                 };
-                live.client.send_file(&token, &conversation, &file).await.map(|()| false)
+                live.client
+                    .send_file(&token, &conversation, &file)
+                    .await
+                    .map(|()| false)
             } else {
                 let outgoing = OutgoingMessage {
                     id,
@@ -181,6 +189,12 @@ impl Worker {
 fn sanitize(session_id: &str) -> String {
     session_id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }

@@ -30,8 +30,16 @@ use crate::store::{LiveState, live_session, now_ms, session};
 
 /// Streams claimed per round at most (the rest are claimed in the next rounds).
 const CLAIM_BATCH: usize = 500;
-/// A token is renewed this long before it expires.
+/// A token is renewed this long before it expires at most — or, for short-lived
+/// tokens, after two thirds of the life it had left when it was received.
 const RENEW_BEFORE_MS: i64 = 60_000;
+
+/// When to renew a token that expires at `exp` (epoch seconds), seen at `now_ms`.
+fn renew_at_ms(exp: i64, now_ms: i64) -> i64 {
+    let exp_ms = exp * 1000;
+    let two_thirds = now_ms + (exp_ms - now_ms).max(0) * 2 / 3;
+    two_thirds.max(exp_ms - RENEW_BEFORE_MS)
+}
 
 pub struct Supervisor {
     worker: Arc<Worker>,
@@ -74,7 +82,9 @@ impl Supervisor {
                     Ok((task, _)) => by_task.remove(&task),
                     Err(e) => {
                         if e.is_panic() {
-                            tracing::error!("A live stream task panicked; the stream is claimed again.");
+                            tracing::error!(
+                                "A live stream task panicked; the stream is claimed again."
+                            );
                         }
                         by_task.remove(&e.id())
                     }
@@ -83,7 +93,12 @@ impl Supervisor {
                     running.remove(&id);
                 }
             }
-            match self.worker.store.renew_live_streams(&self.owner, lease_ms).await {
+            match self
+                .worker
+                .store
+                .renew_live_streams(&self.owner, lease_ms)
+                .await
+            {
                 Ok(held) => {
                     let held: HashSet<String> = held.into_iter().collect();
                     for (id, cancel) in &running {
@@ -96,7 +111,10 @@ impl Supervisor {
                     tracing::warn!(error = %e, "Could not renew live stream leases; the database may be unavailable.");
                 }
             }
-            let room = cfg.max_streams.saturating_sub(running.len()).min(CLAIM_BATCH);
+            let room = cfg
+                .max_streams
+                .saturating_sub(running.len())
+                .min(CLAIM_BATCH);
             match self
                 .worker
                 .store
@@ -154,19 +172,24 @@ impl Supervisor {
             _ => return Stop::Released,
         };
         let Ok(payload) = serde_json::from_str::<EscalationPayload>(&session.payload) else {
-            tracing::warn!("The session's stored escalation does not parse; its stream is not followed.");
+            tracing::warn!(
+                "The session's stored escalation does not parse; its stream is not followed."
+            );
             return Stop::Released;
         };
         let mut token = row.token.clone().unwrap_or_default();
         let mut expires = row.token_expires_at;
+        let mut renew_at = expires.map(|exp| renew_at_ms(exp, now_ms()));
         let mut cursor = row.last_event_id.clone();
         let mut backoff = Backoff::new();
         loop {
             if cancel.is_cancelled() {
                 return Stop::Released;
             }
-            if expires.is_some_and(|exp| exp * 1000 - now_ms() < RENEW_BEFORE_MS) {
-                self.renew(&session_id, &mut token, &mut expires).await;
+            if renew_at.is_some_and(|at| at <= now_ms())
+                && self.renew(&session_id, &mut token, &mut expires).await
+            {
+                renew_at = expires.map(|exp| renew_at_ms(exp, now_ms()));
             }
             let connected = tokio::select! {
                 r = self.live.client.subscribe(&token, cursor.as_deref()) => r,
@@ -175,19 +198,30 @@ impl Supervisor {
             match connected {
                 Ok(stream) => {
                     match self
-                        .read(&session, &payload, stream, &mut cursor, &mut backoff, expires, cancel)
+                        .read(
+                            &session,
+                            &payload,
+                            stream,
+                            &mut cursor,
+                            &mut backoff,
+                            renew_at,
+                            cancel,
+                        )
                         .await
                     {
                         Read::Stop(stop) => return stop,
                         Read::Renew => {
-                            self.renew(&session_id, &mut token, &mut expires).await;
-                            continue;
+                            if self.renew(&session_id, &mut token, &mut expires).await {
+                                renew_at = expires.map(|exp| renew_at_ms(exp, now_ms()));
+                                continue;
+                            }
                         }
                         Read::Reconnect => {}
                     }
                 }
                 Err(MiawError::Unauthorized { .. }) => {
                     if self.renew(&session_id, &mut token, &mut expires).await {
+                        renew_at = expires.map(|exp| renew_at_ms(exp, now_ms()));
                         continue;
                     }
                 }
@@ -211,11 +245,11 @@ impl Supervisor {
         mut stream: EventStream,
         cursor: &mut Option<String>,
         backoff: &mut Backoff,
-        expires: Option<i64>,
+        renew_at: Option<i64>,
         cancel: &CancellationToken,
     ) -> Read {
-        let renew_in = expires
-            .map(|exp| Duration::from_millis((exp * 1000 - now_ms() - RENEW_BEFORE_MS).max(0) as u64))
+        let renew_in = renew_at
+            .map(|at| Duration::from_millis((at - now_ms()).max(0) as u64))
             .unwrap_or(Duration::from_secs(86_400 * 365));
         let renew_at = tokio::time::sleep(renew_in);
         tokio::pin!(renew_at);
@@ -269,9 +303,11 @@ impl Supervisor {
             return Ok(Some(Stop::Released));
         }
         let event_id = event.id.as_deref().unwrap_or("");
-        let effects = self.worker.with_event_context(session, payload, &row, event_id, |ctx| {
-            event_effects(&event.event, ctx)
-        });
+        let effects = self
+            .worker
+            .with_event_context(session, payload, &row, event_id, |ctx| {
+                event_effects(&event.event, ctx)
+            });
         let finished = effects.fallback || effects.state == Some(LiveState::Ended);
         let wake = finished || !effects.deliveries.is_empty();
         let applied = self
@@ -321,4 +357,20 @@ enum Read {
     Stop(Stop),
     Renew,
     Reconnect,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::renew_at_ms;
+
+    #[test]
+    fn tokens_are_renewed_a_minute_early_or_after_two_thirds_of_a_short_life() {
+        let now = 1_000_000_000;
+        // An hour left: renew a minute before expiry.
+        assert_eq!(renew_at_ms(now / 1000 + 3600, now), now + 3_540_000);
+        // Three seconds left: renew after two of them, not at once (no renewal storm).
+        assert_eq!(renew_at_ms(now / 1000 + 3, now), now + 2_000);
+        // Already expired: renew now.
+        assert_eq!(renew_at_ms(now / 1000 - 5, now), now);
+    }
 }

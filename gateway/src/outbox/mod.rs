@@ -83,7 +83,10 @@ mod tests {
         // Zero-padded: ids sort in part order (the outbox orders by id within a millisecond).
         let mut sorted = parts.iter().map(|p| p.id.clone()).collect::<Vec<_>>();
         sorted.sort();
-        assert_eq!(sorted, parts.iter().map(|p| p.id.clone()).collect::<Vec<_>>());
+        assert_eq!(
+            sorted,
+            parts.iter().map(|p| p.id.clone()).collect::<Vec<_>>()
+        );
         assert!(parts.iter().all(|p| p.text.chars().count() <= 20));
         assert_eq!(
             parts.iter().map(|p| p.text.as_str()).collect::<String>(),

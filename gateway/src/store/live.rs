@@ -128,7 +128,10 @@ pub enum Queued {
 }
 
 impl Store {
-    pub async fn live_session(&self, session_id: &str) -> Result<Option<live_session::Model>, DbErr> {
+    pub async fn live_session(
+        &self,
+        session_id: &str,
+    ) -> Result<Option<live_session::Model>, DbErr> {
         live_session::Entity::find_by_id(session_id.to_string())
             .one(&self.db)
             .await
@@ -156,7 +159,10 @@ impl Store {
     ) -> Result<(), DbErr> {
         let mut update = live_session::Entity::update_many()
             .col_expr(live_session::Column::Token, Expr::value(token))
-            .col_expr(live_session::Column::TokenExpiresAt, Expr::value(expires_at))
+            .col_expr(
+                live_session::Column::TokenExpiresAt,
+                Expr::value(expires_at),
+            )
             .col_expr(live_session::Column::UpdatedAt, Expr::value(now_ms()));
         if let Some(id) = last_event_id {
             update = update.col_expr(
@@ -182,7 +188,10 @@ impl Store {
     ) -> Result<bool, DbErr> {
         let txn = self.db.begin().await?;
         let moved = live_session::Entity::update_many()
-            .col_expr(live_session::Column::State, Expr::value(LiveState::Waiting.as_str()))
+            .col_expr(
+                live_session::Column::State,
+                Expr::value(LiveState::Waiting.as_str()),
+            )
             .col_expr(live_session::Column::UpdatedAt, Expr::value(now_ms()))
             .filter(live_session::Column::SessionId.eq(session_id))
             .filter(live_session::Column::State.eq(LiveState::Opening.as_str()))
@@ -272,14 +281,21 @@ impl Store {
             return Ok(state);
         }
         live_session::Entity::update_many()
-            .col_expr(live_session::Column::State, Expr::value(LiveState::Closing.as_str()))
+            .col_expr(
+                live_session::Column::State,
+                Expr::value(LiveState::Closing.as_str()),
+            )
             .col_expr(live_session::Column::UpdatedAt, Expr::value(now_ms()))
             .filter(live_session::Column::SessionId.eq(session_id))
             .exec(&txn)
             .await?;
-        event_row(session_id, "live.close_requested", serde_json::json!({"by": why}))
-            .insert(&txn)
-            .await?;
+        event_row(
+            session_id,
+            "live.close_requested",
+            serde_json::json!({"by": why}),
+        )
+        .insert(&txn)
+        .await?;
         let job = JobKind::EndConversation {
             session_id: session_id.to_string(),
         };
@@ -304,7 +320,11 @@ impl Store {
     }
 
     /// Customer messages sent to the rep since `since_ms` (the per-minute budget).
-    pub async fn live_messages_sent_since(&self, session_id: &str, since_ms: i64) -> Result<u64, DbErr> {
+    pub async fn live_messages_sent_since(
+        &self,
+        session_id: &str,
+        since_ms: i64,
+    ) -> Result<u64, DbErr> {
         use sea_orm::PaginatorTrait;
         live_message::Entity::find()
             .filter(live_message::Column::SessionId.eq(session_id))
@@ -419,7 +439,11 @@ impl Store {
 
     /// Renews every lease `owner` holds that has not run out; answers the
     /// session ids still held.
-    pub async fn renew_live_streams(&self, owner: &str, lease_ms: i64) -> Result<Vec<String>, DbErr> {
+    pub async fn renew_live_streams(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<Vec<String>, DbErr> {
         let now = now_ms();
         let backend = self.backend();
         let states = streaming_states();
@@ -449,8 +473,14 @@ impl Store {
     /// Lets go of a stream (shutdown, or the session ended).
     pub async fn release_live_stream(&self, session_id: &str, owner: &str) -> Result<(), DbErr> {
         live_session::Entity::update_many()
-            .col_expr(live_session::Column::Owner, Expr::value(Option::<String>::None))
-            .col_expr(live_session::Column::LeaseUntil, Expr::value(Option::<i64>::None))
+            .col_expr(
+                live_session::Column::Owner,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                live_session::Column::LeaseUntil,
+                Expr::value(Option::<i64>::None),
+            )
             .filter(live_session::Column::SessionId.eq(session_id))
             .filter(live_session::Column::Owner.eq(owner))
             .exec(&self.db)
@@ -494,7 +524,8 @@ impl Store {
         token: &str,
         expires_at: Option<i64>,
     ) -> Result<(), DbErr> {
-        self.store_live_token(session_id, token, expires_at, None).await
+        self.store_live_token(session_id, token, expires_at, None)
+            .await
     }
 
     /// Live sessions per state (metrics, the bench).
@@ -566,7 +597,11 @@ pub(super) async fn insert_live_session(
     insert_live_messages(txn, session_id, &live.messages).await
 }
 
-async fn set_session_status<C: ConnectionTrait>(db: &C, session_id: &str, status: &str) -> Result<(), DbErr> {
+async fn set_session_status<C: ConnectionTrait>(
+    db: &C,
+    session_id: &str,
+    status: &str,
+) -> Result<(), DbErr> {
     session::Entity::update_many()
         .col_expr(session::Column::Status, Expr::value(status))
         .col_expr(session::Column::UpdatedAt, Expr::value(chrono::Utc::now()))
@@ -584,7 +619,10 @@ async fn fall_back_in(
     max_attempts: u32,
 ) -> Result<bool, DbErr> {
     let mut update = live_session::Entity::update_many()
-        .col_expr(live_session::Column::State, Expr::value(LiveState::Fallback.as_str()))
+        .col_expr(
+            live_session::Column::State,
+            Expr::value(LiveState::Fallback.as_str()),
+        )
         .col_expr(live_session::Column::UpdatedAt, Expr::value(now_ms()))
         .filter(live_session::Column::SessionId.eq(session_id))
         .filter(
@@ -645,13 +683,11 @@ async fn write_effects(
         live = live.col_expr(live_session::Column::State, Expr::value(state.as_str()));
         if state == LiveState::Active || state == LiveState::Waiting {
             // Never revive a session that is over.
-            live = live.filter(
-                live_session::Column::State.is_in([
-                    LiveState::Opening.as_str(),
-                    LiveState::Waiting.as_str(),
-                    LiveState::Active.as_str(),
-                ]),
-            );
+            live = live.filter(live_session::Column::State.is_in([
+                LiveState::Opening.as_str(),
+                LiveState::Waiting.as_str(),
+                LiveState::Active.as_str(),
+            ]));
         }
     }
     if let Some(rep) = effects.rep_name {
@@ -659,14 +695,26 @@ async fn write_effects(
     }
     if effects.forget_token {
         live = live
-            .col_expr(live_session::Column::Token, Expr::value(Option::<String>::None))
-            .col_expr(live_session::Column::Owner, Expr::value(Option::<String>::None))
-            .col_expr(live_session::Column::LeaseUntil, Expr::value(Option::<i64>::None));
+            .col_expr(
+                live_session::Column::Token,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                live_session::Column::Owner,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                live_session::Column::LeaseUntil,
+                Expr::value(Option::<i64>::None),
+            );
     }
     live.exec(txn).await?;
     if let Some(id) = &effects.messaging_session_id {
         session::Entity::update_many()
-            .col_expr(session::Column::SalesforceMessagingSessionId, Expr::value(id.as_str()))
+            .col_expr(
+                session::Column::SalesforceMessagingSessionId,
+                Expr::value(id.as_str()),
+            )
             .col_expr(session::Column::UpdatedAt, Expr::value(chrono::Utc::now()))
             .filter(session::Column::Id.eq(session_id))
             .filter(session::Column::SalesforceMessagingSessionId.is_null())

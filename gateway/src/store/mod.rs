@@ -23,8 +23,8 @@ pub use entities::{
     api_token, delivery, event, idempotency_key, job, live_message, live_session, session,
 };
 pub use idempotency::{Begin, IdempotencyLock, IdempotencyPolicy, StoredResponse, fingerprint};
-pub use live::{Effects, LiveState, NewLive, NewLiveMessage, Queued, message_kind};
 pub use jobs::{ABANDONED_ERROR, AbandonedJob, CaseRecord, ClaimedJob};
+pub use live::{Effects, LiveState, NewLive, NewLiveMessage, Queued, message_kind};
 pub use outbox::{DeliveryState, NewDelivery};
 pub use retention::{RetentionPolicy, RetentionReport};
 pub use sessions::Accepted;

@@ -24,7 +24,11 @@ const MESSAGE_NAMESPACE: Uuid = Uuid::from_u128(0x6f9d_1c0e_52b4_4d71_9a3e_5c1f_
 
 /// A stable MIAW message id for one purpose within a session.
 pub fn message_id(session_id: &str, purpose: &str) -> String {
-    Uuid::new_v5(&MESSAGE_NAMESPACE, format!("{session_id}\n{purpose}").as_bytes()).to_string()
+    Uuid::new_v5(
+        &MESSAGE_NAMESPACE,
+        format!("{session_id}\n{purpose}").as_bytes(),
+    )
+    .to_string()
 }
 
 /// The routing attributes a conversation is created with, and the caller
@@ -136,7 +140,11 @@ pub fn opening_messages(
     }
     let turns = &payload.conversation.turns;
     let rendered: Vec<String> = turns.iter().map(render_turn).collect();
-    let (messages, complete) = pack_newest(&rendered, config.max_message_chars, config.transcript_max_messages);
+    let (messages, complete) = pack_newest(
+        &rendered,
+        config.max_message_chars,
+        config.transcript_max_messages,
+    );
     let total = messages.len();
     for (k, body) in messages.into_iter().enumerate() {
         let header = if complete {
@@ -212,7 +220,13 @@ pub struct EventContext<'a> {
 }
 
 impl EventContext<'_> {
-    fn delivery(&self, purpose: &str, kind: OutboundKind, text: String, sender: Option<&str>) -> Vec<NewDelivery> {
+    fn delivery(
+        &self,
+        purpose: &str,
+        kind: OutboundKind,
+        text: String,
+        sender: Option<&str>,
+    ) -> Vec<NewDelivery> {
         let Some(target) = self.target else {
             return Vec::new();
         };
@@ -234,7 +248,8 @@ impl EventContext<'_> {
     }
 
     fn localized(&self, key: MessageKey, agent: Option<&str>) -> String {
-        self.messages.text(self.language, key, agent, self.end_keyword)
+        self.messages
+            .text(self.language, key, agent, self.end_keyword)
     }
 
     /// What the customer is told when the conversation has been opened.
@@ -349,7 +364,9 @@ pub fn event_effects(event: &MiawEvent, ctx: &EventContext<'_>) -> Effects {
                         ctx.localized(MessageKey::AgentJoined, name),
                         name,
                     ));
-                    effects.events.push(("rep.joined", json!({"rep_name": name})));
+                    effects
+                        .events
+                        .push(("rep.joined", json!({"rep_name": name})));
                 } else {
                     effects.state = Some(LiveState::Waiting);
                     effects.rep_name = Some(None);
@@ -377,7 +394,9 @@ pub fn event_effects(event: &MiawEvent, ctx: &EventContext<'_>) -> Effects {
                         "no agents are available".to_string()
                     }
                     Some(r) => format!("live messaging could not route the conversation ({r})"),
-                    None => format!("live messaging could not route the conversation ({failure_type})"),
+                    None => {
+                        format!("live messaging could not route the conversation ({failure_type})")
+                    }
                 };
                 return Effects {
                     fallback: true,
@@ -417,7 +436,10 @@ pub fn event_effects(event: &MiawEvent, ctx: &EventContext<'_>) -> Effects {
             } else {
                 Effects::default()
             };
-            effects.messaging_session_id = related_records.iter().find(|r| r.starts_with("0Mw")).cloned();
+            effects.messaging_session_id = related_records
+                .iter()
+                .find(|r| r.starts_with("0Mw"))
+                .cloned();
             effects
         }
         MiawEvent::CloseConversation { .. } if !over => ctx.closed_effects("end_user"),
@@ -427,13 +449,25 @@ pub fn event_effects(event: &MiawEvent, ctx: &EventContext<'_>) -> Effects {
 
 fn conversation_of(event: &MiawEvent) -> Option<&str> {
     match event {
-        MiawEvent::Message { conversation_id, .. }
-        | MiawEvent::ParticipantChanged { conversation_id, .. }
-        | MiawEvent::RoutingResult { conversation_id, .. }
-        | MiawEvent::SessionStatusChanged { conversation_id, .. }
+        MiawEvent::Message {
+            conversation_id, ..
+        }
+        | MiawEvent::ParticipantChanged {
+            conversation_id, ..
+        }
+        | MiawEvent::RoutingResult {
+            conversation_id, ..
+        }
+        | MiawEvent::SessionStatusChanged {
+            conversation_id, ..
+        }
         | MiawEvent::CloseConversation { conversation_id }
-        | MiawEvent::Typing { conversation_id, .. } => Some(conversation_id),
-        MiawEvent::Other { conversation_id, .. } => conversation_id.as_deref(),
+        | MiawEvent::Typing {
+            conversation_id, ..
+        } => Some(conversation_id),
+        MiawEvent::Other {
+            conversation_id, ..
+        } => conversation_id.as_deref(),
         MiawEvent::Ping => None,
     }
 }
