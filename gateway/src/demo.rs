@@ -1,6 +1,8 @@
 //! `handoff demo`: the whole Case path on embedded defaults — the built-in
 //! Salesforce emulator, a scratch SQLite database, real HTTP on loopback — and
-//! the way back: a chat customer told of their Case through a signed webhook.
+//! a live chat: a MIAW conversation the demo plays the rep in (through the
+//! emulator's rep console), every rep message reaching the customer's chat as a
+//! signed webhook.
 
 use std::time::{Duration, Instant};
 
@@ -58,7 +60,76 @@ async fn spawn_chat_receiver(
     Ok((url, rx))
 }
 
-/// A chat conversation whose customer is told of their Case at `webhook_url`.
+/// The next webhook of `kind` (earlier ones of other kinds are skipped), within 30 s.
+async fn next_webhook(
+    webhooks: &mut tokio::sync::mpsc::Receiver<Received>,
+    kind: &str,
+) -> anyhow::Result<Received> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let received = tokio::time::timeout(left, webhooks.recv())
+            .await
+            .with_context(|| format!("no {kind} webhook arrived within 30 s"))?
+            .context("the chat receiver stopped")?;
+        if received.1["type"] == kind {
+            return Ok(received);
+        }
+    }
+}
+
+/// The emulator's rep console (`/__emulator/miaw/…`): the demo plays the rep.
+struct RepConsole {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl RepConsole {
+    fn new(emulator_url: &str) -> anyhow::Result<RepConsole> {
+        Ok(RepConsole {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()?,
+            base: format!("{emulator_url}/__emulator/miaw/conversations"),
+        })
+    }
+
+    /// Polls the conversation until `ready` holds, up to 30 s.
+    async fn wait_for(&self, id: &str, ready: impl Fn(&Value) -> bool) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let response = self.http.get(format!("{}/{id}", self.base)).send().await?;
+            if response.status().is_success() {
+                let body: Value = response.json().await?;
+                if ready(&body) {
+                    return Ok(body);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("conversation {id} did not reach the expected state within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn act(&self, id: &str, action: &str, body: Value) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .post(format!("{}/{id}/{action}", self.base))
+            .json(&body)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!(
+                "the rep console refused {action}: {}",
+                response.text().await.unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A chat conversation that goes live; its customer's chat is `webhook_url`.
 fn demo_chat(run: &str, webhook_url: &str) -> Value {
     json!({
         "session_id": format!("demo-{run}-chat"),
@@ -132,6 +203,25 @@ impl Driver {
             .json()
             .await?;
         Ok(serde_json::from_value(response["sessions"].clone())?)
+    }
+
+    /// `POST /v1/sessions/{id}/messages`: the customer writes to the rep; expects 202.
+    pub async fn message(&self, id: &str, text: &str) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .post(format!("{}/v1/sessions/{id}/messages", self.base))
+            .bearer_auth(&self.token)
+            .json(&json!({"text": text}))
+            .send()
+            .await?;
+        if response.status().as_u16() != 202 {
+            bail!(
+                "the message answered {}: {}",
+                response.status(),
+                response.text().await.unwrap_or_default()
+            );
+        }
+        Ok(())
     }
 
     /// Polls until the session has its Case (or failed), up to `timeout`.
@@ -325,34 +415,79 @@ pub async fn run() -> anyhow::Result<()> {
         );
     }
 
-    // The way back: a chat escalation becomes a Case too (live messaging is not configured),
-    // and the customer's chat is told so through a signed webhook.
+    // Live messaging: a chat escalation opens a MIAW conversation in the emulator; the demo
+    // plays the rep at the emulator's rep console, and the customer's chat (a stand-in
+    // receiver) gets every rep message as a signed webhook.
     let secret = info
         .webhook_secret
         .clone()
         .context("the sandbox has no chat webhook secret")?;
     let (webhook_url, mut webhooks) = spawn_chat_receiver(&secret).await?;
     let chat = driver.escalate(&demo_chat(&run_id, &webhook_url)).await?;
+    let conversation = chat
+        .salesforce_miaw_session_id
+        .clone()
+        .context("the chat escalation did not go live")?;
     println!();
-    println!("Escalating a chat conversation ({})…", chat.id);
-    let chat = driver
-        .wait_escalated(&chat.id, Duration::from_secs(60))
-        .await?;
-    println!(
-        "  Case {} ready; telling the customer on their chat…",
-        chat.salesforce_case_number.as_deref().unwrap_or("?")
-    );
-    let (verified, body) = tokio::time::timeout(Duration::from_secs(30), webhooks.recv())
-        .await
-        .context("the chat webhook did not arrive within 30 s")?
-        .context("the chat receiver stopped")?;
-    if !verified {
-        bail!("the chat webhook's signature did not verify");
+    println!("Escalating a chat conversation live ({})…", chat.id);
+    let rep = RepConsole::new(&info.salesforce_url)?;
+    let opened = rep.wait_for(&conversation, |c| c["status"] == "waiting").await?;
+    println!("  MIAW conversation {conversation} is waiting for a rep; routing attributes:");
+    if let Some(attributes) = opened["routing_attributes"].as_object() {
+        for (name, value) in attributes {
+            println!("    {name} = {}", value.as_str().unwrap_or_default());
+        }
     }
+    let mut received = Vec::new();
+    received.push(next_webhook(&mut webhooks, "system.message").await?);
+    received.push(next_webhook(&mut webhooks, "system.message").await?);
+    println!("  The rep (at the emulator's console) accepts, writes twice, and closes:");
+    rep.act(&conversation, "accept", json!({"rep_name": "Jane Doe"})).await?;
+    received.push(next_webhook(&mut webhooks, "agent.joined").await?);
+    rep.act(&conversation, "messages", json!({"text": "Hi Chidi, I can see both charges for order 1182."})).await?;
+    received.push(next_webhook(&mut webhooks, "agent.message").await?);
+    driver
+        .message(&chat.id, "Thank you! Can you refund one of them?")
+        .await?;
+    let answered = rep
+        .wait_for(&conversation, |c| {
+            c["entries"].as_array().is_some_and(|entries| {
+                entries.iter().any(|e| {
+                    e["role"] == "EndUser"
+                        && e["text"].as_str().is_some_and(|t| t.starts_with("Thank you!"))
+                })
+            })
+        })
+        .await;
+    answered?;
+    println!("  The customer answers on their chat; the rep sees it in the console.");
+    rep.act(&conversation, "messages", json!({"text": "Done: one charge is refunded. Anything else?"})).await?;
+    received.push(next_webhook(&mut webhooks, "agent.message").await?);
+    rep.act(&conversation, "close", json!({})).await?;
+    received.push(next_webhook(&mut webhooks, "session.closed").await?);
+    println!("  What the customer's chat received (each a Standard Webhook):");
+    for (verified, body) in &received {
+        println!(
+            "    {:<15} {:<9} {}{}",
+            body["type"].as_str().unwrap_or("?"),
+            if *verified { "verified" } else { "BAD SIG" },
+            body["data"]["sender_name"]
+                .as_str()
+                .map(|n| format!("{n}: "))
+                .unwrap_or_default(),
+            body["data"]["text"].as_str().unwrap_or("")
+        );
+    }
+    if received.iter().any(|(verified, _)| !verified) {
+        bail!("a chat webhook's signature did not verify");
+    }
+    let chat = driver.session(&chat.id).await?;
     println!(
-        "  chat webhook {} (signature verified): \"{}\"",
-        body["type"].as_str().unwrap_or("?"),
-        body["data"]["text"].as_str().unwrap_or("")
+        "  Session {}: route {}, status {}, MessagingSession {}",
+        chat.id,
+        chat.route,
+        chat.status,
+        chat.salesforce_messaging_session_id.as_deref().unwrap_or("-")
     );
 
     if let Some((session, _)) = rows.first()
@@ -370,10 +505,10 @@ pub async fn run() -> anyhow::Result<()> {
         );
     }
     println!(
-        "Done in {:.1}s: {} conversations, {} Cases, 1 customer told on their chat. Try `handoff serve --sandbox` to drive it yourself.",
+        "Done in {:.1}s: {} conversations, {} Cases, 1 live chat with a rep. Try `handoff serve --sandbox` to drive it yourself.",
         started.elapsed().as_secs_f64(),
         rows.len() + 1,
-        rows.len() + 1
+        rows.len()
     );
     running.stop().await;
     Ok(())

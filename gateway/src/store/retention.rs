@@ -16,7 +16,7 @@ use sea_orm::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{Store, delivery, event, job, session};
+use super::{LiveState, Store, delivery, event, job, live_message, live_session, session};
 
 /// How long each kind of data is kept after the session was created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,20 +43,40 @@ const DELETE_BATCH: u64 = 500;
 
 /// `sessions.id` of sessions that have no job left to run (every job `done`).
 fn finished() -> Condition {
-    Condition::all().add(
-        Expr::exists(
-            Query::select()
-                .expr(Expr::val(1))
-                .from(job::Entity)
-                .and_where(
-                    Expr::col((job::Entity, job::Column::SessionId))
-                        .equals((session::Entity, session::Column::Id)),
-                )
-                .and_where(Expr::col((job::Entity, job::Column::State)).ne("done"))
-                .to_owned(),
+    Condition::all()
+        .add(
+            Expr::exists(
+                Query::select()
+                    .expr(Expr::val(1))
+                    .from(job::Entity)
+                    .and_where(
+                        Expr::col((job::Entity, job::Column::SessionId))
+                            .equals((session::Entity, session::Column::Id)),
+                    )
+                    .and_where(Expr::col((job::Entity, job::Column::State)).ne("done"))
+                    .to_owned(),
+            )
+            .not(),
         )
-        .not(),
-    )
+        // A live chat still going needs its payload (the supervisor reads it).
+        .add(
+            Expr::exists(
+                Query::select()
+                    .expr(Expr::val(1))
+                    .from(live_session::Entity)
+                    .and_where(
+                        Expr::col((live_session::Entity, live_session::Column::SessionId))
+                            .equals((session::Entity, session::Column::Id)),
+                    )
+                    .and_where(
+                        Expr::col((live_session::Entity, live_session::Column::State)).is_in(
+                            LiveState::STREAMING.map(LiveState::as_str),
+                        ),
+                    )
+                    .to_owned(),
+            )
+            .not(),
+        )
 }
 
 /// Ids of finished sessions created before `cutoff`.
@@ -131,6 +151,19 @@ impl Store {
             .filter(delivery::Column::SessionId.in_subquery(finished_before(cutoff)))
             .exec(&txn)
             .await?;
+        // What the customer wrote to the rep, and the end user's token.
+        live_message::Entity::update_many()
+            .col_expr(live_message::Column::Text, Expr::value(""))
+            .filter(live_message::Column::Text.ne(""))
+            .filter(live_message::Column::SessionId.in_subquery(finished_before(cutoff)))
+            .exec(&txn)
+            .await?;
+        live_session::Entity::update_many()
+            .col_expr(live_session::Column::Token, Expr::value(Option::<String>::None))
+            .filter(live_session::Column::Token.is_not_null())
+            .filter(live_session::Column::SessionId.in_subquery(finished_before(cutoff)))
+            .exec(&txn)
+            .await?;
         // Job errors can quote what Salesforce refused (an address, a name).
         job::Entity::update_many()
             .col_expr(job::Column::LastError, Expr::value(Option::<String>::None))
@@ -172,6 +205,10 @@ impl Store {
                     .await?;
                 delivery::Entity::delete_many()
                     .filter(delivery::Column::SessionId.is_in(ids.clone()))
+                    .exec(&txn)
+                    .await?;
+                live_message::Entity::delete_many()
+                    .filter(live_message::Column::SessionId.is_in(ids.clone()))
                     .exec(&txn)
                     .await?;
                 job::Entity::delete_many()
