@@ -482,3 +482,64 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
 pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inner() -> (Inner, MiawConfig) {
+        let config = MiawConfig {
+            replay_limit: 3,
+            max_conversations: 2,
+            ..MiawConfig::default()
+        };
+        (
+            Miaw::new(config.clone())
+                .unwrap()
+                .inner
+                .into_inner()
+                .unwrap(),
+            config,
+        )
+    }
+
+    #[test]
+    fn a_stream_that_falls_too_far_behind_is_closed_and_can_replay() {
+        let (mut inner, config) = inner();
+        let (_, _, mut rx) = inner.open_stream("s", "t", None, 10);
+        for _ in 0..=STREAM_QUEUE {
+            inner.emit("s", "E", "{}".into(), &config);
+        }
+        assert!(inner.subjects["s"].streams.is_empty());
+        let mut got = 0;
+        while rx.try_recv().is_ok() {
+            got += 1;
+        }
+        assert_eq!(got, STREAM_QUEUE);
+        // The log kept the last `replay_limit` events for the reconnect.
+        let last = inner.last_event_id("s");
+        let (_, replay, _) = inner.open_stream("s", "t", Some(last - 2), 10);
+        assert_eq!(replay.len(), 2);
+        assert_eq!(inner.subjects["s"].log.len(), 3);
+    }
+
+    #[test]
+    fn subjects_beyond_the_bound_forget_the_oldest_idle_one() {
+        let (mut inner, config) = inner();
+        let (_, _, _rx) = inner.open_stream("busy", "t", None, 2);
+        inner.emit("idle", "E", "{}".into(), &config);
+        inner.emit("new", "E", "{}".into(), &config);
+        assert!(inner.subjects.contains_key("busy"));
+        assert!(!inner.subjects.contains_key("idle"));
+        assert!(inner.subjects.contains_key("new"));
+        assert_eq!(inner.subjects.len(), 2);
+    }
+
+    #[test]
+    fn event_ids_increase_across_subjects() {
+        let (mut inner, config) = inner();
+        inner.emit("a", "E", "{}".into(), &config);
+        inner.emit("b", "E", "{}".into(), &config);
+        assert!(inner.last_event_id("b") > inner.last_event_id("a"));
+    }
+}
