@@ -16,6 +16,7 @@ pub(crate) mod conversations;
 mod entries;
 pub mod faults;
 mod limits;
+mod messages;
 mod multipart;
 mod records;
 pub(crate) mod sse;
@@ -426,21 +427,21 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         )
         .route(
             &format!("{V2}/conversation/{{id}}/message"),
-            post(conversations::send_message),
+            post(messages::send_message),
         )
         .route(
             &format!("{V2}/conversation/{{id}}/file"),
             // The whole body is already buffered (bounded by the server's body limit); the
             // 5 MB file rule answers 413 with a `message` itself.
-            post(conversations::send_file).layer(axum::extract::DefaultBodyLimit::disable()),
+            post(messages::send_file).layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route(
             &format!("{V2}/conversation/{{id}}/entry"),
-            post(conversations::typing),
+            post(messages::typing),
         )
         .route(
             &format!("{V2}/conversation/{{id}}/acknowledge-entries"),
-            post(conversations::acknowledge),
+            post(messages::acknowledge),
         )
         .route(
             &format!("{V2}/conversation/{{id}}/entries"),
