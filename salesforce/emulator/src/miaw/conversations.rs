@@ -16,7 +16,7 @@ use super::entries::Entry;
 use super::faults::Operation;
 use super::limits::RollingWindow;
 use super::tokens::Claims;
-use super::{Conversation, Inner, MiawError, Status, records};
+use super::{Conversation, Inner, MiawError, RoutingStatus, Status, records};
 use crate::config::MiawConfig;
 use crate::server::AppState;
 
@@ -104,7 +104,11 @@ pub(super) fn routing_attributes(
 pub(crate) fn route(inner: &mut Inner, id: &str, routing_type: &str, config: &MiawConfig) {
     let available = inner.agents_available;
     if let Some(c) = inner.conversation_mut(id) {
-        c.routing_status = if available { "ROUTED" } else { "NEEDS_ROUTING" };
+        c.routing_status = if available {
+            RoutingStatus::Routed
+        } else {
+            RoutingStatus::NeedsRouting
+        };
     }
     let reason = (!available).then_some("NoAgentsAvailable");
     inner.record(id, Entry::routing(routing_type, reason), config);
@@ -179,7 +183,7 @@ fn create_inner(state: &AppState, claims: Claims, body: &[u8]) -> Answer {
         record_id,
         session_id,
         status: Status::Waiting,
-        routing_status: "INITIAL",
+        routing_status: RoutingStatus::Initial,
         routing_attributes: kept,
         dropped_attributes: dropped,
         language: req.language,
@@ -206,7 +210,7 @@ pub(crate) fn end_session(state: &AppState, inner: &mut Inner, id: &str, role: &
         return false;
     }
     c.status = Status::Ended;
-    c.routing_status = "NEEDS_ROUTING";
+    c.routing_status = RoutingStatus::NeedsRouting;
     records::set_session_status(state, &c.session_id, "Ended", Some(role));
     let entry = Entry::session_status(c, "Ended", Some(role));
     inner.record(id, entry, &state.miaw.config);
@@ -268,7 +272,7 @@ pub(crate) async fn routing_status(
         let mut inner = state.miaw.lock();
         let c = owned(&mut inner, &id, &claims)?;
         Ok(
-            Json(json!({"conversationId": c.id, "routingStatus": c.routing_status}))
+            Json(json!({"conversationId": c.id, "routingStatus": c.routing_status.as_str()}))
                 .into_response(),
         )
     })())

@@ -94,6 +94,26 @@ impl Status {
     }
 }
 
+/// Omni-Channel's view of the conversation (`GET /conversation/{id}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RoutingStatus {
+    Initial,
+    Routed,
+    NeedsRouting,
+    Transfer,
+}
+
+impl RoutingStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            RoutingStatus::Initial => "INITIAL",
+            RoutingStatus::Routed => "ROUTED",
+            RoutingStatus::NeedsRouting => "NEEDS_ROUTING",
+            RoutingStatus::Transfer => "TRANSFER",
+        }
+    }
+}
+
 /// The rep working the conversation.
 #[derive(Debug, Clone)]
 pub(crate) struct Rep {
@@ -120,7 +140,7 @@ pub(crate) struct Conversation {
     /// The current (latest) MessagingSession `0Mw…`.
     pub(crate) session_id: String,
     pub(crate) status: Status,
-    pub(crate) routing_status: &'static str,
+    pub(crate) routing_status: RoutingStatus,
     pub(crate) routing_attributes: BTreeMap<String, String>,
     pub(crate) dropped_attributes: Vec<String>,
     pub(crate) language: Option<String>,
