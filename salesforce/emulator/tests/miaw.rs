@@ -1671,3 +1671,14 @@ async fn max_conversations_forgets_closed_ones_and_refuses_beyond() {
         200
     );
 }
+
+#[tokio::test]
+async fn shutdown_ends_open_streams() {
+    let m = Miaw::start(EmulatorConfig::default()).await;
+    let (_t, _id, mut s) = m.conversation().await;
+    // Without ending the streams, a graceful shutdown would wait for them forever.
+    tokio::time::timeout(HANG_GUARD, m.sf.shutdown())
+        .await
+        .expect("shutdown finished");
+    assert!(s.next().await.is_none());
+}
