@@ -958,6 +958,17 @@ async fn typing_receipts_and_transcript() {
         r.body["conversationEntries"][0]["entryType"],
         "RoutingResult"
     );
+    let path = format!("{V2}/conversation/{id}/entries?limit=many");
+    let r = m.call("GET", &path, &t.token, None).await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body["message"].as_str().unwrap().contains("limit"),
+        "{}",
+        r.body
+    );
+    let path = format!("{V2}/conversation/{id}/entries?direction=Sideways");
+    let r = m.call("GET", &path, &t.token, None).await;
+    assert_eq!(r.status, 400);
 }
 
 // ---------------------------------------------------------------- the stream

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use axum::Json;
+use axum::extract::FromRequestParts;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -278,6 +279,27 @@ pub(crate) async fn routing_status(
     })())
 }
 
+/// Query parameters whose rejection is a MIAW error (`{"message"}`), not axum's plain text.
+pub(crate) struct MiawQuery<T>(pub(crate) T);
+
+impl<T, S> FromRequestParts<S> for MiawQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = MiawError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| MiawQuery(q))
+            .map_err(|e| MiawError::bad_request(format!("Invalid query: {}", e.body_text())))
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct EntriesQuery {
@@ -293,8 +315,8 @@ pub(crate) struct EntriesQuery {
 pub(crate) async fn entries(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    Query(q): Query<EntriesQuery>,
     claims: Claims,
+    MiawQuery(q): MiawQuery<EntriesQuery>,
 ) -> Response {
     answer((|| {
         let limit = q.limit.unwrap_or(20).clamp(1, 50);
@@ -348,8 +370,8 @@ pub(crate) struct ListQuery {
 /// `GET /conversation/list?inclClosedConvs=&limit=`: the end user's conversations, newest first.
 pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
-    Query(q): Query<ListQuery>,
     claims: Claims,
+    MiawQuery(q): MiawQuery<ListQuery>,
 ) -> Response {
     let limit = q.limit.unwrap_or(20).clamp(1, 50);
     let closed = q.incl_closed_convs.unwrap_or(false);
