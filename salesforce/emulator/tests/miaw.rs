@@ -958,6 +958,17 @@ async fn typing_receipts_and_transcript() {
         r.body["conversationEntries"][0]["entryType"],
         "RoutingResult"
     );
+    let path = format!("{V2}/conversation/{id}/entries?limit=many");
+    let r = m.call("GET", &path, &t.token, None).await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body["message"].as_str().unwrap().contains("limit"),
+        "{}",
+        r.body
+    );
+    let path = format!("{V2}/conversation/{id}/entries?direction=Sideways");
+    let r = m.call("GET", &path, &t.token, None).await;
+    assert_eq!(r.status, 400);
 }
 
 // ---------------------------------------------------------------- the stream
@@ -1670,4 +1681,15 @@ async fn max_conversations_forgets_closed_ones_and_refuses_beyond() {
             .status,
         200
     );
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_streams() {
+    let m = Miaw::start(EmulatorConfig::default()).await;
+    let (_t, _id, mut s) = m.conversation().await;
+    // Without ending the streams, a graceful shutdown would wait for them forever.
+    tokio::time::timeout(HANG_GUARD, m.sf.shutdown())
+        .await
+        .expect("shutdown finished");
+    assert!(s.next().await.is_none());
 }

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::conversations::end_session;
 use super::entries::Entry;
 use super::faults::MiawFaults;
-use super::{Conversation, Inner, MiawError, Rep, Status, records};
+use super::{Conversation, Inner, MiawError, Rep, RoutingStatus, Status, records};
 use crate::server::AppState;
 
 type Answer = Result<Response, MiawError>;
@@ -31,7 +31,7 @@ fn summary(c: &Conversation) -> Value {
         "messaging_session_id": c.session_id,
         "deployment": c.deployment,
         "status": c.status.as_str(),
-        "routing_status": c.routing_status,
+        "routing_status": c.routing_status.as_str(),
         "routing_attributes": c.routing_attributes,
         "dropped_attributes": c.dropped_attributes,
         "language": c.language,
@@ -142,7 +142,7 @@ pub(crate) async fn accept(
         let rep = rep(&name);
         c.rep = Some(rep.clone());
         c.status = Status::Active;
-        c.routing_status = "ROUTED";
+        c.routing_status = RoutingStatus::Routed;
         records::set_session_status(&state, &c.session_id, "Active", None);
         inner.record(&id, Entry::participant("add", &rep), config);
         let c = conversation(&mut inner, &id)?;
@@ -189,13 +189,13 @@ pub(crate) async fn transfer(
         let c = conversation(&mut inner, &id)?;
         let old = current_rep(c, "transfer it")?;
         let new = rep(&name);
-        c.routing_status = "TRANSFER";
+        c.routing_status = RoutingStatus::Transfer;
         inner.record(&id, Entry::routing("Transfer", None), config);
         inner.record(&id, Entry::participant("remove", &old), config);
         inner.record(&id, Entry::participant("add", &new), config);
         let c = conversation(&mut inner, &id)?;
         c.rep = Some(new);
-        c.routing_status = "ROUTED";
+        c.routing_status = RoutingStatus::Routed;
         Ok(Json(summary(c)).into_response())
     })())
 }
@@ -208,7 +208,7 @@ pub(crate) async fn leave(State(state): State<Arc<AppState>>, Path(id): Path<Str
         let old = current_rep(c, "leave")?;
         c.rep = None;
         c.status = Status::Waiting;
-        c.routing_status = "NEEDS_ROUTING";
+        c.routing_status = RoutingStatus::NeedsRouting;
         records::set_session_status(&state, &c.session_id, "Waiting", None);
         inner.record(&id, Entry::participant("remove", &old), &state.miaw.config);
         Ok(Json(summary(conversation(&mut inner, &id)?)).into_response())

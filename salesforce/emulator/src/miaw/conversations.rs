@@ -1,34 +1,32 @@
-//! The conversation endpoints of the custom-client API (`/iamessage/api/v2/conversation…`).
+//! The conversation endpoints of the custom-client API (`/iamessage/api/v2/conversation…`):
+//! create, end session, close, routing status, transcript, list. Messages are in `messages.rs`.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Json;
+use axum::extract::FromRequestParts;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::entries::Entry;
 use super::faults::Operation;
-use super::limits::{MINUTE, RollingWindow};
-use super::tokens::{Claims, authenticate};
-use super::{Conversation, FILE_LIMIT, FileMeta, Inner, MiawError, Status, multipart, records};
+use super::limits::RollingWindow;
+use super::tokens::Claims;
+use super::{Conversation, Inner, MiawError, RoutingStatus, Status, records};
 use crate::config::MiawConfig;
 use crate::server::AppState;
-
-/// Largest file `sendFile` takes (miaw.md §3.6).
-pub const MAX_FILE_BYTES: usize = 5 * 1024 * 1024;
 
 const UUID_MESSAGE: &str =
     "Specify the conversationId in UUID format. The UUID must be in lowercase.";
 
-type Answer = Result<Response, MiawError>;
+pub(super) type Answer = Result<Response, MiawError>;
 
-fn answer(result: Answer) -> Response {
+pub(super) fn answer(result: Answer) -> Response {
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
@@ -51,7 +49,7 @@ pub(crate) fn is_lowercase_uuid(s: &str) -> bool {
 }
 
 /// Takes a planned failure of `op`.
-fn fault(state: &AppState, op: Operation) -> Result<(), MiawError> {
+pub(super) fn fault(state: &AppState, op: Operation) -> Result<(), MiawError> {
     match state.miaw.lock().faults.take(op) {
         Some(status) => Err(MiawError::injected(status)),
         None => Ok(()),
@@ -59,7 +57,7 @@ fn fault(state: &AppState, op: Operation) -> Result<(), MiawError> {
 }
 
 /// The caller's conversation (404 for an unknown one or another end user's).
-fn owned<'a>(
+pub(super) fn owned<'a>(
     inner: &'a mut Inner,
     id: &str,
     claims: &Claims,
@@ -72,7 +70,7 @@ fn owned<'a>(
 
 /// Keeps configured routing attributes, drops the others (returned), refuses values over
 /// their maximum length.
-fn routing_attributes(
+pub(super) fn routing_attributes(
     config: &MiawConfig,
     given: Option<&Map<String, Value>>,
 ) -> Result<(BTreeMap<String, String>, Vec<String>), MiawError> {
@@ -107,7 +105,11 @@ fn routing_attributes(
 pub(crate) fn route(inner: &mut Inner, id: &str, routing_type: &str, config: &MiawConfig) {
     let available = inner.agents_available;
     if let Some(c) = inner.conversation_mut(id) {
-        c.routing_status = if available { "ROUTED" } else { "NEEDS_ROUTING" };
+        c.routing_status = if available {
+            RoutingStatus::Routed
+        } else {
+            RoutingStatus::NeedsRouting
+        };
     }
     let reason = (!available).then_some("NoAgentsAvailable");
     inner.record(id, Entry::routing(routing_type, reason), config);
@@ -122,12 +124,12 @@ struct CreateBody {
     language: Option<String>,
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, MiawError> {
+pub(super) fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, MiawError> {
     serde_json::from_slice(body)
         .map_err(|e| MiawError::bad_request(format!("Invalid request body: {e}")))
 }
 
-fn check_deployment(config: &MiawConfig, name: Option<&str>) -> Result<(), MiawError> {
+pub(super) fn check_deployment(config: &MiawConfig, name: Option<&str>) -> Result<(), MiawError> {
     match name {
         Some(n) if config.deployments.iter().any(|d| d == n) => Ok(()),
         _ => Err(MiawError::bad_request(
@@ -140,14 +142,13 @@ fn check_deployment(config: &MiawConfig, name: Option<&str>) -> Result<(), MiawE
 /// 201 again and changes nothing; by another end user 409.
 pub(crate) async fn create(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    claims: Claims,
     body: Bytes,
 ) -> Response {
-    answer(create_inner(&state, &headers, &body))
+    answer(create_inner(&state, claims, &body))
 }
 
-fn create_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Answer {
-    let claims = authenticate(state, headers)?;
+fn create_inner(state: &AppState, claims: Claims, body: &[u8]) -> Answer {
     fault(state, Operation::CreateConversation)?;
     let req: CreateBody = parse(body)?;
     let id = req.conversation_id.unwrap_or_default();
@@ -183,7 +184,7 @@ fn create_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Answer {
         record_id,
         session_id,
         status: Status::Waiting,
-        routing_status: "INITIAL",
+        routing_status: RoutingStatus::Initial,
         routing_attributes: kept,
         dropped_attributes: dropped,
         language: req.language,
@@ -200,277 +201,6 @@ fn create_inner(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Answer {
     Ok(StatusCode::CREATED.into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct MessageBody {
-    message: Option<Map<String, Value>>,
-    es_developer_name: Option<String>,
-    #[serde(default)]
-    is_new_messaging_session: bool,
-    routing_attributes: Option<Map<String, Value>>,
-    language: Option<String>,
-}
-
-fn accepted(id: &str, at_ms: i64) -> Response {
-    (
-        StatusCode::ACCEPTED,
-        Json(json!({"conversationEntries": [{"id": id, "clientTimestamp": at_ms}]})),
-    )
-        .into_response()
-}
-
-/// What a message (text or file) asks for, checked the same way for both.
-struct Incoming {
-    id: String,
-    text: Option<String>,
-    in_reply_to: Option<String>,
-    new_session: bool,
-    routing_attributes: Option<Map<String, Value>>,
-    language: Option<String>,
-}
-
-enum Admitted {
-    /// The message id was seen before: answer 202 again, nothing new.
-    Duplicate(i64),
-    New,
-}
-
-/// Dedupe, closed conversation (409), ended session (417 unless a new session is asked for,
-/// which starts and routes one), and the per-conversation rate limit (429).
-fn admit(
-    state: &AppState,
-    inner: &mut Inner,
-    id: &str,
-    claims: &Claims,
-    m: &Incoming,
-) -> Result<Admitted, MiawError> {
-    let config = &state.miaw.config;
-    let c = owned(inner, id, claims)?;
-    if c.message_ids.contains(&m.id) {
-        let at = c
-            .entries
-            .iter()
-            .rev()
-            .find(|e| e.client_message_id() == Some(m.id.as_str()))
-            .map_or(0, |e| e.at_ms);
-        return Ok(Admitted::Duplicate(at));
-    }
-    if c.status == Status::Closed {
-        return Err(MiawError::new(
-            StatusCode::CONFLICT,
-            "The conversation is closed. Create a new conversation to send messages.",
-        ));
-    }
-    let ended = c.status == Status::Ended;
-    if ended && !m.new_session {
-        return Err(MiawError::new(
-            StatusCode::EXPECTATION_FAILED,
-            "No active messaging session. Resend the message with isNewMessagingSession set to true.",
-        ));
-    }
-    let (kept, dropped) = if ended {
-        routing_attributes(config, m.routing_attributes.as_ref())?
-    } else {
-        Default::default()
-    };
-    let c = owned(inner, id, claims)?;
-    c.sent
-        .try_hit(Instant::now(), config.messages_per_minute, MINUTE)
-        .map_err(|wait| MiawError::rate_limited(wait, "messages per conversation"))?;
-    if ended {
-        let session = records::create_session(state, &c.record_id);
-        c.session_id = session;
-        c.status = Status::Waiting;
-        c.rep = None;
-        c.routing_attributes = kept;
-        c.dropped_attributes = dropped;
-        if m.language.is_some() {
-            c.language.clone_from(&m.language);
-        }
-        route(inner, id, "Initial", config);
-    }
-    Ok(Admitted::New)
-}
-
-/// `POST /conversation/{id}/message`: 202 `{"conversationEntries":[{id, clientTimestamp}]}`
-/// and the end user's echo on the stream.
-pub(crate) async fn send_message(
-    State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    answer(send_message_inner(&state, &id, &headers, &body))
-}
-
-fn string_field(m: &Map<String, Value>, key: &str) -> Option<String> {
-    m.get(key).and_then(Value::as_str).map(str::to_string)
-}
-
-fn send_message_inner(state: &AppState, id: &str, headers: &HeaderMap, body: &[u8]) -> Answer {
-    let claims = authenticate(state, headers)?;
-    fault(state, Operation::SendMessage)?;
-    let req: MessageBody = parse(body)?;
-    check_deployment(&state.miaw.config, req.es_developer_name.as_deref())?;
-    let message = req
-        .message
-        .ok_or_else(|| MiawError::bad_request("message is required."))?;
-    let message_id = string_field(&message, "id")
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| MiawError::bad_request("message.id is required."))?;
-    let text = message
-        .get("staticContent")
-        .and_then(|c| c.get("text"))
-        .and_then(Value::as_str)
-        .ok_or_else(|| MiawError::bad_request("message.staticContent.text is required."))?
-        .to_string();
-    let incoming = Incoming {
-        id: message_id,
-        text: Some(text),
-        in_reply_to: string_field(&message, "inReplyToMessageId"),
-        new_session: req.is_new_messaging_session,
-        routing_attributes: req.routing_attributes,
-        language: req.language,
-    };
-    let mut inner = state.miaw.lock();
-    if let Admitted::Duplicate(at) = admit(state, &mut inner, id, &claims, &incoming)? {
-        return Ok(accepted(&incoming.id, at));
-    }
-    let c = owned(&mut inner, id, &claims)?;
-    let entry = Entry::end_user_message(
-        c,
-        &incoming.id,
-        incoming.text.as_deref(),
-        None,
-        incoming.in_reply_to.as_deref(),
-    );
-    let at = entry.at_ms;
-    inner.record(id, entry, &state.miaw.config);
-    Ok(accepted(&incoming.id, at))
-}
-
-/// `POST /conversation/{id}/file` (multipart: `messageEntry` JSON + `fileData`), at most 5 MB.
-pub(crate) async fn send_file(
-    State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    answer(send_file_inner(&state, &id, &headers, &body))
-}
-
-fn send_file_inner(state: &AppState, id: &str, headers: &HeaderMap, body: &[u8]) -> Answer {
-    let claims = authenticate(state, headers)?;
-    fault(state, Operation::SendFile)?;
-    let content_type = headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let parts = multipart::parse(content_type, body).map_err(MiawError::bad_request)?;
-    let entry_part = parts
-        .iter()
-        .find(|p| p.name == "messageEntry")
-        .ok_or_else(|| MiawError::bad_request("The messageEntry part is required."))?;
-    let file = parts
-        .iter()
-        .find(|p| p.name == "fileData")
-        .ok_or_else(|| MiawError::bad_request("The fileData part is required."))?;
-    if file.body.len() > MAX_FILE_BYTES {
-        return Err(MiawError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "The file is larger than 5 MB.",
-        ));
-    }
-    let req: MessageBody = parse(entry_part.body)?;
-    check_deployment(&state.miaw.config, req.es_developer_name.as_deref())?;
-    let message = req
-        .message
-        .ok_or_else(|| MiawError::bad_request("message is required."))?;
-    let message_id = string_field(&message, "id")
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| MiawError::bad_request("message.id is required."))?;
-    let file_id = string_field(&message, "fileId").unwrap_or_else(|| message_id.clone());
-    let name = file.filename.clone().unwrap_or_else(|| "file".to_string());
-    let mime = file
-        .content_type
-        .clone()
-        .unwrap_or_else(|| "application/octet-stream".to_string());
-    let incoming = Incoming {
-        id: message_id,
-        text: string_field(&message, "text").filter(|t| !t.is_empty()),
-        in_reply_to: string_field(&message, "inReplyToMessageId"),
-        new_session: req.is_new_messaging_session,
-        routing_attributes: req.routing_attributes,
-        language: req.language,
-    };
-    let mut inner = state.miaw.lock();
-    if let Admitted::Duplicate(at) = admit(state, &mut inner, id, &claims, &incoming)? {
-        return Ok(accepted(&incoming.id, at));
-    }
-    let c = owned(&mut inner, id, &claims)?;
-    c.files.push_back(FileMeta {
-        name: name.clone(),
-        content_type: mime.clone(),
-        size: file.body.len(),
-    });
-    while c.files.len() > FILE_LIMIT {
-        c.files.pop_front();
-    }
-    let attachment = json!({"name": name, "id": file_id, "mimeType": mime, "url": null,
-                            "referenceId": file_id, "attachmentUploadResult": null});
-    let entry = Entry::end_user_message(
-        c,
-        &incoming.id,
-        incoming.text.as_deref(),
-        Some(attachment),
-        incoming.in_reply_to.as_deref(),
-    );
-    let at = entry.at_ms;
-    inner.record(id, entry, &state.miaw.config);
-    Ok(accepted(&incoming.id, at))
-}
-
-/// `POST /conversation/{id}/entry`: typing indicators (202; reps see them, the stream does not).
-pub(crate) async fn typing(
-    State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    answer((|| {
-        let claims = authenticate(&state, &headers)?;
-        let req: Map<String, Value> = parse(&body)?;
-        match req.get("entryType").and_then(Value::as_str) {
-            Some("TypingStartedIndicator" | "TypingStoppedIndicator") => {}
-            _ => {
-                return Err(MiawError::bad_request(
-                    "entryType must be TypingStartedIndicator or TypingStoppedIndicator.",
-                ));
-            }
-        }
-        owned(&mut state.miaw.lock(), &id, &claims)?;
-        Ok(StatusCode::ACCEPTED.into_response())
-    })())
-}
-
-/// `POST /conversation/{id}/acknowledge-entries`: delivery/read receipts (202, recorded nowhere).
-pub(crate) async fn acknowledge(
-    State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    answer((|| {
-        let claims = authenticate(&state, &headers)?;
-        let req: Map<String, Value> = parse(&body)?;
-        if !req.get("acks").is_some_and(Value::is_array) {
-            return Err(MiawError::bad_request("acks must be an array."));
-        }
-        owned(&mut state.miaw.lock(), &id, &claims)?;
-        Ok(StatusCode::ACCEPTED.into_response())
-    })())
-}
-
 /// Ends the current session (by `role`): status Ended, the record updated, the event emitted.
 /// Returns false when it had already ended.
 pub(crate) fn end_session(state: &AppState, inner: &mut Inner, id: &str, role: &str) -> bool {
@@ -481,7 +211,7 @@ pub(crate) fn end_session(state: &AppState, inner: &mut Inner, id: &str, role: &
         return false;
     }
     c.status = Status::Ended;
-    c.routing_status = "NEEDS_ROUTING";
+    c.routing_status = RoutingStatus::NeedsRouting;
     records::set_session_status(state, &c.session_id, "Ended", Some(role));
     let entry = Entry::session_status(c, "Ended", Some(role));
     inner.record(id, entry, &state.miaw.config);
@@ -492,10 +222,9 @@ pub(crate) fn end_session(state: &AppState, inner: &mut Inner, id: &str, role: &
 pub(crate) async fn end_session_route(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    claims: Claims,
 ) -> Response {
     answer((|| {
-        let claims = authenticate(&state, &headers)?;
         fault(&state, Operation::EndSession)?;
         let mut inner = state.miaw.lock();
         let c = owned(&mut inner, &id, &claims)?;
@@ -512,10 +241,9 @@ pub(crate) async fn end_session_route(
 pub(crate) async fn close(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    claims: Claims,
 ) -> Response {
     answer((|| {
-        let claims = authenticate(&state, &headers)?;
         fault(&state, Operation::CloseConversation)?;
         let mut inner = state.miaw.lock();
         let c = owned(&mut inner, &id, &claims)?;
@@ -539,17 +267,37 @@ pub(crate) async fn close(
 pub(crate) async fn routing_status(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    claims: Claims,
 ) -> Response {
     answer((|| {
-        let claims = authenticate(&state, &headers)?;
         let mut inner = state.miaw.lock();
         let c = owned(&mut inner, &id, &claims)?;
         Ok(
-            Json(json!({"conversationId": c.id, "routingStatus": c.routing_status}))
+            Json(json!({"conversationId": c.id, "routingStatus": c.routing_status.as_str()}))
                 .into_response(),
         )
     })())
+}
+
+/// Query parameters whose rejection is a MIAW error (`{"message"}`), not axum's plain text.
+pub(crate) struct MiawQuery<T>(pub(crate) T);
+
+impl<T, S> FromRequestParts<S> for MiawQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = MiawError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| MiawQuery(q))
+            .map_err(|e| MiawError::bad_request(format!("Invalid query: {}", e.body_text())))
+    }
 }
 
 #[derive(Deserialize)]
@@ -567,11 +315,10 @@ pub(crate) struct EntriesQuery {
 pub(crate) async fn entries(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    Query(q): Query<EntriesQuery>,
-    headers: HeaderMap,
+    claims: Claims,
+    MiawQuery(q): MiawQuery<EntriesQuery>,
 ) -> Response {
     answer((|| {
-        let claims = authenticate(&state, &headers)?;
         let limit = q.limit.unwrap_or(20).clamp(1, 50);
         let from_end = match q.direction.as_deref() {
             None | Some("FromStart") => false,
@@ -623,28 +370,25 @@ pub(crate) struct ListQuery {
 /// `GET /conversation/list?inclClosedConvs=&limit=`: the end user's conversations, newest first.
 pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
-    Query(q): Query<ListQuery>,
-    headers: HeaderMap,
+    claims: Claims,
+    MiawQuery(q): MiawQuery<ListQuery>,
 ) -> Response {
-    answer((|| {
-        let claims = authenticate(&state, &headers)?;
-        let limit = q.limit.unwrap_or(20).clamp(1, 50);
-        let closed = q.incl_closed_convs.unwrap_or(false);
-        let inner = state.miaw.lock();
-        let mine: Vec<&Conversation> = inner
-            .conversations()
-            .filter(|c| c.subject == claims.sub)
-            .collect();
-        let open = mine.iter().filter(|c| c.status != Status::Closed).count();
-        let list: Vec<Value> = mine
-            .iter()
-            .rev()
-            .filter(|c| closed || c.status != Status::Closed)
-            .take(limit)
-            .map(|c| json!({"conversationId": c.id, "startTimestamp": c.created_ms}))
-            .collect();
-        Ok(Json(json!({"openConversationsFound": open, "conversations": list})).into_response())
-    })())
+    let limit = q.limit.unwrap_or(20).clamp(1, 50);
+    let closed = q.incl_closed_convs.unwrap_or(false);
+    let inner = state.miaw.lock();
+    let mine: Vec<&Conversation> = inner
+        .conversations()
+        .filter(|c| c.subject == claims.sub)
+        .collect();
+    let open = mine.iter().filter(|c| c.status != Status::Closed).count();
+    let list: Vec<Value> = mine
+        .iter()
+        .rev()
+        .filter(|c| closed || c.status != Status::Closed)
+        .take(limit)
+        .map(|c| json!({"conversationId": c.id, "startTimestamp": c.created_ms}))
+        .collect();
+    Json(json!({"openConversationsFound": open, "conversations": list})).into_response()
 }
 
 #[cfg(test)]

@@ -14,8 +14,10 @@
 pub(crate) mod console;
 pub(crate) mod conversations;
 mod entries;
+mod error;
 pub mod faults;
 mod limits;
+mod messages;
 mod multipart;
 mod records;
 pub(crate) mod sse;
@@ -25,17 +27,14 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use axum::Json;
 use axum::Router;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
-use http::StatusCode;
-use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::config::MiawConfig;
 use crate::server::AppState;
 use entries::Entry;
+pub(crate) use error::MiawError;
 use faults::MiawFaults;
 use limits::RollingWindow;
 
@@ -93,6 +92,26 @@ impl Status {
     }
 }
 
+/// Omni-Channel's view of the conversation (`GET /conversation/{id}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RoutingStatus {
+    Initial,
+    Routed,
+    NeedsRouting,
+    Transfer,
+}
+
+impl RoutingStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            RoutingStatus::Initial => "INITIAL",
+            RoutingStatus::Routed => "ROUTED",
+            RoutingStatus::NeedsRouting => "NEEDS_ROUTING",
+            RoutingStatus::Transfer => "TRANSFER",
+        }
+    }
+}
+
 /// The rep working the conversation.
 #[derive(Debug, Clone)]
 pub(crate) struct Rep {
@@ -119,7 +138,7 @@ pub(crate) struct Conversation {
     /// The current (latest) MessagingSession `0Mw…`.
     pub(crate) session_id: String,
     pub(crate) status: Status,
-    pub(crate) routing_status: &'static str,
+    pub(crate) routing_status: RoutingStatus,
     pub(crate) routing_attributes: BTreeMap<String, String>,
     pub(crate) dropped_attributes: Vec<String>,
     pub(crate) language: Option<String>,
@@ -341,63 +360,6 @@ impl Inner {
     }
 }
 
-/// An error answer of the MIAW API: `{"message": …}` with a status.
-#[derive(Debug)]
-pub(crate) struct MiawError {
-    pub(crate) status: StatusCode,
-    pub(crate) message: String,
-    pub(crate) retry_after: Option<u64>,
-}
-
-impl MiawError {
-    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        MiawError {
-            status,
-            message: message.into(),
-            retry_after: None,
-        }
-    }
-
-    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, message)
-    }
-
-    pub(crate) fn not_found() -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "The conversation does not exist for this end user.",
-        )
-    }
-
-    /// An injected failure.
-    pub(crate) fn injected(status: u16) -> Self {
-        Self::new(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            "Injected failure (emulator fault plan).",
-        )
-    }
-
-    pub(crate) fn rate_limited(wait: std::time::Duration, what: &str) -> Self {
-        MiawError {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            message: format!("Rate limit exceeded: {what}. Try again later."),
-            retry_after: Some(wait.as_secs().max(1)),
-        }
-    }
-}
-
-impl IntoResponse for MiawError {
-    fn into_response(self) -> Response {
-        let mut resp = (self.status, Json(json!({"message": self.message}))).into_response();
-        if let Some(secs) = self.retry_after
-            && let Ok(v) = http::HeaderValue::from_str(&secs.to_string())
-        {
-            resp.headers_mut().insert(http::header::RETRY_AFTER, v);
-        }
-        resp
-    }
-}
-
 /// Routes of the MIAW API and the rep console.
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     const V2: &str = "/iamessage/api/v2";
@@ -426,21 +388,21 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         )
         .route(
             &format!("{V2}/conversation/{{id}}/message"),
-            post(conversations::send_message),
+            post(messages::send_message),
         )
         .route(
             &format!("{V2}/conversation/{{id}}/file"),
             // The whole body is already buffered (bounded by the server's body limit); the
             // 5 MB file rule answers 413 with a `message` itself.
-            post(conversations::send_file).layer(axum::extract::DefaultBodyLimit::disable()),
+            post(messages::send_file).layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route(
             &format!("{V2}/conversation/{{id}}/entry"),
-            post(conversations::typing),
+            post(messages::typing),
         )
         .route(
             &format!("{V2}/conversation/{{id}}/acknowledge-entries"),
-            post(conversations::acknowledge),
+            post(messages::acknowledge),
         )
         .route(
             &format!("{V2}/conversation/{{id}}/entries"),
@@ -481,4 +443,65 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
 /// Milliseconds since the epoch.
 pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inner() -> (Inner, MiawConfig) {
+        let config = MiawConfig {
+            replay_limit: 3,
+            max_conversations: 2,
+            ..MiawConfig::default()
+        };
+        (
+            Miaw::new(config.clone())
+                .unwrap()
+                .inner
+                .into_inner()
+                .unwrap(),
+            config,
+        )
+    }
+
+    #[test]
+    fn a_stream_that_falls_too_far_behind_is_closed_and_can_replay() {
+        let (mut inner, config) = inner();
+        let (_, _, mut rx) = inner.open_stream("s", "t", None, 10);
+        for _ in 0..=STREAM_QUEUE {
+            inner.emit("s", "E", "{}".into(), &config);
+        }
+        assert!(inner.subjects["s"].streams.is_empty());
+        let mut got = 0;
+        while rx.try_recv().is_ok() {
+            got += 1;
+        }
+        assert_eq!(got, STREAM_QUEUE);
+        // The log kept the last `replay_limit` events for the reconnect.
+        let last = inner.last_event_id("s");
+        let (_, replay, _) = inner.open_stream("s", "t", Some(last - 2), 10);
+        assert_eq!(replay.len(), 2);
+        assert_eq!(inner.subjects["s"].log.len(), 3);
+    }
+
+    #[test]
+    fn subjects_beyond_the_bound_forget_the_oldest_idle_one() {
+        let (mut inner, config) = inner();
+        let (_, _, _rx) = inner.open_stream("busy", "t", None, 2);
+        inner.emit("idle", "E", "{}".into(), &config);
+        inner.emit("new", "E", "{}".into(), &config);
+        assert!(inner.subjects.contains_key("busy"));
+        assert!(!inner.subjects.contains_key("idle"));
+        assert!(inner.subjects.contains_key("new"));
+        assert_eq!(inner.subjects.len(), 2);
+    }
+
+    #[test]
+    fn event_ids_increase_across_subjects() {
+        let (mut inner, config) = inner();
+        inner.emit("a", "E", "{}".into(), &config);
+        inner.emit("b", "E", "{}".into(), &config);
+        assert!(inner.last_event_id("b") > inner.last_event_id("a"));
+    }
 }

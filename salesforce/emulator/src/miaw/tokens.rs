@@ -80,6 +80,18 @@ impl Keys {
     }
 }
 
+/// The caller of a MIAW call: handlers take `claims: Claims` and never see an unchecked token.
+impl axum::extract::FromRequestParts<Arc<AppState>> for Claims {
+    type Rejection = MiawError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        authenticate(state, &parts.headers)
+    }
+}
+
 /// Checks `Authorization: Bearer <token>`: 401 `Jwt is expired` once past `exp`, 401 for
 /// anything that is not a token this emulator signed.
 pub(crate) fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Claims, MiawError> {
@@ -275,12 +287,8 @@ pub(crate) async fn authenticated(State(state): State<Arc<AppState>>, body: Byte
 }
 
 /// `GET /iamessage/api/v2/authorization/continuation-access-token`: same subject, new token.
-pub(crate) async fn continuation(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-) -> Response {
+pub(crate) async fn continuation(State(state): State<Arc<AppState>>, claims: Claims) -> Response {
     let run = || -> Result<Value, MiawError> {
-        let claims = authenticate(&state, &headers)?;
         admit(&state, Operation::Continuation)?;
         let (token, last) = issue(&state, &claims.sub, &claims.deployment)?;
         Ok(json!({"accessToken": token, "lastEventId": last.to_string()}))
