@@ -431,7 +431,9 @@ pub async fn run() -> anyhow::Result<()> {
     println!();
     println!("Escalating a chat conversation live ({})…", chat.id);
     let rep = RepConsole::new(&info.salesforce_url)?;
-    let opened = rep.wait_for(&conversation, |c| c["status"] == "waiting").await?;
+    let opened = rep
+        .wait_for(&conversation, |c| c["status"] == "waiting")
+        .await?;
     println!("  MIAW conversation {conversation} is waiting for a rep; routing attributes:");
     if let Some(attributes) = opened["routing_attributes"].as_object() {
         for (name, value) in attributes {
@@ -442,9 +444,15 @@ pub async fn run() -> anyhow::Result<()> {
     received.push(next_webhook(&mut webhooks, "system.message").await?);
     received.push(next_webhook(&mut webhooks, "system.message").await?);
     println!("  The rep (at the emulator's console) accepts, writes twice, and closes:");
-    rep.act(&conversation, "accept", json!({"rep_name": "Jane Doe"})).await?;
+    rep.act(&conversation, "accept", json!({"rep_name": "Jane Doe"}))
+        .await?;
     received.push(next_webhook(&mut webhooks, "agent.joined").await?);
-    rep.act(&conversation, "messages", json!({"text": "Hi Chidi, I can see both charges for order 1182."})).await?;
+    rep.act(
+        &conversation,
+        "messages",
+        json!({"text": "Hi Chidi, I can see both charges for order 1182."}),
+    )
+    .await?;
     received.push(next_webhook(&mut webhooks, "agent.message").await?);
     driver
         .message(&chat.id, "Thank you! Can you refund one of them?")
@@ -454,14 +462,21 @@ pub async fn run() -> anyhow::Result<()> {
             c["entries"].as_array().is_some_and(|entries| {
                 entries.iter().any(|e| {
                     e["role"] == "EndUser"
-                        && e["text"].as_str().is_some_and(|t| t.starts_with("Thank you!"))
+                        && e["text"]
+                            .as_str()
+                            .is_some_and(|t| t.starts_with("Thank you!"))
                 })
             })
         })
         .await;
     answered?;
     println!("  The customer answers on their chat; the rep sees it in the console.");
-    rep.act(&conversation, "messages", json!({"text": "Done: one charge is refunded. Anything else?"})).await?;
+    rep.act(
+        &conversation,
+        "messages",
+        json!({"text": "Done: one charge is refunded. Anything else?"}),
+    )
+    .await?;
     received.push(next_webhook(&mut webhooks, "agent.message").await?);
     rep.act(&conversation, "close", json!({})).await?;
     received.push(next_webhook(&mut webhooks, "session.closed").await?);
@@ -487,7 +502,9 @@ pub async fn run() -> anyhow::Result<()> {
         chat.id,
         chat.route,
         chat.status,
-        chat.salesforce_messaging_session_id.as_deref().unwrap_or("-")
+        chat.salesforce_messaging_session_id
+            .as_deref()
+            .unwrap_or("-")
     );
 
     if let Some((session, _)) = rows.first()

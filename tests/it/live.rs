@@ -797,49 +797,94 @@ fn parse_sse(text: &str) -> Vec<(String, Value)> {
 // Retention covers live chats: once a chat has ended (and its time has come),
 // what the customer wrote to the rep and the end user's token are erased; a
 // chat still going keeps everything, however old.
-both_databases!(retention_erases_ended_chats_and_spares_live_ones, |db: Db| async move {
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-    use gateway::store::{live_message, live_session};
-    let app = live(db).await;
-    let rep = console(&app);
-    let hook = receiver(vec![]).await;
-    let mut ids = Vec::new();
-    for id in ["live-old-ended", "live-old-going"] {
-        let (status, body) = app.post_escalation(&chat(id, &hook.url, "en")).await;
-        assert_eq!(status, 202, "{body}");
-        let conversation = body["salesforce_miaw_session_id"].as_str().unwrap().to_string();
-        rep.wait_for(&conversation, "the conversation", |c| c["status"] == "waiting").await;
-        assert_eq!(post_message(&app, id, "my card ends 4242").await.0, 202);
-        rep.wait_for(&conversation, "the message", |c| texts_by(c, "EndUser").iter().any(|t| t.contains("4242"))).await;
-        ids.push(conversation);
-    }
-    rep.close(&ids[0]).await;
-    wait_session(&app, "live-old-ended", "closed", |s| s["status"] == "closed").await;
-    // Every job of the ended chat done (its deliveries sent).
-    settled_exactly_once(&app, "live-old-ended", &hook).await;
-    let store = &app.gateway.state.store;
-    let texts = |id: &'static str| async move {
-        live_message::Entity::find()
-            .filter(live_message::Column::SessionId.eq(id))
-            .all(store.connection())
+both_databases!(
+    retention_erases_ended_chats_and_spares_live_ones,
+    |db: Db| async move {
+        use gateway::store::{live_message, live_session};
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        let app = live(db).await;
+        let rep = console(&app);
+        let hook = receiver(vec![]).await;
+        let other_hook = receiver(vec![]).await;
+        let mut ids = Vec::new();
+        for (id, url) in [
+            ("live-old-ended", &hook.url),
+            ("live-old-going", &other_hook.url),
+        ] {
+            let (status, body) = app.post_escalation(&chat(id, url, "en")).await;
+            assert_eq!(status, 202, "{body}");
+            let conversation = body["salesforce_miaw_session_id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            rep.wait_for(&conversation, "the conversation", |c| {
+                c["status"] == "waiting"
+            })
+            .await;
+            assert_eq!(post_message(&app, id, "my card ends 4242").await.0, 202);
+            rep.wait_for(&conversation, "the message", |c| {
+                texts_by(c, "EndUser").iter().any(|t| t.contains("4242"))
+            })
+            .await;
+            ids.push(conversation);
+        }
+        assert_eq!(rep.accept(&ids[0], "Ada").await.0, 200);
+        assert_eq!(rep.close(&ids[0]).await.0, 200);
+        wait_session(&app, "live-old-ended", "closed", |s| {
+            s["status"] == "closed"
+        })
+        .await;
+        // Every job of the ended chat done (its deliveries sent).
+        settled_exactly_once(&app, "live-old-ended", &hook).await;
+        let store = &app.gateway.state.store;
+        let texts = |id: &'static str| async move {
+            live_message::Entity::find()
+                .filter(live_message::Column::SessionId.eq(id))
+                .all(store.connection())
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| m.text)
+                .collect::<Vec<_>>()
+        };
+        assert!(
+            texts("live-old-ended")
+                .await
+                .iter()
+                .any(|t| t.contains("4242"))
+        );
+        let policy = app.config.retention.policy();
+        store
+            .sweep_retention(chrono::Utc::now() + chrono::Duration::days(31), policy)
             .await
-            .unwrap()
-            .into_iter()
-            .map(|m| m.text)
-            .collect::<Vec<_>>()
-    };
-    assert!(texts("live-old-ended").await.iter().any(|t| t.contains("4242")));
-    let policy = app.config.retention.policy();
-    store
-        .sweep_retention(chrono::Utc::now() + chrono::Duration::days(31), policy)
-        .await
-        .unwrap();
-    assert!(texts("live-old-ended").await.iter().all(String::is_empty), "the ended chat's messages are erased");
-    assert!(texts("live-old-going").await.iter().any(|t| t.contains("4242")), "the live chat keeps its messages");
-    let token = |id: &'static str| async move {
-        live_session::Entity::find_by_id(id.to_string()).one(store.connection()).await.unwrap().unwrap().token
-    };
-    assert_eq!(token("live-old-ended").await, None);
-    assert!(token("live-old-going").await.is_some(), "the live chat keeps its token");
-    assert_ne!(session(&app, "live-old-going").await["customer"]["email"], Value::Null);
-});
+            .unwrap();
+        assert!(
+            texts("live-old-ended").await.iter().all(String::is_empty),
+            "the ended chat's messages are erased"
+        );
+        assert!(
+            texts("live-old-going")
+                .await
+                .iter()
+                .any(|t| t.contains("4242")),
+            "the live chat keeps its messages"
+        );
+        let token = |id: &'static str| async move {
+            live_session::Entity::find_by_id(id.to_string())
+                .one(store.connection())
+                .await
+                .unwrap()
+                .unwrap()
+                .token
+        };
+        assert_eq!(token("live-old-ended").await, None);
+        assert!(
+            token("live-old-going").await.is_some(),
+            "the live chat keeps its token"
+        );
+        assert_ne!(
+            session(&app, "live-old-going").await["customer"]["email"],
+            Value::Null
+        );
+    }
+);

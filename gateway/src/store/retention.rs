@@ -69,9 +69,8 @@ fn finished() -> Condition {
                             .equals((session::Entity, session::Column::Id)),
                     )
                     .and_where(
-                        Expr::col((live_session::Entity, live_session::Column::State)).is_in(
-                            LiveState::STREAMING.map(LiveState::as_str),
-                        ),
+                        Expr::col((live_session::Entity, live_session::Column::State))
+                            .is_in(LiveState::STREAMING.map(LiveState::as_str)),
                     )
                     .to_owned(),
             )
@@ -159,7 +158,10 @@ impl Store {
             .exec(&txn)
             .await?;
         live_session::Entity::update_many()
-            .col_expr(live_session::Column::Token, Expr::value(Option::<String>::None))
+            .col_expr(
+                live_session::Column::Token,
+                Expr::value(Option::<String>::None),
+            )
             .filter(live_session::Column::Token.is_not_null())
             .filter(live_session::Column::SessionId.in_subquery(finished_before(cutoff)))
             .exec(&txn)
