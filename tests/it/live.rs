@@ -888,3 +888,206 @@ both_databases!(
         );
     }
 );
+
+// A customer the AI product verified (`identity.verified`) gets Salesforce's
+// user-verification token, signed with the configured key: the conversation's
+// end user is `…/AUTH/…` and `Chat_Consumer_Type` says authenticated. An
+// unverified identity stays anonymous.
+both_databases!(
+    a_verified_customer_uses_the_identity_token_flow,
+    |db: Db| async move {
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../salesforce/tests/fixtures");
+        let public =
+            std::fs::read_to_string(format!("{fixtures}/test-only-rsa-public.pem")).unwrap();
+        let mut emulator = sf_emulator::EmulatorConfig::default();
+        emulator.miaw.identity_keys = vec![sf_emulator::config::IdentityKey {
+            kid: "handoff-test".into(),
+            issuer: "https://bot.example.com".into(),
+            public_key_pem: public,
+        }];
+        let app = spawn_live_app(db, emulator, |c| {
+            c.miaw.identity = Some(gateway::live::config::IdentityConfig {
+                private_key_file: format!("{fixtures}/test-only-rsa-private.pem").into(),
+                kid: "handoff-test".into(),
+                issuer: "https://bot.example.com".into(),
+                audience: "https://example.my.salesforce.com".into(),
+                ttl_secs: 300,
+            });
+        })
+        .await;
+        let rep = console(&app);
+        let hook = receiver(vec![]).await;
+        let mut verified = chat("live-verified", &hook.url, "en");
+        verified["identity"] = json!({"subject": "customer-8812", "verified": true});
+        let mut unverified = chat("live-unverified", &hook.url, "en");
+        unverified["identity"] = json!({"subject": "customer-8813", "verified": false});
+        for (body, end_user, consumer) in [
+            (verified, "/AUTH/", "Authenticated"),
+            (unverified, "/ANON/", "Anonymous Visitor"),
+        ] {
+            let (status, answer) = app.post_escalation(&body).await;
+            assert_eq!(status, 202, "{answer}");
+            let id = answer["salesforce_miaw_session_id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let conv = rep
+                .wait_for(&id, "the conversation", |c| c["status"] == "waiting")
+                .await;
+            assert!(
+                conv["end_user"].as_str().unwrap().contains(end_user),
+                "{conv}"
+            );
+            assert_eq!(conv["routing_attributes"]["Chat_Consumer_Type"], consumer);
+        }
+        let conv = rep
+            .wait_for(
+                &salesforce::miaw::ConversationId::for_session("live-verified").to_string(),
+                "",
+                |_| true,
+            )
+            .await;
+        assert!(
+            conv["end_user"]
+                .as_str()
+                .unwrap()
+                .ends_with("uid:customer-8812"),
+            "{conv}"
+        );
+        let (status, body) = app
+            .post_escalation(&json!({"session_id": "bad-identity", "channel": "chat",
+            "transcript": [{"role": "customer", "text": "hi", "at": "2026-11-22T10:00:00Z"}],
+            "identity": {"verified": true}}))
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str(), body["field"].as_str()),
+            (400, Some("invalid_identity"), Some("identity.subject"))
+        );
+    }
+);
+
+// A transfer and a rep leaving reach the customer: the transfer notice, the
+// first rep leaving, the second joining; a rep who leaves puts the chat back
+// in the queue and the next rep's join is announced.
+both_databases!(
+    transfers_and_leaving_reps_are_announced,
+    |db: Db| async move {
+        let app = live(db).await;
+        let rep = console(&app);
+        let hook = receiver(vec![]).await;
+        let (_, body) = app
+            .post_escalation(&chat("live-transfer", &hook.url, "en"))
+            .await;
+        let id = body["salesforce_miaw_session_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        rep.wait_for(&id, "the conversation", |c| c["status"] == "waiting")
+            .await;
+        assert_eq!(rep.accept(&id, "Ann").await.0, 200);
+        wait_webhooks(&hook, "agent.joined", 1).await;
+        assert_eq!(rep.transfer(&id, "Bo").await.0, 200);
+        let joined = wait_webhooks(&hook, "agent.joined", 2).await;
+        assert_eq!(joined[1]["data"]["sender_name"], "Bo");
+        assert!(joined[1]["data"]["text"].as_str().unwrap().contains("Bo"));
+        assert_eq!(rep.leave(&id).await.0, 200);
+        let left = wait_webhooks(&hook, "agent.left", 2).await;
+        assert_eq!(
+            left.iter()
+                .map(|m| m["data"]["sender_name"].as_str().unwrap())
+                .collect::<Vec<_>>(),
+            ["Ann", "Bo"]
+        );
+        assert_eq!(rep.accept(&id, "Cy").await.0, 200);
+        wait_webhooks(&hook, "agent.joined", 3).await;
+        assert_eq!(rep.say(&id, "Cy here").await.0, 202);
+        let m = wait_webhooks(&hook, "agent.message", 1).await;
+        assert_eq!(m[0]["data"]["sender_name"], "Cy");
+        let bodies = settled_exactly_once(&app, "live-transfer", &hook).await;
+        let transfer_text = gateway::live::messages::LocalizedMessages::new(&Default::default())
+            .text(
+                "en",
+                gateway::live::messages::MessageKey::Transferred,
+                Some("Ann"),
+                "endagentchat",
+            );
+        assert!(
+            bodies
+                .iter()
+                .any(|b| b["type"] == "system.message"
+                    && b["data"]["text"] == transfer_text.as_str()),
+            "the transfer is announced: {bodies:?}"
+        );
+        let kinds: Vec<String> = bodies
+            .iter()
+            .map(|b| b["type"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            kinds
+                .iter()
+                .filter(|k| k.starts_with("agent."))
+                .cloned()
+                .collect::<Vec<_>>(),
+            [
+                "agent.joined",
+                "agent.left",
+                "agent.joined",
+                "agent.left",
+                "agent.joined",
+                "agent.message"
+            ],
+            "in order"
+        );
+    }
+);
+
+// A long transcript: the rep gets the summary, the newest turns in at most
+// `transcript_max_messages` messages, and the whole transcript as a file.
+both_databases!(
+    a_long_transcript_is_also_attached_as_a_file,
+    |db: Db| async move {
+        let app = live(db).await;
+        let rep = console(&app);
+        let hook = receiver(vec![]).await;
+        let mut body = chat("live-long", &hook.url, "en");
+        body["transcript"] = (0..60)
+            .map(|i| {
+                json!({"role": if i % 2 == 0 { "customer" } else { "bot" },
+                        "text": format!("turn {i:02} {}", "lorem ipsum ".repeat(25)),
+                        "at": format!("2026-11-22T10:{:02}:00Z", i % 60)})
+            })
+            .collect();
+        let (status, answer) = app.post_escalation(&body).await;
+        assert_eq!(status, 202, "{answer}");
+        let id = answer["salesforce_miaw_session_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let conv = rep
+            .wait_for(&id, "the transcript file", |c| {
+                c["files"].as_array().is_some_and(|f| !f.is_empty())
+            })
+            .await;
+        let file = &conv["files"][0];
+        assert_eq!(
+            file["content_type"].as_str().unwrap().split(';').next(),
+            Some("text/plain")
+        );
+        assert!(
+            file["size"].as_u64().unwrap() > 18_000,
+            "the whole transcript: {file}"
+        );
+        let texts = texts_by(&conv, "EndUser");
+        let transcript: Vec<&String> = texts
+            .iter()
+            .filter(|t| t.starts_with("Transcript (latest turns)"))
+            .collect();
+        assert_eq!(transcript.len(), 3, "{texts:?}");
+        assert!(transcript.iter().all(|t| t.chars().count() <= 3000));
+        assert!(transcript[2].contains("turn 59"), "the newest turn is last");
+        assert!(
+            texts[0].starts_with("Summary: "),
+            "the summary comes first: {texts:?}"
+        );
+    }
+);

@@ -36,6 +36,8 @@ fn summary(c: &Conversation) -> Value {
         "dropped_attributes": c.dropped_attributes,
         "language": c.language,
         "rep_name": c.rep.as_ref().map(|r| r.name.clone()),
+        // The end user's subject: `…/ANON/…` or, verified, `…/AUTH/{issuer}/uid:{sub}`.
+        "end_user": c.subject,
         "created_at": c.created_at,
     })
 }
