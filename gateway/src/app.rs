@@ -214,6 +214,8 @@ impl Application {
                 Arc::clone(&streams_wake),
             ))
         });
+        let session_streams =
+            Arc::new(tokio::sync::Semaphore::new(config.http.max_session_streams));
         let state = AppState {
             store,
             config,
@@ -224,6 +226,7 @@ impl Application {
             sandbox: sandbox.map(Arc::new),
             live,
             feed,
+            session_streams,
         };
         Ok(Application {
             listener,

@@ -46,6 +46,8 @@ pub struct HttpConfig {
     /// (health endpoints are never shed). Request bodies held in memory are bounded
     /// by `max_in_flight × max_body_bytes`.
     pub max_in_flight: usize,
+    /// Open `GET /v1/sessions/{id}/stream` subscriptions at most.
+    pub max_session_streams: usize,
 }
 
 /// `handoff serve --sandbox`.
@@ -279,6 +281,12 @@ impl Config {
                     "{key} must be between 1 and 3600 seconds, got {value}"
                 )));
             }
+        }
+        if !(1..=100_000).contains(&self.http.max_session_streams) {
+            return Err(ConfigError(format!(
+                "http.max_session_streams must be between 1 and 100000, got {}",
+                self.http.max_session_streams
+            )));
         }
         if !(1..=100_000).contains(&self.http.max_in_flight) {
             return Err(ConfigError(format!(

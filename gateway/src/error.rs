@@ -40,6 +40,14 @@ pub enum ApiError {
     /// 409: the session is not a live conversation (it is a Case).
     #[error("{0}")]
     NotLive(String),
+    /// 429: the session already has `miaw.max_queued_messages` messages waiting for the rep.
+    #[error(
+        "{0} messages to the rep are already waiting in this session's queue; retry after some are sent"
+    )]
+    TooManyQueued(usize),
+    /// 503: `http.max_session_streams` session streams are open; retry shortly.
+    #[error("too many session streams are open; retry shortly")]
+    TooManyStreams,
     /// 409: only dead jobs can be retried.
     #[error("{0}")]
     JobNotDead(String),
@@ -95,6 +103,16 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "session_conflict", "Conflict"),
             ApiError::JobNotDead(_) => (StatusCode::CONFLICT, "job_not_dead", "Conflict"),
             ApiError::SessionClosed => (StatusCode::CONFLICT, "session_closed", "Conflict"),
+            ApiError::TooManyQueued(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_queued_messages",
+                "Too many requests",
+            ),
+            ApiError::TooManyStreams => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_streams",
+                "Service unavailable",
+            ),
             ApiError::NotLive(_) => (StatusCode::CONFLICT, "session_not_live", "Conflict"),
             ApiError::SessionIdConflict => {
                 (StatusCode::CONFLICT, "session_id_conflict", "Conflict")
@@ -249,10 +267,15 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
-        if matches!(self, ApiError::Overloaded) {
+        if matches!(self, ApiError::Overloaded | ApiError::TooManyStreams) {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if matches!(self, ApiError::TooManyQueued(_)) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
         }
         // The body was not (fully) read: answer first, then close rather than
         // keep reading what the client is still sending.

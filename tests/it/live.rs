@@ -1091,3 +1091,111 @@ both_databases!(
         );
     }
 );
+
+// Bounds: a session's queue to the rep holds `miaw.max_queued_messages`
+// (then 429 with Retry-After, nothing stored); a routing attribute longer than
+// `miaw.attribute_max_chars` is refused at accept (Salesforce would refuse the
+// conversation later); open session streams are capped by
+// `http.max_session_streams` (then 503).
+both_databases!(
+    live_queues_attributes_and_streams_are_bounded,
+    |db: Db| async move {
+        let app = spawn_live_app(db, sf_emulator::EmulatorConfig::default(), |c| {
+            c.miaw.allowed_attributes = vec!["_subject".into()];
+            c.miaw.max_queued_messages = 3;
+            c.http.max_session_streams = 1;
+        })
+        .await;
+        let rep = console(&app);
+        let hook = receiver(vec![]).await;
+        let mut long = chat("live-long-attr", &hook.url, "en");
+        long["attributes"]["_subject"] = json!("s".repeat(256));
+        let (status, body) = app.post_escalation(&long).await;
+        assert_eq!(
+            (status, body["code"].as_str(), body["field"].as_str()),
+            (400, Some("invalid_attributes"), Some("attributes._subject")),
+            "{body}"
+        );
+        let (status, _) = app
+            .get("/v1/sessions/live-long-attr", Some(&app.read_token))
+            .await;
+        assert_eq!(status, 404, "nothing was stored");
+
+        let (status, body) = app
+            .post_escalation(&chat("live-bounded", &hook.url, "en"))
+            .await;
+        assert_eq!(status, 202, "{body}");
+        let id = body["salesforce_miaw_session_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        rep.wait_for(&id, "the opening messages", |c| {
+            texts_by(&c, "EndUser").len() >= 2
+        })
+        .await;
+        rep.set_faults(
+            json!({"fail": [{"operation": "send_message", "status": 503, "times": 1000}]}),
+        )
+        .await;
+        for text in ["a", "b", "c"] {
+            assert_eq!(post_message(&app, "live-bounded", text).await.0, 202);
+        }
+        let response = reqwest::Client::new()
+            .post(app.url("/v1/sessions/live-bounded/messages"))
+            .bearer_auth(&app.escalate_token)
+            .json(&json!({"text": "d"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()["retry-after"], "30");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "too_many_queued_messages");
+        rep.clear_faults().await;
+        rep.wait_for(&id, "the queued messages", |c| {
+            texts_by(&c, "EndUser").iter().any(|t| t == "c")
+        })
+        .await;
+        assert!(
+            !texts_by(&rep.conversation(&id).await.1, "EndUser")
+                .iter()
+                .any(|t| t == "d"),
+            "the refused message was not stored"
+        );
+
+        let first = reqwest::Client::new()
+            .get(app.url("/v1/sessions/live-bounded/stream"))
+            .bearer_auth(&app.read_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(first.status(), 200);
+        let (status, body) = app
+            .get("/v1/sessions/live-bounded/stream", Some(&app.read_token))
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (503, Some("too_many_streams")),
+            "{body}"
+        );
+        drop(first);
+        // The first subscriber's permit comes back when it goes away.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let response = reqwest::Client::new()
+                .get(app.url("/v1/sessions/live-bounded/stream"))
+                .bearer_auth(&app.read_token)
+                .send()
+                .await
+                .unwrap();
+            if response.status() == 200 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the stream permit never came back"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+);

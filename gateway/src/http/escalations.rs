@@ -67,6 +67,25 @@ async fn escalate(
         .get(&escalation.channel)
         .map_or(channels::Route::Case, |c| c.preferred_route());
     let channel_name = escalation.channel.to_string();
+    let miaw = &state.config.miaw;
+    if miaw.routes(&channel_name) {
+        // Salesforce refuses a routing attribute longer than its parameter's
+        // Maximum Length: refuse it now rather than accept what cannot open.
+        for (key, value) in &escalation.payload.attributes {
+            if miaw.allowed_attributes.contains(key)
+                && value.chars().count() > miaw.attribute_max_chars
+            {
+                return Err(ApiError::invalid(
+                    "invalid_attributes",
+                    Some(format!("attributes.{key}")),
+                    format!(
+                        "attributes.{key} is a routing attribute and may be at most {} characters (miaw.attribute_max_chars)",
+                        miaw.attribute_max_chars
+                    ),
+                ));
+            }
+        }
+    }
     let live = match &state.live {
         None => route::Live::Off,
         Some(_) if !state.config.miaw.routes(&channel_name) => route::Live::NotForChannel,

@@ -6,6 +6,7 @@
 //! carries, resumable with `Last-Event-ID`.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -136,7 +137,12 @@ async fn message(
     let parts = mapper::live::customer_message_parts(&id, &request_id, &text, miaw);
     match state
         .store
-        .queue_customer_message(&id, &parts, state.config.worker.max_attempts)
+        .queue_customer_message(
+            &id,
+            &parts,
+            miaw.max_queued_messages,
+            state.config.worker.max_attempts,
+        )
         .await?
     {
         Queued::Queued => {
@@ -152,6 +158,7 @@ async fn message(
             ))
         }
         Queued::NotLive(s) => Err(not_live(s)),
+        Queued::Full => Err(ApiError::TooManyQueued(miaw.max_queued_messages)),
     }
 }
 
@@ -227,9 +234,13 @@ async fn stream(
             ));
         }
     };
+    let permit = Arc::clone(&state.session_streams)
+        .try_acquire_owned()
+        .map_err(|_| ApiError::TooManyStreams)?;
     let mut pokes = state.feed.subscribe();
     let store = state.store.clone();
     let events = async_stream(move |tx| async move {
+        let _permit = permit;
         loop {
             let after = cursor.as_ref().map(|(at, id)| (*at, id.as_str()));
             let rows = match store.deliveries_page(&id, after, STREAM_BATCH).await {

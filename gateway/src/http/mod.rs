@@ -47,6 +47,8 @@ pub struct AppState {
     pub live: Option<Arc<crate::live::Live>>,
     /// Tells `GET /v1/sessions/{id}/stream` subscribers that a session has new deliveries.
     pub feed: crate::outbox::feed::Feed,
+    /// Permits for open session streams (`http.max_session_streams`).
+    pub session_streams: Arc<Semaphore>,
 }
 
 pub fn router(state: AppState) -> Router {

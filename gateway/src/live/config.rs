@@ -45,6 +45,11 @@ pub struct MiawConfig {
     /// Customer messages the gateway posts to one conversation per rolling minute
     /// (Salesforce allows 22); more wait in the queue.
     pub messages_per_minute: u32,
+    /// Messages waiting for the rep in one session at most; beyond, 429.
+    pub max_queued_messages: usize,
+    /// The longest value of a caller attribute passed on as a routing attribute
+    /// (a custom parameter's Maximum Length; Salesforce refuses longer ones).
+    pub attribute_max_chars: usize,
     /// Routing attribute names (the channel variable names configured in Salesforce).
     pub attribute_names: AttributeNames,
     /// `Chat_Consumer_Type` values.
@@ -204,6 +209,11 @@ impl MiawConfig {
             return Err(
                 "miaw.supervisor_interval_ms must be between 1 and a third of miaw.stream_lease_secs"
                     .into(),
+            );
+        }
+        if self.max_queued_messages == 0 || self.attribute_max_chars == 0 {
+            return Err(
+                "miaw.max_queued_messages and miaw.attribute_max_chars must be at least 1".into(),
             );
         }
         if self.max_streams == 0 || self.messages_per_minute == 0 || self.open_deadline_secs == 0 {

@@ -125,6 +125,8 @@ pub enum Queued {
     Queued,
     /// The session is not live (never was, or is over): the state it is in.
     NotLive(Option<LiveState>),
+    /// The session's queue to the rep is full.
+    Full,
 }
 
 impl Store {
@@ -236,6 +238,7 @@ impl Store {
         &self,
         session_id: &str,
         parts: &[NewLiveMessage],
+        max_queued: usize,
         max_attempts: u32,
     ) -> Result<Queued, DbErr> {
         let txn = self.db.begin().await?;
@@ -246,6 +249,18 @@ impl Store {
         if !state.is_some_and(LiveState::accepts_messages) {
             txn.rollback().await?;
             return Ok(Queued::NotLive(state));
+        }
+        let waiting = {
+            use sea_orm::PaginatorTrait;
+            live_message::Entity::find()
+                .filter(live_message::Column::SessionId.eq(session_id))
+                .filter(live_message::Column::State.eq("queued"))
+                .count(&txn)
+                .await?
+        };
+        if waiting as usize + parts.len() > max_queued {
+            txn.rollback().await?;
+            return Ok(Queued::Full);
         }
         insert_live_messages(&txn, session_id, parts).await?;
         event_row(
