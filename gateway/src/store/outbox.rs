@@ -230,7 +230,19 @@ pub(super) async fn enqueue_delivery_in(
 ) -> Result<bool, DbErr> {
     let target = serde_json::to_string(&new.target)
         .map_err(|e| DbErr::Custom(format!("reply target does not serialize: {e}")))?;
-    let t = now_ms();
+    // A session's deliveries go out in (created_at, id) order, and ids are
+    // hashes: keep created_at increasing per session, so deliveries written in
+    // the same millisecond (or after the clock stepped back) keep the order
+    // they were written in.
+    let last: Option<i64> = delivery::Entity::find()
+        .select_only()
+        .column_as(delivery::Column::CreatedAt.max(), "last")
+        .filter(delivery::Column::SessionId.eq(new.session_id.as_str()))
+        .into_tuple::<Option<i64>>()
+        .one(txn)
+        .await?
+        .flatten();
+    let t = Ord::max(now_ms(), last.map_or(i64::MIN, |l| l + 1));
     let inserted = delivery::Entity::insert(delivery::ActiveModel {
         id: Set(new.id.clone()),
         session_id: Set(new.session_id.clone()),
@@ -281,5 +293,67 @@ pub(super) fn event_row(session_id: &str, kind: &str, data: Value) -> event::Act
         kind: Set(kind.to_string()),
         data: Set(data.to_string()),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use channels::{OutboundKind, ReplyTarget};
+
+    use super::*;
+
+    fn delivery(id: &str) -> NewDelivery {
+        NewDelivery {
+            id: id.into(),
+            session_id: "s-1".into(),
+            channel: "chat".into(),
+            kind: OutboundKind::AgentMessage,
+            text: id.into(),
+            sender_name: None,
+            target: ReplyTarget::Webhook {
+                url: "https://ai.example.com/hook".into(),
+            },
+        }
+    }
+
+    /// Deliveries keep the order they were written in, even when their ids
+    /// (hashes) sort the other way and the clock gives them no later time: the
+    /// first row here is stamped a minute ahead, as if written by a replica
+    /// whose clock runs fast, or in the same millisecond.
+    #[tokio::test]
+    async fn deliveries_keep_their_write_order_whatever_their_ids_and_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("o.db").display());
+        let store = Store::open(&url).await.unwrap();
+        assert!(store.enqueue_delivery(&delivery("dlv_b"), 5).await.unwrap());
+        let ahead = now_ms() + 60_000;
+        delivery::Entity::update_many()
+            .col_expr(delivery::Column::CreatedAt, Expr::value(ahead))
+            .filter(delivery::Column::Id.eq("dlv_b"))
+            .exec(store.connection())
+            .await
+            .unwrap();
+        assert!(store.enqueue_delivery(&delivery("dlv_a"), 5).await.unwrap());
+
+        let order: Vec<String> = store
+            .deliveries_for_session("s-1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(order, ["dlv_b", "dlv_a"]);
+        let first = store.delivery("dlv_b").await.unwrap().unwrap();
+        let second = store.delivery("dlv_a").await.unwrap().unwrap();
+        assert_eq!(second.created_at, ahead + 1);
+        assert_eq!(
+            store.earlier_unsettled_delivery(&first).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store.earlier_unsettled_delivery(&second).await.unwrap(),
+            Some(DeliveryState::Queued),
+            "the second waits for the first"
+        );
     }
 }
