@@ -1130,7 +1130,7 @@ both_databases!(
             .unwrap()
             .to_string();
         rep.wait_for(&id, "the opening messages", |c| {
-            texts_by(&c, "EndUser").len() >= 2
+            texts_by(c, "EndUser").len() >= 2
         })
         .await;
         rep.set_faults(
@@ -1153,7 +1153,7 @@ both_databases!(
         assert_eq!(body["code"], "too_many_queued_messages");
         rep.clear_faults().await;
         rep.wait_for(&id, "the queued messages", |c| {
-            texts_by(&c, "EndUser").iter().any(|t| t == "c")
+            texts_by(c, "EndUser").iter().any(|t| t == "c")
         })
         .await;
         assert!(

@@ -316,9 +316,11 @@ impl Worker {
                         wake.notify_one();
                     });
                 }
+                // The reason is ours (a fixed text or a Salesforce/MIAW status), never a body.
                 tracing::info!(
                     retry_in_ms = after.as_millis() as u64,
-                    "Salesforce is unavailable; the job waits."
+                    reason = %error,
+                    "The job waits without spending an attempt."
                 );
                 self.store
                     .requeue_job(job, worker_id, run_at, &error, false)
