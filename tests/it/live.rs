@@ -1199,3 +1199,73 @@ both_databases!(
         }
     }
 );
+
+// A send whose answer is lost after Salesforce recorded the message (the
+// emulator answers 503 after committing) while the echo that would mark it sent
+// is still on its way (events held 10 s): the retry finds the message among the
+// conversation's entries and does not send it again.
+both_databases!(
+    a_send_with_a_lost_answer_is_not_sent_again,
+    |db: Db| async move {
+        let app = live(db).await;
+        let rep = console(&app);
+        let hook = receiver(vec![]).await;
+        let (_, body) = app
+            .post_escalation(&chat("live-lost", &hook.url, "en"))
+            .await;
+        let id = body["salesforce_miaw_session_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        rep.wait_for(&id, "the opening messages", |c| {
+            texts_by(c, "EndUser").len() >= 2
+        })
+        .await;
+        rep.set_faults(json!({"delay_events_ms": 10_000,
+        "fail": [{"operation": "send_message", "status": 503, "times": 1, "after_commit": true}]}))
+            .await;
+        assert_eq!(post_message(&app, "live-lost", "only once").await.0, 202);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (_, events) = loop {
+            let (status, events) = app
+                .get("/v1/sessions/live-lost/events", Some(&app.read_token))
+                .await;
+            assert_eq!(status, 200);
+            if events["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["kind"] == "rep.sent" && e["data"]["found"] == true)
+            {
+                break (status, events);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the retry never found the message: {events}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        rep.clear_faults().await;
+        let conv = rep.conversation(&id).await.1;
+        assert_eq!(
+            texts_by(&conv, "EndUser")
+                .iter()
+                .filter(|t| *t == "only once")
+                .count(),
+            1
+        );
+        let sent: Vec<&Value> = events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "rep.sent")
+            .collect();
+        assert_eq!(
+            sent.iter()
+                .filter(|e| e["data"]["kind"] == "customer")
+                .count(),
+            1,
+            "sent once: {sent:?}"
+        );
+    }
+);

@@ -129,26 +129,27 @@ both_databases!(
     a_payload_that_no_longer_parses_is_dead_lettered,
     |db: Db| async move {
         use sea_orm::ConnectionTrait;
-        // A slow poll, so the test can damage the row before the worker looks.
+        // The session is written with its damaged payload first and its job only
+        // after, so the worker can never see the job with a good payload (an
+        // earlier version damaged an accepted session's row and raced the worker).
         let app = spawn_app_with(db, |c| c.worker.poll_interval_ms = 60_000).await;
         let id = unique("rot");
         let store = &app.gateway.state.store;
-        let registry = channels::Registry::builtin();
-        let body = escalation(&id, 3);
-        let parsed = gateway::escalation::request::parse(
-            &body,
-            |kind, input| Ok(registry.get(kind).unwrap().normalize(input).unwrap()),
-            |name| Ok(name.parse().unwrap()),
-        )
-        .unwrap();
         store
-            .accept_escalation(&parsed, "case", "create_case", 5, None, None)
+            .connection()
+            .execute_unprepared(&format!(
+                "INSERT INTO sessions (id, channel, route, status, language, priority, request_hash, \
+                 payload, comments_written, salesforce_calls, created_at, updated_at, id_folded) \
+                 VALUES ('{id}', 'email', 'case', 'accepted', 'en', 'medium', 'x', \
+                 '{{\"not\": \"a payload\"}}', 0, 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, '{id}')"
+            ))
             .await
             .unwrap();
         store
             .connection()
             .execute_unprepared(&format!(
-                "UPDATE sessions SET payload = '{{\"not\": \"a payload\"}}' WHERE id = '{id}'"
+                "INSERT INTO jobs (kind, session_id, state, attempts, max_attempts, run_at, created_at, updated_at) \
+                 VALUES ('create_case', '{id}', 'queued', 0, 5, 0, 0, 0)"
             ))
             .await
             .unwrap();

@@ -1,6 +1,8 @@
 //! The `send_to_rep` handler: posts the session's queued messages to the
 //! conversation, oldest first, each under its own message id (the same on every
 //! attempt; Salesforce echoes it back on the stream, which marks it sent too).
+//! A message an earlier attempt may have sent is looked up in the conversation's
+//! newest entries before it is sent again.
 //! At most `miaw.messages_per_minute` customer messages a minute per
 //! conversation: beyond that, and on 429, the rest wait (queued, never refused).
 
@@ -9,7 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 use uuid::Uuid;
 
-use salesforce::miaw::{ConversationId, MiawError, OutgoingFile, OutgoingMessage};
+use salesforce::miaw::{ConversationId, EntriesQuery, MiawError, OutgoingFile, OutgoingMessage};
 
 use crate::escalation::worker::{Outcome, Worker};
 use crate::store::{ClaimedJob, LiveState, message_kind, now_ms};
@@ -75,6 +77,44 @@ impl Worker {
                     error: "per-conversation message budget spent (miaw.messages_per_minute)"
                         .into(),
                 };
+            }
+            // An earlier attempt may have reached Salesforce with its answer lost:
+            // read before resending (MIAW documents no dedupe on the message id).
+            if message.attempts > 0 && message.kind != message_kind::FILE {
+                let recent = EntriesQuery {
+                    limit: Some(50),
+                    direction_from_end: true,
+                };
+                match live
+                    .client
+                    .list_entries(&token, &conversation, &recent)
+                    .await
+                {
+                    Ok(entries) if entries.iter().any(|e| e.id == message.id) => {
+                        let event = (
+                            "rep.sent",
+                            json!({"message_id": message.id, "kind": message.kind, "found": true}),
+                        );
+                        if let Err(e) = self
+                            .store
+                            .finish_live_message(session_id, &message.id, true, event)
+                            .await
+                        {
+                            return self.db_retry(job, e);
+                        }
+                        sent_in_window += 1;
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.is_retryable() => {
+                        return Outcome::Retry {
+                            after: self.backoff(job.attempt, None),
+                            error: e.to_string(),
+                        };
+                    }
+                    // Cannot tell (e.g. the token expired): send; the next attempt reads again.
+                    Err(_) => {}
+                }
             }
             if let Err(e) = self.store.count_live_message_attempt(&message.id).await {
                 return self.db_retry(job, e);

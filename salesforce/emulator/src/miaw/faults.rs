@@ -23,6 +23,10 @@ pub struct FailPlan {
     pub operation: Operation,
     pub status: u16,
     pub times: u32,
+    /// `send_message` only: the message is accepted (recorded, echoed) and then the
+    /// answer is `status` anyway — a response lost after the work was done.
+    #[serde(default)]
+    pub after_commit: bool,
 }
 
 /// The MIAW fault plan. `Default` injects nothing.
@@ -59,12 +63,21 @@ impl MiawFaults {
         Ok(())
     }
 
-    /// Takes one failure for `operation`, if one is planned: its status.
+    /// Takes one failure for `operation`, if one is planned (and not an after-commit one): its status.
     pub(crate) fn take(&mut self, operation: Operation) -> Option<u16> {
+        self.take_plan(operation, false)
+    }
+
+    /// Takes one after-commit failure for `operation`, if one is planned: its status.
+    pub(crate) fn take_after_commit(&mut self, operation: Operation) -> Option<u16> {
+        self.take_plan(operation, true)
+    }
+
+    fn take_plan(&mut self, operation: Operation, after_commit: bool) -> Option<u16> {
         let plan = self
             .fail
             .iter_mut()
-            .find(|p| p.operation == operation && p.times > 0)?;
+            .find(|p| p.operation == operation && p.times > 0 && p.after_commit == after_commit)?;
         plan.times -= 1;
         let status = plan.status;
         self.fail.retain(|p| p.times > 0);
@@ -83,6 +96,7 @@ mod tests {
                 operation: Operation::SendMessage,
                 status: 503,
                 times: 2,
+                after_commit: false,
             }],
             ..Default::default()
         };
@@ -105,6 +119,7 @@ mod tests {
                 operation: Operation::Sse,
                 status: 200,
                 times: 1,
+                after_commit: false,
             }],
             ..Default::default()
         };

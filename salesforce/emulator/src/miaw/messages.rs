@@ -170,6 +170,9 @@ fn send_message_inner(state: &AppState, id: &str, claims: &Claims, body: &[u8]) 
     );
     let at = entry.at_ms;
     inner.record(id, entry, &state.miaw.config);
+    if let Some(status) = inner.faults.take_after_commit(Operation::SendMessage) {
+        return Err(MiawError::injected(status));
+    }
     Ok(accepted(&incoming.id, at))
 }
 
@@ -257,6 +260,9 @@ fn send_file_inner(
     );
     let at = entry.at_ms;
     inner.record(id, entry, &state.miaw.config);
+    if let Some(status) = inner.faults.take_after_commit(Operation::SendMessage) {
+        return Err(MiawError::injected(status));
+    }
     Ok(accepted(&incoming.id, at))
 }
 
