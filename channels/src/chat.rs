@@ -67,12 +67,15 @@ impl Channel for ChatChannel {
         Route::Messaging
     }
 
-    /// Chat delivers through the product's webhook when a signing secret is configured. The
-    /// `webhook-id` is the delivery id, which Standard Webhooks receivers dedupe on.
+    /// Chat delivers through the product's webhook (`reply_to.webhook_url`, signed with the
+    /// configured secret; the `webhook-id` is the delivery id, which Standard Webhooks receivers
+    /// dedupe on), or, without a `reply_to`, to the session's own event stream.
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            delivers: self.secret.is_some(),
-            provider_dedupe: self.secret.is_some(),
+            // Always: to the webhook when a secret is configured, else to the session stream.
+            delivers: true,
+            // Webhook receivers dedupe on `webhook-id`; the stream serves each row once.
+            provider_dedupe: true,
             split: SplitRule::Whole,
             ..Capabilities::receive_only()
         }
@@ -87,8 +90,9 @@ impl Channel for ChatChannel {
         reply_to: Option<&Value>,
         _conversation: &Conversation,
     ) -> Result<Option<ReplyTarget>, ChannelError> {
+        // Without a webhook the messages are served on the session's stream.
         let Some(value) = reply_to else {
-            return Ok(None);
+            return Ok(Some(ReplyTarget::Stream));
         };
         if self.secret.is_none() {
             return Err(Self::invalid(
@@ -114,6 +118,10 @@ impl Channel for ChatChannel {
         target: &ReplyTarget,
         message: &OutboundMessage,
     ) -> Result<Delivered, DeliveryError> {
+        // The session stream reads the outbox itself: nothing to push.
+        if *target == ReplyTarget::Stream {
+            return Ok(Delivered { provider_id: None });
+        }
         let Some(secret) = &self.secret else {
             return Err(DeliveryError::Unsupported {
                 channel: "chat".into(),

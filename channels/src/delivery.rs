@@ -110,6 +110,9 @@ pub enum ReplyTarget {
     Phone { number: String },
     /// A bridge channel's own addressing, passed through untouched.
     Bridge { address: String },
+    /// No push: the messages are served on the session's own event stream
+    /// (`GET /v1/sessions/{id}/stream`), which a chat widget subscribes to.
+    Stream,
 }
 
 /// What kind of message goes to the customer (the wire names of design §7.1).

@@ -149,7 +149,8 @@ both_databases!(
                 ),
                 json!({"type": "phone", "number": "+442071838750"}),
             ),
-            (on("chat", &unique("chat")), Value::Null),
+            // A chat without a webhook is served on its session stream.
+            (on("chat", &unique("chat")), json!({"type": "stream"})),
         ];
         for (body, want) in cases {
             let (status, accepted) = app.post_escalation(&body).await;

@@ -1269,3 +1269,59 @@ both_databases!(
         );
     }
 );
+
+// A chat widget without a webhook (no `reply_to`) subscribes to the session
+// stream directly: the same messages arrive there, each delivery `sent`.
+both_databases!(
+    a_chat_without_a_webhook_is_served_on_its_stream,
+    |db: Db| async move {
+        let app = live(db).await;
+        let rep = console(&app);
+        let mut body = chat("live-widget", "unused", "en");
+        body.as_object_mut().unwrap().remove("reply_to");
+        let (status, answer) = app.post_escalation(&body).await;
+        assert_eq!(status, 202, "{answer}");
+        let id = answer["salesforce_miaw_session_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        rep.wait_for(&id, "the conversation", |c| c["status"] == "waiting")
+            .await;
+        rep.accept(&id, "Wu").await;
+        rep.say(&id, "hello widget").await;
+        rep.close(&id).await;
+        let response = reqwest::Client::new()
+            .get(app.url("/v1/sessions/live-widget/stream"))
+            .bearer_auth(&app.read_token)
+            .send()
+            .await
+            .unwrap();
+        let text = tokio::time::timeout(Duration::from_secs(30), response.text())
+            .await
+            .unwrap()
+            .unwrap();
+        let events = parse_sse(&text);
+        let kinds: Vec<&str> = events
+            .iter()
+            .map(|(_, e)| e["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "system.message",
+                "system.message",
+                "agent.joined",
+                "agent.message",
+                "agent.left",
+                "session.closed"
+            ]
+        );
+        assert_eq!(events[3].1["data"]["text"], "hello widget");
+        wait_session(&app, "live-widget", "every delivery sent", |s| {
+            s["deliveries"]
+                .as_array()
+                .is_some_and(|d| d.len() == 6 && d.iter().all(|d| d["state"] == "sent"))
+        })
+        .await;
+    }
+);
