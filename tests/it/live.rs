@@ -1325,3 +1325,47 @@ both_databases!(
         .await;
     }
 );
+
+// A token that expires and cannot be renewed (here: the emulator refuses every
+// continuation) can never reach the conversation again: the chat ends, the
+// customer is told, and the timeline says why — instead of a stream retrying forever.
+both_databases!(
+    a_token_lost_for_good_ends_the_chat_visibly,
+    |db: Db| async move {
+        let mut emulator = sf_emulator::EmulatorConfig::default();
+        emulator.miaw.token_ttl_secs = 2;
+        let app = spawn_live_app(db, emulator, |_| {}).await;
+        let rep = console(&app);
+        let hook = receiver(vec![]).await;
+        let (status, body) = app
+            .post_escalation(&chat("live-lost-token", &hook.url, "en"))
+            .await;
+        assert_eq!(status, 202, "{body}");
+        let id = body["salesforce_miaw_session_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        rep.wait_for(&id, "the conversation", |c| c["status"] == "waiting")
+            .await;
+        rep.set_faults(
+            json!({"fail": [{"operation": "continuation", "status": 401, "times": 1000}]}),
+        )
+        .await;
+        wait_webhooks(&hook, "session.closed", 1).await;
+        let s = wait_session(&app, "live-lost-token", "closed", |s| {
+            s["status"] == "closed"
+        })
+        .await;
+        assert_eq!(s["route"], "messaging");
+        assert!(
+            app.event_kinds("live-lost-token")
+                .await
+                .contains(&"live.lost".to_string())
+        );
+        let (status, body) = post_message(&app, "live-lost-token", "hello?").await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (409, Some("session_closed"))
+        );
+    }
+);

@@ -186,16 +186,18 @@ impl Supervisor {
             if cancel.is_cancelled() {
                 return Stop::Released;
             }
-            if renew_at.is_some_and(|at| at <= now_ms())
-                && self.renew(&session_id, &mut token, &mut expires).await
-            {
-                renew_at = expires.map(|exp| renew_at_ms(exp, now_ms()));
+            if renew_at.is_some_and(|at| at <= now_ms()) {
+                match self.renew(&session_id, &mut token, &mut expires).await {
+                    Renewal::Renewed => renew_at = expires.map(|exp| renew_at_ms(exp, now_ms())),
+                    Renewal::Failed => {}
+                    Renewal::Lost => return self.lose(&session, &payload).await,
+                }
             }
             let connected = tokio::select! {
                 r = self.live.client.subscribe(&token, cursor.as_deref()) => r,
                 _ = cancel.cancelled() => return Stop::Released,
             };
-            match connected {
+            let renew_now = match connected {
                 Ok(stream) => {
                     match self
                         .read(
@@ -210,23 +212,24 @@ impl Supervisor {
                         .await
                     {
                         Read::Stop(stop) => return stop,
-                        Read::Renew => {
-                            if self.renew(&session_id, &mut token, &mut expires).await {
-                                renew_at = expires.map(|exp| renew_at_ms(exp, now_ms()));
-                                continue;
-                            }
-                        }
-                        Read::Reconnect => {}
+                        Read::Renew => true,
+                        Read::Reconnect => false,
                     }
                 }
-                Err(MiawError::Unauthorized { .. }) => {
-                    if self.renew(&session_id, &mut token, &mut expires).await {
+                Err(MiawError::Unauthorized { .. }) => true,
+                Err(e) => {
+                    tracing::info!(error = %e, "Live stream could not connect; retrying.");
+                    false
+                }
+            };
+            if renew_now {
+                match self.renew(&session_id, &mut token, &mut expires).await {
+                    Renewal::Renewed => {
                         renew_at = expires.map(|exp| renew_at_ms(exp, now_ms()));
                         continue;
                     }
-                }
-                Err(e) => {
-                    tracing::info!(error = %e, "Live stream could not connect; retrying.");
+                    Renewal::Failed => {}
+                    Renewal::Lost => return self.lose(&session, &payload).await,
                 }
             }
             tokio::select! {
@@ -332,25 +335,83 @@ impl Supervisor {
         Ok((finished || over).then_some(Stop::Finished))
     }
 
-    /// Renews the token (continuation token) and stores it. `false`: it could not be.
-    async fn renew(&self, session_id: &str, token: &mut String, expires: &mut Option<i64>) -> bool {
+    /// Renews the token (continuation token) and stores it.
+    async fn renew(
+        &self,
+        session_id: &str,
+        token: &mut String,
+        expires: &mut Option<i64>,
+    ) -> Renewal {
         match self.live.client.continuation_token(token).await {
             Ok(renewed) => {
                 if let Err(e) = self.worker.keep_token(session_id, &renewed, false).await {
                     tracing::warn!(error = %e, "Could not store the renewed token.");
-                    return false;
+                    return Renewal::Failed;
                 }
                 *token = renewed.token.expose_secret().to_string();
                 *expires = renewed.expires_at;
                 tracing::info!("Live token renewed.");
-                true
+                Renewal::Renewed
+            }
+            // Refused, and past its own expiry: no token can reach this end user's
+            // conversation any more (a continuation token needs a valid one).
+            Err(MiawError::Unauthorized { .. })
+                if expires.is_some_and(|exp| exp * 1000 <= now_ms()) =>
+            {
+                tracing::warn!("The live token expired and cannot be renewed; the chat is lost.");
+                Renewal::Lost
             }
             Err(e) => {
                 tracing::warn!(error = %e, "Could not renew the live token.");
-                false
+                Renewal::Failed
             }
         }
     }
+
+    /// The chat cannot go on (its token expired beyond renewal, e.g. after a long
+    /// outage): it ends, the customer is told, and the timeline says why.
+    async fn lose(&self, session: &session::Model, payload: &EscalationPayload) -> Stop {
+        let Ok(Some(row)) = self.worker.store.live_session(&session.id).await else {
+            return Stop::Released;
+        };
+        let mut effects = self
+            .worker
+            .with_event_context(session, payload, &row, "lost", |ctx| {
+                ctx.closed_effects("token_expired")
+            });
+        effects.events.push((
+            "live.lost",
+            serde_json::json!({"reason": "the end user's token expired and could not be renewed"}),
+        ));
+        match self
+            .worker
+            .store
+            .apply_stream_event(
+                &session.id,
+                &self.owner,
+                None,
+                effects,
+                self.worker.config.worker.max_attempts,
+            )
+            .await
+        {
+            Ok(true) => {
+                self.worker.wake.notify_one();
+                self.worker.feed.publish(&session.id);
+                Stop::Finished
+            }
+            _ => Stop::Released,
+        }
+    }
+}
+
+/// How a token renewal went.
+enum Renewal {
+    Renewed,
+    /// Not now (transient): try again after a backoff.
+    Failed,
+    /// Never: the token expired and was refused.
+    Lost,
 }
 
 enum Read {
