@@ -16,6 +16,8 @@ use crate::config::Config;
 use crate::demo::Driver;
 use crate::store::Scope;
 
+mod live;
+
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Salesforce calls (and token requests) per escalation, by transcript length.
@@ -71,6 +73,30 @@ pub enum BenchCommand {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// Live chats (MIAW): memory per live session, and rep message → callback latency.
+    Live {
+        /// Live sessions open at once.
+        #[arg(long, default_value_t = 1000)]
+        sessions: usize,
+        /// Rep messages to time.
+        #[arg(long, default_value_t = 2000)]
+        messages: usize,
+        /// Rep messages per second.
+        #[arg(long, default_value_t = 100)]
+        rate: u64,
+        /// Escalations (and console accepts) in flight at once while opening.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Turns per transcript.
+        #[arg(long, default_value_t = 10)]
+        turns: usize,
+        /// Seed for picking the sessions the rep messages go to.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+    /// The emulator for `bench live`, run as its child process (not for direct use).
+    #[command(hide = true)]
+    EmulatorChild,
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
@@ -95,6 +121,25 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             rate,
             database_url,
         } => outage(seconds, rate, database_url).await,
+        BenchCommand::Live {
+            sessions,
+            messages,
+            rate,
+            concurrency,
+            turns,
+            seed,
+        } => {
+            live::run(live::LiveArgs {
+                sessions,
+                messages,
+                rate,
+                concurrency,
+                turns,
+                seed,
+            })
+            .await
+        }
+        BenchCommand::EmulatorChild => live::emulator_child().await,
     }
 }
 
