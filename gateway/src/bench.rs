@@ -93,6 +93,12 @@ pub enum BenchCommand {
         /// Seed for picking the sessions the rep messages go to.
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Overrides `miaw.supervisor_interval_ms` (how often leases are renewed).
+        #[arg(long)]
+        supervisor_interval_ms: Option<u64>,
+        /// Overrides `worker.concurrency` (deliveries in flight).
+        #[arg(long)]
+        worker_concurrency: Option<usize>,
     },
     /// The emulator for `bench live`, run as its child process (not for direct use).
     #[command(hide = true)]
@@ -128,6 +134,8 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             concurrency,
             turns,
             seed,
+            supervisor_interval_ms,
+            worker_concurrency,
         } => {
             live::run(live::LiveArgs {
                 sessions,
@@ -136,6 +144,8 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
                 concurrency,
                 turns,
                 seed,
+                supervisor_interval_ms,
+                worker_concurrency,
             })
             .await
         }

@@ -51,6 +51,8 @@ pub struct LiveArgs {
     pub concurrency: usize,
     pub turns: usize,
     pub seed: u64,
+    pub supervisor_interval_ms: Option<u64>,
+    pub worker_concurrency: Option<usize>,
 }
 
 /// `handoff bench emulator-child`: serves the emulator (MIAW token limit raised
@@ -191,7 +193,7 @@ fn chat(session_id: &str, turns: usize, hook: &str) -> Value {
     body
 }
 
-/// Polls `probe` every 250 ms, printing its progress every 5 s, until it says done.
+/// Polls `probe` every 500 ms, printing its progress every 5 s, until it says done.
 async fn wait_until<F, Fut>(what: &str, mut probe: F) -> anyhow::Result<()>
 where
     F: FnMut() -> Fut,
@@ -215,7 +217,7 @@ where
         if started.elapsed() > PHASE_TIMEOUT {
             bail!("gave up waiting for {what}: {progress}");
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
@@ -267,6 +269,12 @@ pub async fn run(args: LiveArgs) -> anyhow::Result<()> {
     // (MIAW token, conversation, opening messages) 32 calls at a time.
     config.miaw.max_streams = config.miaw.max_streams.max(n);
     config.salesforce.max_concurrency = 32;
+    if let Some(ms) = args.supervisor_interval_ms {
+        config.miaw.supervisor_interval_ms = ms;
+    }
+    if let Some(n) = args.worker_concurrency {
+        config.worker.concurrency = n;
+    }
     config.channels.insert(
         "chat".into(),
         channels::ChannelConfig::Chat(channels::ChatConfig {
