@@ -193,7 +193,7 @@ fn chat(session_id: &str, turns: usize, hook: &str) -> Value {
     body
 }
 
-/// Polls `probe` every 500 ms, printing its progress every 5 s, until it says done.
+/// Polls `probe` every 2 s (listing 10,000 conversations is not free), printing its progress every 5 s, until it says done.
 async fn wait_until<F, Fut>(what: &str, mut probe: F) -> anyhow::Result<()>
 where
     F: FnMut() -> Fut,
@@ -217,7 +217,7 @@ where
         if started.elapsed() > PHASE_TIMEOUT {
             bail!("gave up waiting for {what}: {progress}");
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
 
@@ -269,6 +269,9 @@ pub async fn run(args: LiveArgs) -> anyhow::Result<()> {
     // (MIAW token, conversation, opening messages) 32 calls at a time.
     config.miaw.max_streams = config.miaw.max_streams.max(n);
     config.salesforce.max_concurrency = 32;
+    // Opening thousands of chats on one SQLite writer takes longer than the
+    // default 5 minutes after which an unopened chat becomes a Case.
+    config.miaw.open_deadline_secs = config.miaw.open_deadline_secs.max(3600);
     if let Some(ms) = args.supervisor_interval_ms {
         config.miaw.supervisor_interval_ms = ms;
     }
