@@ -16,6 +16,8 @@ use crate::config::Config;
 use crate::demo::Driver;
 use crate::store::Scope;
 
+mod live;
+
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Salesforce calls (and token requests) per escalation, by transcript length.
@@ -71,6 +73,36 @@ pub enum BenchCommand {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// Live chats (MIAW): memory per live session, and rep message → callback latency.
+    Live {
+        /// Live sessions open at once.
+        #[arg(long, default_value_t = 1000)]
+        sessions: usize,
+        /// Rep messages to time.
+        #[arg(long, default_value_t = 2000)]
+        messages: usize,
+        /// Rep messages per second.
+        #[arg(long, default_value_t = 100)]
+        rate: u64,
+        /// Escalations (and console accepts) in flight at once while opening.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Turns per transcript.
+        #[arg(long, default_value_t = 10)]
+        turns: usize,
+        /// Seed for picking the sessions the rep messages go to.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Overrides `miaw.supervisor_interval_ms` (how often leases are renewed).
+        #[arg(long)]
+        supervisor_interval_ms: Option<u64>,
+        /// Overrides `worker.concurrency` (deliveries in flight).
+        #[arg(long)]
+        worker_concurrency: Option<usize>,
+    },
+    /// The emulator for `bench live`, run as its child process (not for direct use).
+    #[command(hide = true)]
+    EmulatorChild,
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
@@ -95,6 +127,29 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             rate,
             database_url,
         } => outage(seconds, rate, database_url).await,
+        BenchCommand::Live {
+            sessions,
+            messages,
+            rate,
+            concurrency,
+            turns,
+            seed,
+            supervisor_interval_ms,
+            worker_concurrency,
+        } => {
+            live::run(live::LiveArgs {
+                sessions,
+                messages,
+                rate,
+                concurrency,
+                turns,
+                seed,
+                supervisor_interval_ms,
+                worker_concurrency,
+            })
+            .await
+        }
+        BenchCommand::EmulatorChild => live::emulator_child().await,
     }
 }
 

@@ -167,16 +167,22 @@ impl Supervisor {
 
     async fn follow(&self, row: live_session::Model, cancel: &CancellationToken) -> Stop {
         let session_id = row.session_id.clone();
-        let session = match self.worker.store.session(&session_id).await {
+        let mut session = match self.worker.store.session(&session_id).await {
             Ok(Some(s)) => s,
             _ => return Stop::Released,
         };
-        let Ok(payload) = serde_json::from_str::<EscalationPayload>(&session.payload) else {
+        let Ok(mut payload) = serde_json::from_str::<EscalationPayload>(&session.payload) else {
             tracing::warn!(
                 "The session's stored escalation does not parse; its stream is not followed."
             );
             return Stop::Released;
         };
+        // The stream lives as long as the chat: keep what its events need (the
+        // reply target, the session's id, channel and language), not the
+        // transcript twice, or memory per live session grows with it.
+        session.payload = String::new();
+        payload.conversation.turns = Vec::new();
+        payload.summary = None;
         let mut token = row.token.clone().unwrap_or_default();
         let mut expires = row.token_expires_at;
         let mut renew_at = expires.map(|exp| renew_at_ms(exp, now_ms()));
