@@ -1,8 +1,9 @@
 //! The stream supervisor: one Server-Sent Events stream per live session (MIAW
 //! has one stream per end-user token), held by exactly one replica through a
-//! lease in `live_sessions`. Every `miaw.supervisor_interval_ms` it renews the
-//! leases it holds (a stream whose lease was taken is stopped), and claims
-//! streams nobody holds — new sessions, and those of a replica that died.
+//! lease in `live_sessions`. Every third of `miaw.stream_lease_secs` it renews
+//! the leases it holds, in one statement (a stream whose lease was taken is
+//! stopped), and every `miaw.supervisor_interval_ms` it claims streams nobody
+//! holds — new sessions, and those of a replica that died.
 //!
 //! Each event is applied in one transaction with the cursor (`Last-Event-Id`)
 //! and fenced by the lease, so a restart or a dropped stream resumes exactly
@@ -76,6 +77,8 @@ impl Supervisor {
         let mut tasks: JoinSet<String> = JoinSet::new();
         let mut by_task: HashMap<tokio::task::Id, String> = HashMap::new();
         let mut running: HashMap<String, CancellationToken> = HashMap::new();
+        let renew_every = Duration::from_millis(lease_ms as u64 / 3);
+        let mut last_renewed: Option<std::time::Instant> = None;
         loop {
             while let Some(done) = tasks.try_join_next_with_id() {
                 let id = match done {
@@ -93,22 +96,27 @@ impl Supervisor {
                     running.remove(&id);
                 }
             }
-            match self
-                .worker
-                .store
-                .renew_live_streams(&self.owner, lease_ms)
-                .await
-            {
-                Ok(held) => {
-                    let held: HashSet<String> = held.into_iter().collect();
-                    for (id, cancel) in &running {
-                        if !held.contains(id) {
-                            cancel.cancel();
+            // Renewing is one UPDATE over every held row: do it every third of the
+            // lease, not every round (claiming new streams stays every round).
+            if last_renewed.is_none_or(|at: std::time::Instant| at.elapsed() >= renew_every) {
+                match self
+                    .worker
+                    .store
+                    .renew_live_streams(&self.owner, lease_ms)
+                    .await
+                {
+                    Ok(held) => {
+                        last_renewed = Some(std::time::Instant::now());
+                        let held: HashSet<String> = held.into_iter().collect();
+                        for (id, cancel) in &running {
+                            if !held.contains(id) {
+                                cancel.cancel();
+                            }
                         }
                     }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "Could not renew live stream leases; the database may be unavailable.");
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Could not renew live stream leases; the database may be unavailable.");
+                    }
                 }
             }
             let room = cfg
