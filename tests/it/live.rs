@@ -853,6 +853,21 @@ both_databases!(
                 .iter()
                 .any(|t| t.contains("4242"))
         );
+        // Retention waits for every job of a session to be done (a delivery is
+        // marked sent a moment before its job is).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut pending = store.jobs_in_state("queued").await.unwrap();
+            pending.extend(store.jobs_in_state("running").await.unwrap());
+            if !pending.iter().any(|j| j.session_id == "live-old-ended") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the ended chat's jobs never finished"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
         let policy = app.config.retention.policy();
         store
             .sweep_retention(chrono::Utc::now() + chrono::Duration::days(31), policy)
