@@ -96,14 +96,21 @@ both_databases!(
             "no attempts left: not re-claimed"
         );
 
-        // The gateway's dispatcher dead-letters it.
+        // The gateway's dispatcher dead-letters it, then records that on the
+        // session (a second transaction: wait for both, not just the first).
         let deadline = Instant::now() + Duration::from_secs(20);
         let dead = loop {
             let job = store.job(job_id).await.unwrap().unwrap();
-            if job.state == "dead" {
+            let session = store.session("crashes-1").await.unwrap().unwrap();
+            if job.state == "dead" && session.status != "accepted" {
                 break job;
             }
-            assert!(Instant::now() < deadline, "job still {}", job.state);
+            assert!(
+                Instant::now() < deadline,
+                "job still {}, session {}",
+                job.state,
+                session.status
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         };
         assert_eq!(dead.attempts, 2);
