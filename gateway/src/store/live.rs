@@ -242,10 +242,7 @@ impl Store {
         max_attempts: u32,
     ) -> Result<Queued, DbErr> {
         let txn = self.db.begin().await?;
-        let live = live_session::Entity::find_by_id(session_id.to_string())
-            .one(&txn)
-            .await?;
-        let state = live.as_ref().and_then(|l| LiveState::parse(&l.state));
+        let state = live_state_in(&txn, session_id).await?;
         if !state.is_some_and(LiveState::accepts_messages) {
             txn.rollback().await?;
             return Ok(Queued::NotLive(state));
@@ -287,10 +284,7 @@ impl Store {
         max_attempts: u32,
     ) -> Result<Option<LiveState>, DbErr> {
         let txn = self.db.begin().await?;
-        let live = live_session::Entity::find_by_id(session_id.to_string())
-            .one(&txn)
-            .await?;
-        let state = live.as_ref().and_then(|l| LiveState::parse(&l.state));
+        let state = live_state_in(&txn, session_id).await?;
         if !state.is_some_and(LiveState::accepts_messages) {
             txn.rollback().await?;
             return Ok(state);
@@ -551,6 +545,17 @@ impl Store {
             .count(&self.db)
             .await
     }
+}
+
+/// Where the session's live row stands, read inside the caller's transaction.
+async fn live_state_in(
+    txn: &DatabaseTransaction,
+    session_id: &str,
+) -> Result<Option<LiveState>, DbErr> {
+    Ok(live_session::Entity::find_by_id(session_id.to_string())
+        .one(txn)
+        .await?
+        .and_then(|l| LiveState::parse(&l.state)))
 }
 
 /// `'opening', 'waiting', …` (constants, never user input).
