@@ -12,6 +12,7 @@ mod m20261122_000005_create_idempotency_keys;
 mod m20261202_000006_create_deliveries;
 mod m20261202_000008_session_keys;
 mod m20261202_000009_live_sessions;
+mod m20261202_000010_case_replies;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000006_create_deliveries::Migration),
             Box::new(m20261202_000008_session_keys::Migration),
             Box::new(m20261202_000009_live_sessions::Migration),
+            Box::new(m20261202_000010_case_replies::Migration),
         ]
     }
 }

@@ -34,6 +34,11 @@ pub mod session {
         pub id_folded: Option<String>,
         /// `customer_phone` in E.164 (what lookups compare), when it parses.
         pub customer_phone_e164: Option<String>,
+        /// The token in this session's email Reply-To address (lower case), once
+        /// one was needed.
+        pub reply_token: Option<String>,
+        /// The earlier session whose still-open Case this one joined.
+        pub joined_session_id: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -234,6 +239,143 @@ pub mod live_message {
         pub state: String,
         pub attempts: i32,
         pub created_at: i64,
+        pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod salesforce_event {
+    use sea_orm::entity::prelude::*;
+
+    /// One rep-output record heard of (pushed or polled), keyed by its 18-char
+    /// Salesforce id: the idempotency key both paths share.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "salesforce_events")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub event_id: String,
+        /// `push` or `poll`: who told us first.
+        pub source: String,
+        /// `case_comment.created` or `email_message.sent`.
+        pub kind: String,
+        /// The Case's 18-char id.
+        pub case_id: String,
+        /// The session it was matched to, once known.
+        pub session_id: Option<String>,
+        /// `queued` (a `sync_case_event` job will decide), `delivered`,
+        /// `ignored_<why>` (unknown case, internal, our own write, …).
+        pub outcome: String,
+        /// The normalized event as JSON (`salesforce::events::CaseEvent`).
+        #[sea_orm(column_type = "Text")]
+        pub payload: String,
+        pub received_at: i64,
+        pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod email_message {
+    use sea_orm::entity::prelude::*;
+
+    /// One `Message-ID` of a session's email thread (without angle brackets).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "email_messages")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub session_id: String,
+        pub message_id: String,
+        /// `in` (the customer's) or `out` (ours).
+        pub direction: String,
+        pub created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod inbound_email {
+    use sea_orm::entity::prelude::*;
+
+    /// One customer email posted to `POST /channels/email/inbound`.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "inbound_emails")]
+    pub struct Model {
+        /// The dedupe key: derived from the `Message-ID` (or the raw bytes' hash).
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        /// `appended`, `unmatched`, `ignored_auto_reply`, … .
+        pub state: String,
+        pub session_id: Option<String>,
+        pub message_id: Option<String>,
+        pub from_address: Option<String>,
+        pub subject: Option<String>,
+        pub size: i64,
+        pub reason: Option<String>,
+        /// The raw message, kept for unmatched ones (operators can assign them).
+        #[sea_orm(column_type = "Text", nullable)]
+        pub raw: Option<String>,
+        pub received_at: i64,
+        pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod case_note {
+    use sea_orm::entity::prelude::*;
+
+    /// An internal note the gateway writes on a session's Case, once.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "case_notes")]
+    pub struct Model {
+        /// Stable id (derived from the session and what the note is about).
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub session_id: String,
+        /// `inbound_email`, `delivery_failed`, `joined_case`, … .
+        pub kind: String,
+        #[sea_orm(column_type = "Text")]
+        pub body: String,
+        /// `queued`, `written`, `failed`.
+        pub state: String,
+        /// The CaseComment (or EmailMessage) id once written.
+        pub salesforce_id: Option<String>,
+        pub last_error: Option<String>,
+        pub created_at: i64,
+        pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod sync_state {
+    use sea_orm::entity::prelude::*;
+
+    /// A named value a singleton worker keeps (the poller's watermark).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "sync_state")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub name: String,
+        #[sea_orm(column_type = "Text")]
+        pub value: String,
         pub updated_at: i64,
     }
 

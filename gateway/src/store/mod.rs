@@ -20,7 +20,8 @@ use sea_orm::{
 };
 
 pub use entities::{
-    api_token, delivery, event, idempotency_key, job, live_message, live_session, session,
+    api_token, case_note, delivery, email_message, event, idempotency_key, inbound_email, job,
+    live_message, live_session, salesforce_event, session, sync_state,
 };
 pub use idempotency::{Begin, IdempotencyLock, IdempotencyPolicy, StoredResponse, fingerprint};
 pub use jobs::{ABANDONED_ERROR, AbandonedJob, CaseRecord, ClaimedJob};

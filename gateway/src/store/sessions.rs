@@ -58,6 +58,8 @@ impl Store {
             customer_phone: Set(conversation.customer.phone.clone()),
             customer_phone_e164: Set(conversation.customer.phone.as_deref().and_then(phone_e164)),
             id_folded: Set(Some(folded(escalation.session_id.as_str()))),
+            reply_token: Set(None),
+            joined_session_id: Set(None),
             language: Set(conversation.language.clone()),
             priority: Set(escalation.payload.priority.as_str().into()),
             subject: Set(conversation.subject.clone()),
