@@ -143,6 +143,28 @@ pub struct ClientStats {
     pub token_requests: u64,
 }
 
+/// Who a token acts as: its org (`00D…`) and user (`005…`), both 18 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub org_id: SalesforceId,
+    pub user_id: SalesforceId,
+}
+
+impl Identity {
+    /// Reads `https://host/id/<OrgId>/<UserId>` (a trailing slash or query is tolerated).
+    pub fn from_url(url: &str) -> Option<Identity> {
+        let path = url.split(['?', '#']).next()?.trim_end_matches('/');
+        let mut segments = path.rsplit('/');
+        let user = SalesforceId::parse(segments.next()?).ok()?;
+        let org = SalesforceId::parse(segments.next()?).ok()?;
+        (segments.next()? == "id" && org.key_prefix() == "00D" && user.key_prefix() == "005")
+            .then_some(Identity {
+                org_id: org,
+                user_id: user,
+            })
+    }
+}
+
 /// A Salesforce REST client. Clone it freely.
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -277,6 +299,14 @@ impl Client {
     /// Obtains a token now (if none is cached), to check credentials at startup.
     pub async fn authenticate(&self) -> Result<()> {
         self.inner.tokens.token().await.map(|_| ())
+    }
+
+    /// The org and the user the gateway's token acts as, from the token's identity URL
+    /// (`…/id/<OrgId>/<UserId>`), fetching a token if none is cached. `None` when Salesforce
+    /// sent no identity URL or one that does not end in an org and a user id.
+    pub async fn identity(&self) -> Result<Option<Identity>> {
+        let token = self.inner.tokens.token().await?;
+        Ok(token.identity_url.as_deref().and_then(Identity::from_url))
     }
 
     /// The API version in use, e.g. `v66.0`.
@@ -751,6 +781,30 @@ mod tests {
                 client_secret: "s".into(),
             },
         )
+    }
+
+    #[test]
+    fn the_identity_url_names_the_org_and_the_user() {
+        let id =
+            Identity::from_url("https://login.salesforce.com/id/00Dx0000000BV7z/005x00000012Q9P")
+                .unwrap();
+        assert_eq!(id.org_id.as_str(), "00Dx0000000BV7zEAG");
+        assert_eq!(id.user_id.key_prefix(), "005");
+        assert_eq!(
+            Identity::from_url("https://x/id/00Dx0000000BV7z/005x00000012Q9P/"),
+            Some(id)
+        );
+        // An integration user id that is not a User (`0DF…` in a captured response) or a
+        // path that is not an identity URL gives nothing.
+        assert_eq!(
+            Identity::from_url("https://na15.salesforce.com/id/00Di0000000icUB/0DFi00000008UYO"),
+            None
+        );
+        assert_eq!(
+            Identity::from_url("https://x/services/00Di0000000icUB/005x00000012Q9P"),
+            None
+        );
+        assert_eq!(Identity::from_url(""), None);
     }
 
     fn token(instance: &str) -> AccessToken {

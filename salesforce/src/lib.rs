@@ -31,6 +31,7 @@ pub mod auth;
 pub mod client;
 pub mod composite;
 pub mod error;
+pub mod events;
 pub mod ids;
 pub mod limits;
 pub mod miaw;
@@ -39,7 +40,8 @@ pub mod soql;
 
 pub use auth::{AccessToken, Credentials, TokenCache};
 pub use client::{
-    Client, ClientConfig, ClientStats, MAX_COLLECTION_RECORDS, QueryPage, SaveResult, UpsertResult,
+    Client, ClientConfig, ClientStats, Identity, MAX_COLLECTION_RECORDS, QueryPage, SaveResult,
+    UpsertResult,
 };
 pub use composite::{
     CompositeRequest, CompositeResponse, MAX_SUBREQUESTS, SubRequest, SubResponse,
