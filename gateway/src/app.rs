@@ -41,6 +41,10 @@ pub enum StartError {
         "live messaging configuration: {0}. Fix that [miaw] setting or its HANDOFF_MIAW__* variable."
     )]
     Config(String),
+    #[error(
+        "case replies configuration: {0}. Fix that [case_replies] setting or its HANDOFF_CASE_REPLIES__* variable."
+    )]
+    CaseReplies(String),
     #[error("cannot start the built-in Salesforce emulator: {0}")]
     Emulator(std::io::Error),
     #[error("cannot read the listener address: {0}")]
@@ -67,6 +71,12 @@ fn new_webhook_secret() -> String {
         "whsec_{}",
         base64::engine::general_purpose::STANDARD.encode(bytes)
     )
+}
+
+/// A case-webhook (HMAC) secret: 32 random bytes in lowercase hex.
+fn new_case_webhook_secret() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A built, not yet running, gateway.
@@ -137,6 +147,19 @@ impl Application {
             }
             _ => None,
         };
+        // Rep-reply events (POST /salesforce/events) signed with a fresh secret, unless one is
+        // configured; GET /v1/sandbox hands it out for the emulator's case webhook.
+        if config.case_replies.webhook_secret.is_none()
+            && config.case_replies.webhook_secret_file.is_none()
+        {
+            config.case_replies.webhook_secret =
+                Some(SecretString::from(new_case_webhook_secret()));
+        }
+        let case_webhook_secret = config
+            .case_replies
+            .webhook_secret
+            .as_ref()
+            .map(|secret| secret.expose_secret().to_owned());
         // Live messaging against the emulator's MIAW side (its default deployment).
         config.miaw.enabled = true;
         config.miaw.url = emulator.url();
@@ -158,6 +181,7 @@ impl Application {
             client_secret: app.client_secret,
             api_token: token.secret,
             webhook_secret,
+            case_webhook_secret,
         };
         Self::assemble(config, listener, store, Some(info), Some(emulator), scratch).await
     }
@@ -192,6 +216,19 @@ impl Application {
             rate_limit_pause: Duration::from_secs(config.salesforce.rate_limit_pause_secs),
         }));
         let live = crate::live::Live::from_config(&config.miaw).map_err(StartError::Config)?;
+        let push_auth = config
+            .case_replies
+            .push_auth()
+            .map_err(StartError::CaseReplies)?;
+        if config.case_replies.push && !push_auth.any() {
+            tracing::warn!(
+                "case_replies.push is on but neither webhook_secret nor jwt_certificates is set: POST /salesforce/events refuses every call."
+            );
+        }
+        let replies = Arc::new(crate::replies::Replies::new(push_auth));
+        if config.case_replies.poll {
+            store.ensure_poller_job(config.worker.max_attempts).await?;
+        }
         let streams_wake = Arc::new(Notify::new());
         let feed = crate::outbox::feed::Feed::new();
         let worker = Arc::new(Worker {
@@ -206,6 +243,7 @@ impl Application {
             live: live.clone(),
             streams_wake: Arc::clone(&streams_wake),
             feed: feed.clone(),
+            replies: Arc::clone(&replies),
         });
         let supervisor = live.clone().map(|live| {
             Arc::new(crate::live::supervisor::Supervisor::new(
@@ -227,6 +265,7 @@ impl Application {
             live,
             feed,
             session_streams,
+            replies,
         };
         Ok(Application {
             listener,

@@ -32,6 +32,8 @@ pub struct Config {
     pub channels: BTreeMap<String, channels::ChannelConfig>,
     /// Live messaging (Salesforce MIAW).
     pub miaw: crate::live::config::MiawConfig,
+    /// Rep replies on Cases: push (`POST /salesforce/events`) and poll.
+    pub case_replies: crate::replies::config::CaseRepliesConfig,
 }
 
 /// How the HTTP server protects itself from slow and numerous clients.
@@ -218,6 +220,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.retention.validate()?;
         self.miaw.validate().map_err(ConfigError)?;
+        self.case_replies.validate().map_err(ConfigError)?;
         if self.max_body_bytes < 1024 {
             return Err(ConfigError("max_body_bytes must be at least 1024".into()));
         }

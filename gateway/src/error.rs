@@ -19,6 +19,12 @@ pub enum ApiError {
     /// 401: no token, or not a token we know.
     #[error("missing or invalid bearer token")]
     Unauthenticated,
+    /// 401: a rep-reply event without a valid signature or JWT, or for another org
+    /// (the answer never says which).
+    #[error(
+        "the event's X-Handoff-Signature or bearer JWT is missing, invalid or expired; check the webhook secret or certificate configured in Salesforce and [case_replies]"
+    )]
+    InvalidSignature,
     /// 403: the token lacks the scope.
     #[error("this token lacks the '{0}' scope")]
     Forbidden(&'static str),
@@ -96,6 +102,11 @@ impl ApiError {
             ApiError::Unauthenticated => (
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
+                "Unauthenticated",
+            ),
+            ApiError::InvalidSignature => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_signature",
                 "Unauthenticated",
             ),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "insufficient_scope", "Forbidden"),

@@ -15,6 +15,7 @@ pub mod http;
 pub mod jobs;
 pub mod live;
 pub mod outbox;
+pub mod replies;
 pub mod store;
 pub mod telemetry;
 

@@ -46,7 +46,7 @@ const QUOTE_TAIL_IDS: &[&str] = &["divRplyFwdMsg", "appendonsend"];
 /// Linear in the input: every search for a closing tag either moves the position past what it
 /// scanned or is remembered ([`Lookahead`]), so hostile input (thousands of unclosed `<head>`
 /// tags, bare `&`s) costs no more than ordinary markup of its size.
-pub(crate) fn html_to_text(html: &str) -> String {
+pub fn html_to_text(html: &str) -> String {
     let mut out = Output::default();
     let mut pos = 0;
     let mut pre_depth = 0usize;

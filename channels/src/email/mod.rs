@@ -6,6 +6,7 @@ mod quote;
 
 use chrono::{DateTime, Utc};
 
+pub use html::html_to_text;
 pub use parse::{ParsedThread, parse_thread};
 
 use serde_json::Value;

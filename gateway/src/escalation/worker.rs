@@ -50,6 +50,8 @@ pub struct Worker {
     pub streams_wake: Arc<Notify>,
     /// Tells stream subscribers a session has new deliveries.
     pub feed: crate::outbox::feed::Feed,
+    /// Rep replies: the counters the sync and poll jobs keep.
+    pub replies: Arc<crate::replies::Replies>,
 }
 
 pub(crate) enum Outcome {
@@ -291,6 +293,11 @@ impl Worker {
                 self.end_conversation(job, session_id).await,
                 CallOutcome::NoCall,
             ),
+            JobKind::SyncCaseEvent { event_id } => (
+                self.sync_case_event(job, event_id).await,
+                CallOutcome::NoCall,
+            ),
+            JobKind::PollCaseReplies {} => self.poll_case_replies(job).await,
             #[cfg(test)]
             JobKind::Panic { .. } => panic!("a test job that panics"),
         }

@@ -79,6 +79,43 @@ async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, Api
         "OAuth token requests made by this process.",
         &[(String::new(), sf.token_requests as f64)],
     );
+    let (poll_calls, last_poll_calls) = state.replies.poll_calls();
+    metric(
+        "handoff_case_reply_poll_calls_total",
+        "counter",
+        "SOQL calls (query and queryMore) the case-reply poller made in this process.",
+        &[(String::new(), poll_calls as f64)],
+    );
+    metric(
+        "handoff_case_reply_poll_calls_per_day",
+        "gauge",
+        "Salesforce API calls per day the poller costs at case_replies.poll_interval_secs and the last poll's page count (0 when polling is off).",
+        &[(
+            String::new(),
+            if state.config.case_replies.poll {
+                (last_poll_calls.max(1) * 86_400 / state.config.case_replies.poll_interval_secs)
+                    as f64
+            } else {
+                0.0
+            },
+        )],
+    );
+    metric(
+        "handoff_case_reply_events_total",
+        "counter",
+        "Rep-reply events decided in this process, by who told us first and what became of them.",
+        &state
+            .replies
+            .decided()
+            .into_iter()
+            .map(|(source, outcome, n)| {
+                (
+                    format!("{{source=\"{source}\",outcome=\"{outcome}\"}}"),
+                    n as f64,
+                )
+            })
+            .collect::<Vec<_>>(),
+    );
     metric(
         "handoff_jobs",
         "gauge",

@@ -1,7 +1,7 @@
 //! The HTTP API (design §7). One router per module, merged here.
 
 mod auth;
-mod body;
+pub(crate) mod body;
 mod escalations;
 mod health;
 mod idempotency;
@@ -49,6 +49,8 @@ pub struct AppState {
     pub feed: crate::outbox::feed::Feed,
     /// Permits for open session streams (`http.max_session_streams`).
     pub session_streams: Arc<Semaphore>,
+    /// Rep replies: push authentication and counters.
+    pub replies: Arc<crate::replies::Replies>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -66,9 +68,17 @@ pub fn router(state: AppState) -> Router {
             idempotency::idempotency,
         ))
         // Outermost: a shed request costs no database work and no body read.
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&permits),
+            shed::shed,
+        ));
+    // Rep-reply events carry their own authentication (a signature, not a token) and no
+    // Idempotency-Key: the event id is the key.
+    let events = crate::replies::push::router()
         .route_layer(axum::middleware::from_fn_with_state(permits, shed::shed));
     Router::new()
         .merge(api)
+        .merge(events)
         // Never shed: orchestrators must see the gateway alive and ready while it is busy.
         .merge(health::router())
         .fallback(|| async { crate::error::ApiError::NotFound })

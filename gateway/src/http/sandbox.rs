@@ -20,6 +20,9 @@ pub struct SandboxInfo {
     /// The `whsec_…` secret chat webhooks are signed with (design §7.1); `None` when chat is
     /// switched off or its secret comes from a file.
     pub webhook_secret: Option<String>,
+    /// The secret rep-reply events to `POST /salesforce/events` are signed with
+    /// (`X-Handoff-Signature`, contract §1); `None` when it comes from a file.
+    pub case_webhook_secret: Option<String>,
 }
 
 pub fn router() -> Router<AppState> {

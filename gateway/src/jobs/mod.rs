@@ -28,6 +28,12 @@ pub enum JobKind {
     SendToRep { session_id: String },
     /// End the session's live conversation on Salesforce's side.
     EndConversation { session_id: String },
+    /// Decide one rep-reply event (`salesforce_events` row): match its Case to a session,
+    /// drop what must not reach the customer, else queue the message.
+    SyncCaseEvent { event_id: String },
+    /// Poll Salesforce for rep replies, then run again after `case_replies.poll_interval_secs`
+    /// (one job ever, `session_id` `_poller`).
+    PollCaseReplies {},
     /// Test-only: an attempt that panics, to prove a panic fails one attempt
     /// and nothing else.
     #[cfg(test)]
@@ -58,16 +64,18 @@ impl JobKind {
     pub const OPEN_CONVERSATION: &'static str = "open_conversation";
     pub const SEND_TO_REP: &'static str = "send_to_rep";
     pub const END_CONVERSATION: &'static str = "end_conversation";
+    pub const SYNC_CASE_EVENT: &'static str = "sync_case_event";
+    pub const POLL_CASE_REPLIES: &'static str = "poll_case_replies";
 
     /// The wire names of the kinds that call Salesforce.
     pub fn salesforce_kinds() -> &'static [&'static str] {
         #[cfg(test)]
         {
-            &[JobKind::CREATE_CASE, "panic"]
+            &[JobKind::CREATE_CASE, JobKind::POLL_CASE_REPLIES, "panic"]
         }
         #[cfg(not(test))]
         {
-            &[JobKind::CREATE_CASE]
+            &[JobKind::CREATE_CASE, JobKind::POLL_CASE_REPLIES]
         }
     }
 
@@ -79,6 +87,8 @@ impl JobKind {
             JobKind::OpenConversation { .. } => JobKind::OPEN_CONVERSATION,
             JobKind::SendToRep { .. } => JobKind::SEND_TO_REP,
             JobKind::EndConversation { .. } => JobKind::END_CONVERSATION,
+            JobKind::SyncCaseEvent { .. } => JobKind::SYNC_CASE_EVENT,
+            JobKind::PollCaseReplies {} => JobKind::POLL_CASE_REPLIES,
             #[cfg(test)]
             JobKind::Panic { .. } => "panic",
         }
@@ -86,7 +96,10 @@ impl JobKind {
 
     pub fn class(&self) -> JobClass {
         match self {
-            JobKind::CreateCase { .. } => JobClass::Salesforce,
+            // The poller queries Salesforce: gated by the breaker like the Case writer.
+            JobKind::CreateCase { .. } | JobKind::PollCaseReplies {} => JobClass::Salesforce,
+            // Deciding an event reads the database and queues a delivery; no REST call.
+            JobKind::SyncCaseEvent { .. } => JobClass::Channel,
             // Live messaging calls the MIAW API, not the REST API the breaker
             // watches: its jobs share the provider pool.
             JobKind::DeliverMessage { .. }
@@ -117,6 +130,8 @@ impl JobKind {
             JobKind::OPEN_CONVERSATION,
             JobKind::SEND_TO_REP,
             JobKind::END_CONVERSATION,
+            JobKind::SYNC_CASE_EVENT,
+            JobKind::POLL_CASE_REPLIES,
         ]
         .contains(&kind)
             || JobKind::salesforce_kinds().contains(&kind);

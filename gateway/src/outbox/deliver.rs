@@ -292,6 +292,7 @@ mod tests {
             live: None,
             streams_wake: Arc::new(tokio::sync::Notify::new()),
             feed: crate::outbox::feed::Feed::new(),
+            replies: Arc::new(crate::replies::Replies::default()),
         };
         (Arc::new(worker), dir)
     }

@@ -86,7 +86,7 @@ impl Worker {
 /// The reply target stored with the session: the typed `reply_to` the channel checked when the
 /// escalation was accepted (`None` when it gave none, or for a session whose payload retention
 /// has erased).
-fn reply_target(payload: &str) -> Option<ReplyTarget> {
+pub(crate) fn reply_target(payload: &str) -> Option<ReplyTarget> {
     serde_json::from_str::<crate::escalation::request::EscalationPayload>(payload)
         .ok()?
         .reply_to

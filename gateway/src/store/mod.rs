@@ -1,6 +1,7 @@
 //! The database: SQLite by default, PostgreSQL by URL. Every state change and
 //! the work it causes are written in one transaction.
 
+mod case_events;
 mod entities;
 mod idempotency;
 mod job_list;
@@ -19,6 +20,9 @@ use sea_orm::{
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
+pub use case_events::{
+    CASE_EVENTS_JOB_SESSION, CaseEventDecision, OUTCOME_QUEUED, POLL_WATERMARK, POLLER_JOB_SESSION,
+};
 pub use entities::{
     api_token, case_note, delivery, email_message, event, idempotency_key, inbound_email, job,
     live_message, live_session, salesforce_event, session, sync_state,
