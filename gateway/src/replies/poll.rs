@@ -8,7 +8,8 @@
 //!
 //! One job exists per deployment (`session_id` `_poller`, created at startup by
 //! [`crate::store::Store::ensure_poller_job`]); with several replicas only the holder of its
-//! lease polls. It is a Salesforce job: the circuit breaker holds it while Salesforce is
+//! lease polls. A replica with `case_replies.poll` off that claims it only puts it back for
+//! the next interval (a replica with polling on shares the database). It is a Salesforce job: the circuit breaker holds it while Salesforce is
 //! down or rate-limiting.
 
 use std::time::Duration;
@@ -189,12 +190,31 @@ fn event_of(
 impl Worker {
     pub(crate) async fn poll_case_replies(&self, job: &ClaimedJob) -> (Outcome, CallOutcome) {
         let cfg = &self.config.case_replies;
-        if !cfg.poll {
-            // Polling was switched off; a replica started with it on queues the job again.
-            tracing::info!("case_replies.poll is off: the poller stops.");
-            return (Outcome::Done, CallOutcome::NoCall);
-        }
         let interval = Duration::from_secs(cfg.poll_interval_secs);
+        if !cfg.poll {
+            // This replica does not poll, but another (sharing the database) may: leave the
+            // job for the next interval rather than end it for everyone.
+            let next_run = now_ms() + interval.as_millis() as i64;
+            let outcome = match self
+                .store
+                .finish_poll(
+                    job,
+                    &self.id,
+                    &[],
+                    None,
+                    next_run,
+                    self.config.worker.max_attempts,
+                )
+                .await
+            {
+                Ok(_) => Outcome::Finished,
+                Err(e) => Outcome::Postpone {
+                    after: interval,
+                    error: format!("database: {e}"),
+                },
+            };
+            return (outcome, CallOutcome::NoCall);
+        }
         let wait = |error: String, retry_after: Option<Duration>| Outcome::Postpone {
             after: self.backoff(job.attempt, retry_after).max(interval),
             error,

@@ -28,7 +28,7 @@ pub const POLL_WATERMARK: &str = "case_replies.poll";
 /// An event's outcome until its job decides.
 pub const OUTCOME_QUEUED: &str = "queued";
 /// The PostgreSQL advisory lock taken while creating the poller's job ("hcrpoll").
-const POLLER_LOCK_KEY: i64 = 0x68637270_6f6c6c;
+const POLLER_LOCK_KEY: i64 = 0x0068_6372_706f_6c6c;
 
 /// What a `sync_case_event` job decided, written in one transaction.
 #[derive(Debug, Clone)]
