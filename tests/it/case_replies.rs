@@ -350,6 +350,21 @@ both_databases!(
                 .count(),
             1
         );
+
+        // An outbound email with only an HTML body reaches the chat as text.
+        let mut email = event(
+            "02s5g0000000001",
+            &org_id(&s.emulator),
+            &case_id,
+            REP_USER,
+            true,
+        );
+        email["type"] = json!("email_message.sent");
+        email["body"] = json!({"text": "", "html": "<p>Your <b>refund</b> is done.</p>"});
+        let (status, _) = s.post_signed(&email).await;
+        assert_eq!(status, 202);
+        let replies = wait_for(&hook, "agent.message", 2).await;
+        assert_eq!(replies[1]["data"]["text"], "Your refund is done.");
         s.stop().await;
     }
 );
@@ -599,6 +614,23 @@ both_databases!(
         assert_eq!(s.outcome(&public).await, "delivered");
         let row = s.store.case_event(&public).await.unwrap().unwrap();
         assert_eq!(row.source, "poll");
+        // An outbound email the rep sends from the Case is found too.
+        let email = s
+            .rep
+            .create(
+                "EmailMessage",
+                &json!({"ParentId": case_id, "Incoming": false, "Status": "3",
+                        "Subject": "Re: your order", "TextBody": "Sent by email as well.",
+                        "ToAddress": "ann@example.com"}),
+            )
+            .await
+            .expect("the rep's email")
+            .id
+            .expect("email id")
+            .into_string();
+        let replies = wait_for(&hook, "agent.message", 2).await;
+        assert_eq!(replies[1]["data"]["text"], "Sent by email as well.");
+        assert_eq!(s.outcome(&email).await, "delivered");
         // Two more polls: nothing new, nothing twice.
         let metrics = s.metrics().await;
         let calls = metrics
@@ -610,7 +642,7 @@ both_databases!(
         poll_calls_at_least(&s, calls + 2).await;
         assert_eq!(
             s.written().await,
-            (1, 1),
+            (2, 2),
             "the internal comment is not even queried"
         );
         assert!(s.store.case_event(&internal).await.unwrap().is_none());
@@ -624,7 +656,7 @@ both_databases!(
                 .iter()
                 .filter(|b| b["type"] == "agent.message")
                 .count(),
-            1
+            2
         );
         let metrics = s.metrics().await;
         assert!(

@@ -148,3 +148,92 @@ fn read(path: &Path, setting: &str) -> Result<String, String> {
     std::fs::read_to_string(path)
         .map_err(|e| format!("{setting}: cannot read {}: {e}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+
+    fn defaults() -> CaseRepliesConfig {
+        crate::Config::defaults().case_replies
+    }
+
+    #[test]
+    fn the_defaults_push_without_auth_and_do_not_poll() {
+        let config = defaults();
+        assert!(config.push && !config.poll);
+        assert_eq!(config.poll_interval_secs, 10);
+        config.validate().unwrap();
+        assert!(!config.push_auth().unwrap().any());
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let check = |change: fn(&mut CaseRepliesConfig), setting: &str| {
+            let mut config = defaults();
+            change(&mut config);
+            let err = config.validate().unwrap_err();
+            assert!(err.contains(setting), "{setting}: {err}");
+        };
+        check(
+            |c| c.poll_interval_secs = 0,
+            "case_replies.poll_interval_secs",
+        );
+        check(|c| c.poll_page_size = 100, "case_replies.poll_page_size");
+        check(
+            |c| c.poll_overlap_secs = 100_000,
+            "case_replies.poll_overlap_secs",
+        );
+        check(
+            |c| c.jwt_certificates = vec!["cert.pem".into()],
+            "case_replies.jwt_issuer",
+        );
+        check(
+            |c| c.org_id = Some("500Hu000020yLuH".into()),
+            "case_replies.org_id",
+        );
+        check(
+            |c| {
+                c.webhook_secret = Some("s".into());
+                c.webhook_secret_file = Some("f".into());
+            },
+            "webhook_secret_file",
+        );
+    }
+
+    #[test]
+    fn secrets_and_certificates_are_read_from_files() {
+        let mut secret = tempfile::NamedTempFile::new().unwrap();
+        secret.write_all(b"  from-a-file\n").unwrap();
+        let cert = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../salesforce/tests/fixtures/test-only-rsa-cert.pem");
+        let mut config = defaults();
+        config.webhook_secret_file = Some(secret.path().to_path_buf());
+        config.jwt_certificates = vec![cert];
+        config.jwt_issuer = Some("iss".into());
+        config.jwt_audience = Some("aud".into());
+        config.org_id = Some("00D5g000004Hnd0".into());
+        config.validate().unwrap();
+        let auth = config.push_auth().unwrap();
+        assert_eq!(
+            auth.hmac_secret.as_ref().unwrap().expose_secret(),
+            "from-a-file"
+        );
+        assert!(auth.jwt.is_some());
+        assert_eq!(auth.org_id.unwrap().as_str(), "00D5g000004Hnd0EAC");
+
+        config.jwt_certificates = vec!["/nonexistent/cert.pem".into()];
+        let err = config.push_auth().unwrap_err();
+        assert!(
+            err.starts_with("case_replies.jwt_certificates: cannot read"),
+            "{err}"
+        );
+        config.jwt_certificates = vec![secret.path().to_path_buf()];
+        let err = config.push_auth().unwrap_err();
+        assert!(
+            err.contains("not an RSA certificate or public key"),
+            "{err}"
+        );
+    }
+}

@@ -317,3 +317,103 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn org() -> SalesforceId {
+        SalesforceId::parse("00D5g000004Hnd0").unwrap()
+    }
+
+    #[test]
+    fn the_query_escapes_the_configured_value_and_excludes_our_own_writes() {
+        let mut case = crate::Config::defaults().case;
+        case.from_value = "o'cx\\".into();
+        let me = SalesforceId::parse("00558000001N0Ke").unwrap();
+        let since = parse_datetime("2026-12-02T10:00:00.5Z").unwrap();
+        let q = poll_query(&case, &me, since).unwrap();
+        assert!(
+            q.ends_with(&format!(
+                "FROM Case WHERE {} = 'o\\'cx\\\\' AND IsClosed = false",
+                case.from_field
+            )),
+            "{q}"
+        );
+        assert_eq!(
+            q.matches("SystemModstamp >= 2026-12-02T10:00:00.500Z")
+                .count(),
+            2,
+            "{q}"
+        );
+        assert_eq!(
+            q.matches("CreatedById != '00558000001N0KeAAK'").count(),
+            2,
+            "{q}"
+        );
+        assert!(q.contains("IsPublished = true") && q.contains("Incoming = false"));
+        case.from_value = "bad\u{1}".into();
+        assert!(poll_query(&case, &me, since).is_err());
+    }
+
+    #[test]
+    fn records_become_the_same_events_as_pushed_ones() {
+        let case_id = SalesforceId::parse("500Hu000020yLuH").unwrap();
+        let comment = json!({
+            "Id": "00a5g0000000001", "CommentBody": "Hi", "IsPublished": true,
+            "CreatedById": "0055g0000000Rep", "CreatedBy": {"Name": " Rita Rep "},
+            "CreatedDate": "2026-12-02T10:00:00.000+0000",
+            "SystemModstamp": "2026-12-02T10:00:01.000+0000"
+        });
+        let (event, modstamp) = event_of(
+            &comment,
+            EventKind::CaseCommentCreated,
+            &org(),
+            &case_id,
+            Some("00001001"),
+        )
+        .unwrap();
+        assert_eq!(event.event_id.as_str().len(), 18);
+        assert_eq!(event.author.name.as_deref(), Some("Rita Rep"));
+        assert_eq!(event.body.text.as_deref(), Some("Hi"));
+        assert!(event.is_public);
+        assert_eq!(modstamp, parse_datetime("2026-12-02T10:00:01Z").unwrap());
+        // Round-trips through the stored form a pushed event has.
+        assert_eq!(CaseEvent::parse(event.to_json().as_bytes()).unwrap(), event);
+
+        let email = json!({
+            "Id": "02s5g0000000001", "TextBody": null, "HtmlBody": "<p>Hello</p>",
+            "CreatedById": "0055g0000000Rep", "CreatedBy": null,
+            "CreatedDate": "2026-12-02T10:00:00.000+0000"
+        });
+        let (event, _) =
+            event_of(&email, EventKind::EmailMessageSent, &org(), &case_id, None).unwrap();
+        assert_eq!(event.body.html.as_deref(), Some("<p>Hello</p>"));
+        assert_eq!(event.author.name, None);
+        // A comment id under the email relationship, or no author, is skipped.
+        assert!(
+            event_of(
+                &comment,
+                EventKind::EmailMessageSent,
+                &org(),
+                &case_id,
+                None
+            )
+            .is_none()
+        );
+        let mut anonymous = comment.clone();
+        anonymous["CreatedById"] = Value::Null;
+        assert!(
+            event_of(
+                &anonymous,
+                EventKind::CaseCommentCreated,
+                &org(),
+                &case_id,
+                None
+            )
+            .is_none()
+        );
+    }
+}
