@@ -489,6 +489,49 @@ both_databases!(ignored_events_are_recorded, |db: Db| async move {
         1
     );
     assert!(hook.bodies().iter().all(|b| b["type"] != "agent.message"));
+
+    // A session on a channel that cannot send to customers (voice): the event is recorded,
+    // and the session says the customer was not told.
+    let status = s
+        .http
+        .post(format!("{}/v1/escalations", s.app.url()))
+        .bearer_auth(&s.escalate)
+        .json(&json!({
+            "session_id": "reply-3b",
+            "channel": "voice",
+            "customer": {"name": "Bo", "phone": "+15550107788"},
+            "transcript": [{"role": "customer", "text": "help", "at": "2026-11-22T09:00:00Z"}],
+        }))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 202);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let case_b = loop {
+        if let Some(id) = s.session("reply-3b").await["salesforce_case_id"].as_str() {
+            break id.to_string();
+        }
+        assert!(Instant::now() < deadline, "no Case for reply-3b");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (status, _) = s
+        .post_signed(&event("00a5g0000000034", &org, &case_b, REP_USER, true))
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(s.outcome("00a5g0000000034").await, "ignored_no_target");
+    let kinds = s.event_kinds("reply-3b").await;
+    assert!(
+        kinds.iter().any(|k| k == "customer.not_notified"),
+        "{kinds:?}"
+    );
+    assert!(
+        s.store
+            .deliveries_for_session("reply-3b")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     s.stop().await;
 });
 
