@@ -15,6 +15,7 @@ pub mod escalation;
 pub mod http;
 pub mod jobs;
 pub mod live;
+pub mod mailsink;
 pub mod outbox;
 pub mod store;
 pub mod telemetry;
