@@ -13,6 +13,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cases;
 pub mod config;
 pub mod faults;
 pub mod ids;
@@ -33,9 +34,10 @@ mod soap;
 mod store;
 mod tls;
 
+pub use cases::CaseWebhookDelivery;
 pub use config::{
-    ApiVersions, ConnectedApp, CustomParameter, EmulatorConfig, FlowConfig, IdentityKey,
-    MiawConfig, RefreshTokenConfig, UserConfig,
+    ApiVersions, CaseWebhookConfig, CaseWebhookJwt, ConnectedApp, CustomParameter, EmulatorConfig,
+    FlowConfig, IdentityKey, MiawConfig, RefreshTokenConfig, UserConfig,
 };
 pub use faults::Faults;
 pub use miaw::faults::{FailPlan, MiawFaults, Operation as MiawOperation};
