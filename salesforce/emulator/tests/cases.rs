@@ -640,3 +640,77 @@ async fn the_poll_query_finds_public_rep_output_on_open_cases() {
     assert_eq!(case["EmailMessages"], Value::Null, "{case}");
     sf.shutdown().await;
 }
+
+async fn rep_cli(url: &str, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_sf-emulator"))
+            .arg("rep")
+            .arg("--url")
+            .arg(url)
+            .args(args)
+            .output(),
+    )
+    .await
+    .expect("hang guard")
+    .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_rep_cli_comments_and_emails_on_a_case() {
+    let (sf, client, case_id) = org_with_case().await;
+    let url = sf.url();
+    let (ok, out, err) = rep_cli(&url, &["comment", &case_id, "Public from the CLI"]).await;
+    assert!(ok, "{err}");
+    let public = out.trim().strip_prefix("sent ").unwrap().to_string();
+    let (ok, out, err) = rep_cli(
+        &url,
+        &[
+            "comment",
+            &case_id,
+            "Internal note",
+            "--internal",
+            "--name",
+            "Ida",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let internal = out.trim().strip_prefix("sent ").unwrap().to_string();
+    let (ok, out, err) = rep_cli(&url, &["email", &case_id, "Mail", "--html", "<b>Mail</b>"]).await;
+    assert!(ok, "{err}");
+    let email = out.trim().strip_prefix("sent ").unwrap().to_string();
+
+    let r = client
+        .query(&format!(
+            "SELECT Id, IsPublished, CreatedBy.Name FROM CaseComment WHERE ParentId = '{case_id}' ORDER BY CreatedDate"
+        ))
+        .await;
+    let rows = r.body["records"].as_array().unwrap();
+    assert_eq!(rows[0]["Id"], public.as_str());
+    assert_eq!(rows[0]["IsPublished"], true);
+    assert_eq!(rows[1]["Id"], internal.as_str());
+    assert_eq!(rows[1]["IsPublished"], false);
+    assert_eq!(rows[1]["CreatedBy"]["Name"], "Ida");
+    let r = client
+        .query(&format!(
+            "SELECT HtmlBody FROM EmailMessage WHERE Id = '{email}'"
+        ))
+        .await;
+    assert_eq!(r.body["records"][0]["HtmlBody"], "<b>Mail</b>");
+
+    // Refusals carry the emulator's message: the console's and Salesforce's.
+    let (ok, _, err) = rep_cli(&url, &["comment", "5005g000000zzzzAAA", "x"]).await;
+    assert!(!ok);
+    assert!(err.contains("404") && err.contains("No Case"), "{err}");
+    let long = "x".repeat(4001);
+    let (ok, _, err) = rep_cli(&url, &["comment", &case_id, &long]).await;
+    assert!(!ok);
+    assert!(err.contains("Body: data value too large"), "{err}");
+    sf.shutdown().await;
+}
