@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use crate::config::CaseWebhookConfig;
 use crate::server::AppState;
 
-pub use webhook::CaseWebhookDelivery;
+pub use webhook::{CaseWebhookDelivery, JWT_TTL_SECS, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
 /// Events queued for the webhook and not yet posted.
 pub const QUEUE_LIMIT: usize = 1_000;
