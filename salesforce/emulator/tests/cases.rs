@@ -161,6 +161,7 @@ fn assert_hmac(got: &Received) {
         format!("sha256={}", hex_hmac(SECRET, &format!("{ts}.{}", got.body)))
     );
     assert_eq!(got.headers["content-type"], "application/json");
+    assert_eq!(got.headers["user-agent"], "SFDC-Callout/66.0");
 }
 
 #[tokio::test]

@@ -314,6 +314,8 @@ async fn deliver(state: &Arc<AppState>, http: &reqwest::Client, out: &Outgoing) 
         .post(&hook.url)
         .timeout(Duration::from_secs(hook.timeout_secs))
         .header(http::header::CONTENT_TYPE, "application/json")
+        // What an Apex callout sends (API version of the shipped classes).
+        .header(http::header::USER_AGENT, "SFDC-Callout/66.0")
         .body(out.body.clone());
     if let Some(secret) = &hook.hmac_secret {
         req = req
