@@ -121,7 +121,8 @@ fn rep_user(state: &AppState, store: &mut Store, name: &str, now: &str) -> Strin
     rep.user_id
 }
 
-/// Inserts one record as the rep; returns (record, case, rep user id).
+/// Inserts one record as the rep; returns (record, case). The rep's User is added only once the
+/// record is accepted, so a refused request changes nothing.
 fn insert_as_rep(
     state: &AppState,
     case_id: &str,
@@ -132,10 +133,12 @@ fn insert_as_rep(
     let mut store = lock(&state.store);
     let case = case(&store, case_id)?;
     let body = fields(&store, &case)?;
-    let now = dml::now_string();
-    let user_id = rep_user(state, &mut store, name, &now);
-    let ctx = Ctx { user_id, now };
+    let ctx = Ctx {
+        user_id: crate::miaw::console::rep(name).user_id,
+        now: dml::now_string(),
+    };
     let id = dml::create(&mut store, &ctx, object, &body).map_err(Refusal::Record)?;
+    rep_user(state, &mut store, name, &ctx.now);
     let record = store
         .get(object, &id)
         .cloned()
