@@ -486,6 +486,33 @@ mod tests {
     }
 
     #[test]
+    fn case_webhook_from_toml_with_default_timeout_and_validation() {
+        let parse = |toml: &str| -> EmulatorConfig {
+            Figment::from(Serialized::defaults(EmulatorConfig::default()))
+                .merge(Toml::string(toml))
+                .extract()
+                .unwrap()
+        };
+        assert_eq!(EmulatorConfig::default().case_webhook, None);
+        let c = parse(
+            r#"
+            [case_webhook]
+            url = "http://127.0.0.1:8080/salesforce/events"
+            hmac_secret = "s"
+            jwt = { issuer = "00D5g000004Hnd0EAC", audience = "https://gw" }
+        "#,
+        );
+        let hook = c.case_webhook.clone().unwrap();
+        assert_eq!(hook.timeout_secs, 10);
+        assert_eq!(hook.jwt.unwrap().audience, "https://gw");
+        c.validate().unwrap();
+        let bad = parse("[case_webhook]\nurl = \"localhost:8080\"\n");
+        assert!(bad.validate().unwrap_err().contains("http://"));
+        let bad = parse("[case_webhook]\nurl = \"http://x\"\ntimeout_secs = 121\n");
+        assert!(bad.validate().unwrap_err().contains("timeout_secs"));
+    }
+
+    #[test]
     fn a_miaw_section_merges_with_its_defaults() {
         let toml = r#"
             [miaw]
