@@ -143,28 +143,6 @@ pub struct ClientStats {
     pub token_requests: u64,
 }
 
-/// Who a token acts as: its org (`00D…`) and user (`005…`), both 18 characters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    pub org_id: SalesforceId,
-    pub user_id: SalesforceId,
-}
-
-impl Identity {
-    /// Reads `https://host/id/<OrgId>/<UserId>` (a trailing slash or query is tolerated).
-    pub fn from_url(url: &str) -> Option<Identity> {
-        let path = url.split(['?', '#']).next()?.trim_end_matches('/');
-        let mut segments = path.rsplit('/');
-        let user = SalesforceId::parse(segments.next()?).ok()?;
-        let org = SalesforceId::parse(segments.next()?).ok()?;
-        (segments.next()? == "id" && org.key_prefix() == "00D" && user.key_prefix() == "005")
-            .then_some(Identity {
-                org_id: org,
-                user_id: user,
-            })
-    }
-}
-
 /// A Salesforce REST client. Clone it freely.
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -301,14 +279,6 @@ impl Client {
         self.inner.tokens.token().await.map(|_| ())
     }
 
-    /// The org and the user the gateway's token acts as, from the token's identity URL
-    /// (`…/id/<OrgId>/<UserId>`), fetching a token if none is cached. `None` when Salesforce
-    /// sent no identity URL or one that does not end in an org and a user id.
-    pub async fn identity(&self) -> Result<Option<Identity>> {
-        let token = self.inner.tokens.token().await?;
-        Ok(token.identity_url.as_deref().and_then(Identity::from_url))
-    }
-
     /// The API version in use, e.g. `v66.0`.
     pub fn api_version(&self) -> &str {
         &self.inner.api_version
@@ -372,6 +342,30 @@ impl Client {
             .send(Call::new(op, Method::GET, Target::Versioned(&path)).query(&query))
             .await?;
         decode(&ok(op, reply)?)
+    }
+
+    /// `GET /sobjects/{sobject}/describe`: the object's metadata (fields with their
+    /// `type`, `length`, `externalId`, `unique`, `caseSensitive`, `createable`, …).
+    pub async fn describe(&self, sobject: &str) -> Result<Value> {
+        let path = format!("{}/describe", path::sobject(sobject)?);
+        let op = Op::new("describe", Some(sobject));
+        let reply = self
+            .send(Call::new(op, Method::GET, Target::Versioned(&path)))
+            .await?;
+        decode(&ok(op, reply)?)
+    }
+
+    /// The identity of the current token: `(org id, user id)` from its identity URL
+    /// (`…/id/<OrgId>/<UserId>`), obtaining a token first if needed. `None` when the
+    /// token endpoint sent no identity URL.
+    pub async fn identity(&self) -> Result<Option<(String, String)>> {
+        let token = self.inner.tokens.token().await?;
+        Ok(token.identity_url.as_deref().and_then(|url| {
+            let mut parts = url.trim_end_matches('/').rsplit('/');
+            let user = parts.next()?.to_string();
+            let org = parts.next()?.to_string();
+            (parts.next() == Some("id")).then_some((org, user))
+        }))
     }
 
     /// `PATCH /sobjects/{sobject}/{id}`: updates the given fields (HTTP 204).
@@ -781,30 +775,6 @@ mod tests {
                 client_secret: "s".into(),
             },
         )
-    }
-
-    #[test]
-    fn the_identity_url_names_the_org_and_the_user() {
-        let id =
-            Identity::from_url("https://login.salesforce.com/id/00Dx0000000BV7z/005x00000012Q9P")
-                .unwrap();
-        assert_eq!(id.org_id.as_str(), "00Dx0000000BV7zEAG");
-        assert_eq!(id.user_id.key_prefix(), "005");
-        assert_eq!(
-            Identity::from_url("https://x/id/00Dx0000000BV7z/005x00000012Q9P/"),
-            Some(id)
-        );
-        // An integration user id that is not a User (`0DF…` in a captured response) or a
-        // path that is not an identity URL gives nothing.
-        assert_eq!(
-            Identity::from_url("https://na15.salesforce.com/id/00Di0000000icUB/0DFi00000008UYO"),
-            None
-        );
-        assert_eq!(
-            Identity::from_url("https://x/services/00Di0000000icUB/005x00000012Q9P"),
-            None
-        );
-        assert_eq!(Identity::from_url(""), None);
     }
 
     fn token(instance: &str) -> AccessToken {

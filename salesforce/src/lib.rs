@@ -40,8 +40,7 @@ pub mod soql;
 
 pub use auth::{AccessToken, Credentials, TokenCache};
 pub use client::{
-    Client, ClientConfig, ClientStats, Identity, MAX_COLLECTION_RECORDS, QueryPage, SaveResult,
-    UpsertResult,
+    Client, ClientConfig, ClientStats, MAX_COLLECTION_RECORDS, QueryPage, SaveResult, UpsertResult,
 };
 pub use composite::{
     CompositeRequest, CompositeResponse, MAX_SUBREQUESTS, SubRequest, SubResponse,

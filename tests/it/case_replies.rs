@@ -165,7 +165,7 @@ impl Stack {
             .json(&json!({
                 "session_id": id,
                 "channel": "chat",
-                "customer": {"name": "Ann"},
+                "customer": {"name": "Ann", "email": "ann@example.com"},
                 "transcript": [{"role": "customer", "text": "I need a human", "at": "2026-11-22T09:00:00Z"}],
                 "reply_to": {"webhook_url": hook.url},
             }))
@@ -454,16 +454,7 @@ both_databases!(ignored_events_are_recorded, |db: Db| async move {
     let case_id = s.fallback_session("reply-3", &hook).await;
     wait_for(&hook, "system.message", 1).await;
     let org = org_id(&s.emulator);
-    let me = s
-        .app
-        .state
-        .salesforce
-        .identity()
-        .await
-        .unwrap()
-        .unwrap()
-        .user_id
-        .into_string();
+    let me = s.app.state.salesforce.identity().await.unwrap().unwrap().1;
     let unknown = event("00a5g0000000031", &org, "500Hu000020yLuH", REP_USER, true);
     let internal = event("00a5g0000000032", &org, &case_id, REP_USER, false);
     let own = event("00a5g0000000033", &org, &case_id, &me, true);
@@ -852,3 +843,109 @@ async fn the_sandbox_hands_out_its_case_webhook_secret() {
     }
     running.stop().await;
 }
+
+/// A rep action in the emulator's console (`/__emulator/cases/{caseId}/comments|emails`).
+async fn console(s: &Stack, case_id: &str, what: &str, body: Value) -> String {
+    let response = s
+        .http
+        .post(format!(
+            "{}/__emulator/cases/{case_id}/{what}",
+            s.emulator.url()
+        ))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(status, 201, "{answer}");
+    answer["id"].as_str().unwrap().to_string()
+}
+
+// End to end with the emulator playing Salesforce's side, as the shipped Apex does: a rep's
+// public comment in the console is posted, HMAC-signed, to the gateway and reaches the chat
+// customer once; an internal comment fires nothing and reaches no one.
+both_databases!(
+    the_emulators_signed_webhook_reaches_the_customer,
+    |db: Db| async move {
+        let s = stack(db, |_| {}).await;
+        s.emulator
+            .set_case_webhook(Some(sf_emulator::CaseWebhookConfig {
+                url: format!("{}/salesforce/events", s.app.url()),
+                hmac_secret: Some(SECRET.into()),
+                jwt: None,
+                timeout_secs: 10,
+            }))
+            .unwrap();
+        let hook = receiver(vec![]).await;
+        let case_id = s.fallback_session("emu-1", &hook).await;
+        wait_for(&hook, "system.message", 1).await;
+        let internal = console(
+            &s,
+            &case_id,
+            "comments",
+            json!({"text": "Internal only.", "public": false}),
+        )
+        .await;
+        let public = console(
+            &s,
+            &case_id,
+            "comments",
+            json!({"text": "Your replacement ships today.", "public": true, "rep_name": "Jane Rep"}),
+        )
+        .await;
+        let replies = wait_for(&hook, "agent.message", 1).await;
+        assert_eq!(replies[0]["data"]["text"], "Your replacement ships today.");
+        assert_eq!(replies[0]["data"]["sender_name"], "Jane Rep");
+        assert_eq!(s.outcome(&public).await, "delivered");
+        assert!(s.store.case_event(&internal).await.unwrap().is_none());
+        let deliveries = s.emulator.case_webhook_deliveries();
+        assert_eq!(deliveries.len(), 1, "{deliveries:?}");
+        s.stop().await;
+    }
+);
+
+// The same with the Named Credential's JWT: the gateway trusts the emulator's certificate.
+both_databases!(the_emulators_jwt_webhook_is_accepted, |db: Db| async move {
+    let emulator = sf_emulator::spawn(
+        emulator_config(),
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    )
+    .await
+    .unwrap();
+    let pem = tokio::task::block_in_place(|| emulator.case_webhook_certificate_pem()).unwrap();
+    let cert_dir = tempfile::tempdir().unwrap();
+    let cert = cert_dir.path().join("emulator.crt");
+    std::fs::write(&cert, pem).unwrap();
+    let (url, dir) = fresh_database(db).await;
+    let mut config = test_config(&url, &emulator);
+    config.case_replies.jwt_certificates = vec![cert];
+    config.case_replies.jwt_issuer = Some(ISSUER.into());
+    config.case_replies.jwt_audience = Some(AUDIENCE.into());
+    let s = stack_on(emulator, config, dir).await;
+    s.emulator
+        .set_case_webhook(Some(sf_emulator::CaseWebhookConfig {
+            url: format!("{}/salesforce/events", s.app.url()),
+            hmac_secret: None,
+            jwt: Some(sf_emulator::CaseWebhookJwt {
+                issuer: ISSUER.into(),
+                audience: AUDIENCE.into(),
+            }),
+            timeout_secs: 10,
+        }))
+        .unwrap();
+    let hook = receiver(vec![]).await;
+    let case_id = s.fallback_session("emu-2", &hook).await;
+    wait_for(&hook, "system.message", 1).await;
+    let email = console(
+        &s,
+        &case_id,
+        "emails",
+        json!({"text": "Sent from the Case.", "html": "<p>Sent from the Case.</p>", "rep_name": "Jane Rep"}),
+    )
+    .await;
+    let replies = wait_for(&hook, "agent.message", 1).await;
+    assert_eq!(replies[0]["data"]["text"], "Sent from the Case.");
+    assert_eq!(s.outcome(&email).await, "delivered");
+    s.stop().await;
+});

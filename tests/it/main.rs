@@ -2,11 +2,13 @@
 //! Salesforce emulator, on SQLite and PostgreSQL.
 
 mod bad_input;
+mod case_notes;
 mod case_replies;
 mod channels;
 mod data;
 mod demo;
 mod deploy;
+mod doctor;
 mod email_escalation;
 mod hardening;
 mod idempotency;

@@ -298,6 +298,7 @@ impl Worker {
                 CallOutcome::NoCall,
             ),
             JobKind::PollCaseReplies {} => self.poll_case_replies(job).await,
+            JobKind::WriteCaseNote { note_id } => self.write_case_note(job, note_id, fence).await,
             #[cfg(test)]
             JobKind::Panic { .. } => panic!("a test job that panics"),
         }

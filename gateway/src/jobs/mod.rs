@@ -34,6 +34,8 @@ pub enum JobKind {
     /// Poll Salesforce for rep replies, then run again after `case_replies.poll_interval_secs`
     /// (one job ever, `session_id` `_poller`).
     PollCaseReplies {},
+    /// Write one `case_notes` row on its session's Case as internal comments.
+    WriteCaseNote { note_id: String },
     /// Test-only: an attempt that panics, to prove a panic fails one attempt
     /// and nothing else.
     #[cfg(test)]
@@ -66,16 +68,26 @@ impl JobKind {
     pub const END_CONVERSATION: &'static str = "end_conversation";
     pub const SYNC_CASE_EVENT: &'static str = "sync_case_event";
     pub const POLL_CASE_REPLIES: &'static str = "poll_case_replies";
+    pub const WRITE_CASE_NOTE: &'static str = "write_case_note";
 
     /// The wire names of the kinds that call Salesforce.
     pub fn salesforce_kinds() -> &'static [&'static str] {
         #[cfg(test)]
         {
-            &[JobKind::CREATE_CASE, JobKind::POLL_CASE_REPLIES, "panic"]
+            &[
+                JobKind::CREATE_CASE,
+                JobKind::WRITE_CASE_NOTE,
+                JobKind::POLL_CASE_REPLIES,
+                "panic",
+            ]
         }
         #[cfg(not(test))]
         {
-            &[JobKind::CREATE_CASE, JobKind::POLL_CASE_REPLIES]
+            &[
+                JobKind::CREATE_CASE,
+                JobKind::WRITE_CASE_NOTE,
+                JobKind::POLL_CASE_REPLIES,
+            ]
         }
     }
 
@@ -89,6 +101,7 @@ impl JobKind {
             JobKind::EndConversation { .. } => JobKind::END_CONVERSATION,
             JobKind::SyncCaseEvent { .. } => JobKind::SYNC_CASE_EVENT,
             JobKind::PollCaseReplies {} => JobKind::POLL_CASE_REPLIES,
+            JobKind::WriteCaseNote { .. } => JobKind::WRITE_CASE_NOTE,
             #[cfg(test)]
             JobKind::Panic { .. } => "panic",
         }
@@ -97,7 +110,9 @@ impl JobKind {
     pub fn class(&self) -> JobClass {
         match self {
             // The poller queries Salesforce: gated by the breaker like the Case writer.
-            JobKind::CreateCase { .. } | JobKind::PollCaseReplies {} => JobClass::Salesforce,
+            JobKind::CreateCase { .. }
+            | JobKind::WriteCaseNote { .. }
+            | JobKind::PollCaseReplies {} => JobClass::Salesforce,
             // Deciding an event reads the database and queues a delivery; no REST call.
             JobKind::SyncCaseEvent { .. } => JobClass::Channel,
             // Live messaging calls the MIAW API, not the REST API the breaker
@@ -132,6 +147,7 @@ impl JobKind {
             JobKind::END_CONVERSATION,
             JobKind::SYNC_CASE_EVENT,
             JobKind::POLL_CASE_REPLIES,
+            JobKind::WRITE_CASE_NOTE,
         ]
         .contains(&kind)
             || JobKind::salesforce_kinds().contains(&kind);

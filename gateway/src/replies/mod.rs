@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::http::HeaderMap;
 use secrecy::ExposeSecret;
 
+use salesforce::SalesforceId;
 use salesforce::events::{self, CaseEvent, EventAuthError};
 
 use config::PushAuth;
@@ -37,6 +38,18 @@ pub const OUTCOMES: [&str; 6] = [
 ];
 /// Who told the gateway first (`salesforce_events.source`).
 pub const SOURCES: [&str; 2] = ["push", "poll"];
+
+/// The org and the user the gateway's own Salesforce token acts as (from its identity URL),
+/// as 18-character ids; `None` when the token came without a parseable identity URL.
+pub(crate) async fn own_identity(
+    client: &salesforce::Client,
+) -> Result<Option<(SalesforceId, SalesforceId)>, salesforce::Error> {
+    Ok(client.identity().await?.and_then(|(org, user)| {
+        let org = SalesforceId::parse(&org).ok()?;
+        let user = SalesforceId::parse(&user).ok()?;
+        (org.key_prefix() == "00D" && user.key_prefix() == "005").then_some((org, user))
+    }))
+}
 
 /// Push authentication and the counters `/metrics` shows. One per process.
 #[derive(Debug, Default)]

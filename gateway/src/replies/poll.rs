@@ -18,7 +18,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
 use salesforce::events::{Author, CaseEvent, EventBody, EventKind, parse_datetime};
-use salesforce::{Client, Identity, SalesforceId, soql};
+use salesforce::{Client, SalesforceId, soql};
 
 use crate::config::CaseConfig;
 use crate::escalation::gate::CallOutcome;
@@ -219,7 +219,7 @@ impl Worker {
             after: self.backoff(job.attempt, retry_after).max(interval),
             error,
         };
-        let identity: Identity = match self.client.identity().await {
+        let (org_id, user_id) = match super::own_identity(&self.client).await {
             Ok(Some(identity)) => identity,
             Ok(None) => {
                 let error =
@@ -242,7 +242,7 @@ impl Worker {
         let started = Utc::now();
         let overlap = chrono::Duration::seconds(cfg.poll_overlap_secs as i64);
         let since = watermark.unwrap_or(started) - overlap;
-        let soql = match poll_query(&self.config.case, &identity.user_id, since) {
+        let soql = match poll_query(&self.config.case, &user_id, since) {
             Ok(q) => q,
             Err(e) => {
                 let error = format!("case.from_value cannot be used in a SOQL literal: {e}");
@@ -250,14 +250,7 @@ impl Worker {
             }
         };
         let mut found = Found::default();
-        let result = run_query(
-            &self.client,
-            &soql,
-            cfg.poll_page_size,
-            &identity.org_id,
-            &mut found,
-        )
-        .await;
+        let result = run_query(&self.client, &soql, cfg.poll_page_size, &org_id, &mut found).await;
         self.replies.count_poll_run(found.calls);
         if let Err(e) = result {
             let class = e.class();

@@ -51,8 +51,8 @@ impl Worker {
             Ok(session) => session,
             Err(e) => return retry(&e),
         };
-        let own_user = match self.client.identity().await {
-            Ok(identity) => identity.map(|i| i.user_id),
+        let own_user = match super::own_identity(&self.client).await {
+            Ok(identity) => identity.map(|(_, user)| user),
             Err(e) => {
                 // Without knowing who we are we cannot tell our own writes apart: wait.
                 return Outcome::Postpone {
