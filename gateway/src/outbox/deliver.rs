@@ -199,6 +199,7 @@ pub(crate) fn outbound_message(row: &delivery::Model) -> Option<OutboundMessage>
         text: row.text.clone(),
         sender_name: row.sender_name.clone(),
         at: chrono::DateTime::from_timestamp_millis(row.created_at)?,
+        email: None,
     })
 }
 
