@@ -368,6 +368,14 @@ both_databases!(
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
         );
+        // A racing delivery offering another token gets the stored one.
+        assert_eq!(
+            store
+                .ensure_reply_token(&session_id, "another2token3another4tok")
+                .await
+                .unwrap(),
+            Some(token.clone())
+        );
 
         let messages = sink.wait_for(1, WAIT).await;
         assert_eq!(messages.len(), 1);
