@@ -305,6 +305,16 @@ async fn escalated_email(port: u16, db: Db) -> (TestApp, String) {
 
 /// Queues a rep's reply to the session's customer, as the case-reply sync does.
 async fn queue_reply(app: &TestApp, session_id: &str, purpose: &str, text: &str) -> String {
+    queue_reply_with(app, session_id, purpose, text, 5).await
+}
+
+async fn queue_reply_with(
+    app: &TestApp,
+    session_id: &str,
+    purpose: &str,
+    text: &str,
+    max_attempts: u32,
+) -> String {
     let id = gateway::outbox::delivery_id(session_id, purpose);
     let queued = app
         .gateway
@@ -320,7 +330,7 @@ async fn queue_reply(app: &TestApp, session_id: &str, purpose: &str, text: &str)
                 sender_name: Some("Rita Rep".into()),
                 target: target(),
             },
-            5,
+            max_attempts,
         )
         .await
         .unwrap();
@@ -501,6 +511,67 @@ both_databases!(
         assert_eq!(
             noted[0]["IsPublished"], false,
             "internal, never shown to the customer"
+        );
+    }
+);
+
+// The relay is down when the reply is due: the attempt is recorded and retried (nothing was
+// sent), and once the relay is up the retry delivers it — exactly one message in the mailbox.
+both_databases!(
+    a_reply_waits_for_a_relay_that_is_down,
+    |db: Db| async move {
+        let port = free_port();
+        let (app, session_id) = escalated_email(port, db).await;
+        let store = &app.gateway.state.store;
+        // Enough attempts for the relay to start while the retries back off (≤ 500 ms each).
+        let id = queue_reply_with(
+            &app,
+            &session_id,
+            "reply:1",
+            "It left the depot today.",
+            200,
+        )
+        .await;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let row = store.delivery(&id).await.unwrap().unwrap();
+            if row.attempts >= 1 && row.state == "queued" {
+                let error = row.last_error.expect("the failed attempt says why");
+                assert!(error.contains("could not be reached"), "{error}");
+                break;
+            }
+            assert_ne!(row.state, "sent");
+            assert_ne!(row.state, "failed", "{:?}", row.last_error);
+            assert!(
+                Instant::now() < deadline,
+                "no failed attempt recorded: {row:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let Some(sink) = SmtpSink::start_on(port).await else {
+            return;
+        };
+        let row = settled(&app, &id).await;
+        assert_eq!(row.state, "sent", "{:?}", row.last_error);
+        assert!(row.attempts >= 2);
+        let messages = sink.wait_for(1, WAIT).await;
+        assert_eq!(messages.len(), 1, "exactly one message");
+        assert_eq!(
+            messages[0].message_id.as_deref(),
+            Some(format!("{id}@acme.example").as_str())
+        );
+        let kinds = app.event_kinds(&session_id).await;
+        assert!(
+            kinds.contains(&"delivery.attempt_failed".to_string()),
+            "{kinds:?}"
+        );
+        assert_eq!(kinds.iter().filter(|k| *k == "delivery.sent").count(), 1);
+        assert!(
+            store
+                .case_notes_for_session(&session_id)
+                .await
+                .unwrap()
+                .is_empty()
         );
     }
 );

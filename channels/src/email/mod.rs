@@ -62,15 +62,6 @@ impl EmailChannel {
         }
     }
 
-    /// The `Message-ID` (without angle brackets) this channel gives the delivery `delivery_id`,
-    /// `None` when it does not deliver.
-    #[must_use]
-    pub fn message_id(&self, delivery_id: &str) -> Option<String> {
-        self.outgoing
-            .as_ref()
-            .map(|o| o.composer.message_id(delivery_id))
-    }
-
     /// [`Channel::normalize`] with an explicit clock: `now` dates messages without a usable
     /// `Date` header when no earlier message has one.
     ///

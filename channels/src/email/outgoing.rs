@@ -59,7 +59,7 @@ impl Composer {
         if from
             .name
             .as_deref()
-            .is_some_and(|n| n != clean_text(n, usize::MAX))
+            .is_some_and(|n| n.chars().any(char::is_control))
         {
             return Err(invalid(
                 &from_setting,
