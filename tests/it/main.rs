@@ -7,6 +7,7 @@ mod channels;
 mod data;
 mod demo;
 mod deploy;
+mod doctor;
 mod email_delivery;
 mod email_escalation;
 mod hardening;
