@@ -11,7 +11,7 @@ use channels::{
     Channel, DeliveryError, EmailAddress, EmailContext, OutboundKind, OutboundMessage, ReplyTarget,
 };
 use chrono::{TimeZone, Utc};
-use gateway::store::{DeliveryState, NewDelivery, NoteState, delivery};
+use gateway::store::{DeliveryState, EmailDirection, NewDelivery, NoteState, delivery};
 use handoff_tests::smtp::{SmtpSink, email_channel_config, free_port};
 use handoff_tests::{Db, TestApp, both_databases, spawn_app_with};
 use serde_json::json;
@@ -417,20 +417,28 @@ both_databases!(
             [(message_id.as_str(), "out")]
         );
 
-        // The next reply keeps the token and lists the first one in References.
+        // The customer answers (as the inbound route records it); the next reply answers
+        // that message, keeps the token and lists the whole thread in References.
+        assert!(
+            store
+                .record_email_message(&session_id, "m3@customer.example", EmailDirection::In)
+                .await
+                .unwrap()
+        );
         let second = queue_reply(&app, &session_id, "reply:2", "It arrives tomorrow.").await;
         assert_eq!(settled(&app, &second).await.state, "sent");
         let messages = sink.wait_for(2, WAIT).await;
         assert_eq!(messages.len(), 2);
         let m = &messages[1];
-        assert_eq!(m.in_reply_to, ["m2@customer.example"]);
+        assert_eq!(m.in_reply_to, ["m3@customer.example"]);
         assert_eq!(
             m.references,
             [
                 "m0@customer.example",
                 "m1@acme.example",
                 "m2@customer.example",
-                message_id.as_str()
+                message_id.as_str(),
+                "m3@customer.example"
             ]
         );
         assert_eq!(
