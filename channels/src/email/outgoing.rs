@@ -572,6 +572,38 @@ mod tests {
     }
 
     #[test]
+    fn a_long_thread_folds_and_reads_back() {
+        let ids: Vec<String> = (0..40)
+            .map(|i| format!("{i:04}.{}@mail.customer.example", "x".repeat(40)))
+            .collect();
+        let text = formatted(&message(EmailContext {
+            references: ids.clone(),
+            in_reply_to: Some(ids[39].clone()),
+            ..context()
+        }));
+        // One id per folded line, none near the 998-octet limit.
+        assert!(text.split("\r\n").all(|line| line.len() <= 100), "{text}");
+        let head = text.split("\r\n\r\n").next().unwrap();
+        assert!(
+            head.split("\r\n").filter(|l| l.starts_with(' ')).count() >= 10,
+            "{text}"
+        );
+        let parsed = mail_parser::MessageParser::default()
+            .parse(text.as_bytes())
+            .unwrap();
+        let references: Vec<String> = parsed
+            .references()
+            .as_text_list()
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(references.len(), 11);
+        assert_eq!(references[0], ids[0]);
+        assert_eq!(references[1..], ids[30..]);
+    }
+
+    #[test]
     fn the_reply_to_follows_the_token() {
         let c = composer();
         let mut ctx = context();
