@@ -264,6 +264,32 @@ async fn relay_rejections_are_classified() {
     }
 }
 
+/// `tls = "starttls"` against a relay that offers no STARTTLS: nothing goes out in the clear;
+/// the delivery is retryable and certainly not sent.
+#[tokio::test]
+async fn starttls_is_required_when_configured() {
+    let Some(sink) = SmtpSink::start().await else {
+        return;
+    };
+    let channel = serde_json::from_value::<channels::ChannelConfig>(json!({
+        "type": "email", "from": "support@acme.example",
+        "smtp": {"host": "127.0.0.1", "port": sink.port(), "tls": "starttls", "timeout_secs": 10},
+    }))
+    .unwrap()
+    .build("email")
+    .unwrap();
+    let err = channel
+        .deliver(&target(), &reply("dlv_tls", "Hello", thread()))
+        .await
+        .unwrap_err();
+    let DeliveryError::Retryable { sent, message, .. } = &err else {
+        panic!("retryable expected: {err:?}");
+    };
+    assert!(!sent);
+    assert!(message.contains("STARTTLS"), "{message}");
+    assert!(sink.messages().is_empty(), "nothing sent in the clear");
+}
+
 // ---- Through the gateway's outbox ----------------------------------------------------------
 
 const CUSTOMER_EMAIL: &str = "From: Ann Example <ann@customer.example>\r\n\

@@ -163,8 +163,8 @@ impl SmtpSender {
 /// - A conversation that broke off (I/O error, read timeout, an unreadable answer): the relay
 ///   may have accepted the message before the line dropped, so retryable with `sent: true`.
 ///   lettre does not say at which command this happened, so this is assumed for every step.
-/// - lettre refusing the message itself (e.g. the relay lacks SMTPUTF8 for the address):
-///   permanent.
+/// - lettre stopping before any mail command because the relay lacks STARTTLS, a login
+///   mechanism or SMTPUTF8: retryable, not sent (a setting to fix, mostly).
 pub(crate) fn classify(error: &smtp::Error) -> DeliveryError {
     if let Some(code) = error.status() {
         let number = u16::from(code);
@@ -199,10 +199,15 @@ pub(crate) fn classify(error: &smtp::Error) -> DeliveryError {
         };
     }
     if error.is_client() {
-        return DeliveryError::Permanent {
-            message: "the SMTP relay cannot take this message (it lacks an extension the \
-                      message needs, such as SMTPUTF8 or 8BITMIME)"
+        // lettre stopped before sending: the relay lacks what the configuration needs
+        // (STARTTLS, a login mechanism) or what the message needs (SMTPUTF8 for an
+        // internationalized address). Mostly a setting to fix, so it is retried.
+        return DeliveryError::Retryable {
+            message: "the SMTP relay does not offer what is needed (STARTTLS for tls = \
+                      \"starttls\", a login mechanism, or SMTPUTF8); check channels.email.smtp"
                 .into(),
+            retry_after: None,
+            sent: false,
         };
     }
     let what = if error.is_timeout() {
