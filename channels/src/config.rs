@@ -11,14 +11,14 @@ use serde::Deserialize;
 use crate::bridge::BridgeChannel;
 use crate::webhook::{WebhookSecret, check_webhook_url};
 use crate::{
-    Channel, ChannelError, ChannelKind, ChatChannel, EmailChannel, MessagingChannel, Route,
+    Channel, ChannelError, ChannelKind, ChatChannel, EmailConfig, MessagingChannel, Route,
 };
 
 /// One `[channels.<name>]` table, by its `type`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ChannelConfig {
-    Email(BuiltInConfig),
+    Email(EmailConfig),
     Chat(ChatConfig),
     Sms(BuiltInConfig),
     Whatsapp(BuiltInConfig),
@@ -102,7 +102,8 @@ impl ChannelConfig {
     #[must_use]
     pub fn enabled(&self) -> bool {
         match self {
-            Self::Email(c) | Self::Sms(c) | Self::Whatsapp(c) | Self::Voice(c) => c.enabled,
+            Self::Sms(c) | Self::Whatsapp(c) | Self::Voice(c) => c.enabled,
+            Self::Email(c) => c.enabled,
             Self::Chat(c) => c.enabled,
             Self::Bridge(c) => c.enabled,
         }
@@ -112,7 +113,7 @@ impl ChannelConfig {
     #[must_use]
     pub fn built_in_default(kind: &ChannelKind) -> Option<Self> {
         Some(match kind {
-            ChannelKind::Email => Self::Email(BuiltInConfig::default()),
+            ChannelKind::Email => Self::Email(EmailConfig::default()),
             ChannelKind::Chat => Self::Chat(ChatConfig {
                 enabled: true,
                 ..ChatConfig::default()
@@ -154,7 +155,7 @@ impl ChannelConfig {
             _ => {}
         }
         Ok(match self {
-            Self::Email(_) => Arc::new(EmailChannel::new()),
+            Self::Email(email) => Arc::new(email.build(name)?),
             Self::Sms(_) => Arc::new(MessagingChannel::sms()),
             Self::Whatsapp(_) => Arc::new(MessagingChannel::whatsapp()),
             Self::Voice(_) => Arc::new(MessagingChannel::voice()),
