@@ -18,7 +18,7 @@ use crate::{
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ChannelConfig {
-    Email(BuiltInConfig),
+    Email(EmailConfig),
     Chat(ChatConfig),
     Sms(BuiltInConfig),
     Whatsapp(BuiltInConfig),
@@ -42,6 +42,31 @@ impl Default for BuiltInConfig {
 
 fn enabled_by_default() -> bool {
     true
+}
+
+/// `[channels.email]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    /// The Reply-To address template of outgoing replies: `{token}` is replaced by the
+    /// session's reply token (`support+{token}@acme.example`), so an answer finds its session.
+    #[serde(default)]
+    pub reply_to: Option<String>,
+    /// `[channels.email.inbound]`: the route customer emails are posted to.
+    #[serde(default)]
+    pub inbound: crate::email::EmailInboundConfig,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            reply_to: None,
+            inbound: crate::email::EmailInboundConfig::default(),
+        }
+    }
 }
 
 /// `[channels.chat]`: the AI product's widget, answered through its signed webhook.
@@ -102,7 +127,8 @@ impl ChannelConfig {
     #[must_use]
     pub fn enabled(&self) -> bool {
         match self {
-            Self::Email(c) | Self::Sms(c) | Self::Whatsapp(c) | Self::Voice(c) => c.enabled,
+            Self::Email(c) => c.enabled,
+            Self::Sms(c) | Self::Whatsapp(c) | Self::Voice(c) => c.enabled,
             Self::Chat(c) => c.enabled,
             Self::Bridge(c) => c.enabled,
         }
@@ -112,7 +138,7 @@ impl ChannelConfig {
     #[must_use]
     pub fn built_in_default(kind: &ChannelKind) -> Option<Self> {
         Some(match kind {
-            ChannelKind::Email => Self::Email(BuiltInConfig::default()),
+            ChannelKind::Email => Self::Email(EmailConfig::default()),
             ChannelKind::Chat => Self::Chat(ChatConfig {
                 enabled: true,
                 ..ChatConfig::default()

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 pub use address::{EmailAddress, EmailAddressError};
 pub use bridge::BridgeChannel;
 pub use chat::ChatChannel;
-pub use config::{BridgeConfig, BuiltInConfig, ChannelConfig, ChatConfig};
+pub use config::{BridgeConfig, BuiltInConfig, ChannelConfig, ChatConfig, EmailConfig};
 pub use delivery::{
     Capabilities, Delivered, DeliveryError, InboundMessage, InboundRequest, OutboundKind,
     OutboundMessage, ReplyTarget, SplitRule,

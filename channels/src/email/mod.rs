@@ -1,11 +1,18 @@
 //! The email channel: escalations carry either a transcript or the raw RFC 5322 thread.
 
 mod html;
+pub mod inbound;
+mod inbound_config;
 mod parse;
 mod quote;
 
 use chrono::{DateTime, Utc};
 
+pub use inbound::{
+    AttachmentInfo, AutoReply, InboundEmail, InboundParseError, ThreadToken, is_reply_token,
+    parse_inbound, reply_tokens,
+};
+pub use inbound_config::{AppendAs, EmailInboundConfig, InboundCredentials};
 pub use parse::{ParsedThread, parse_thread};
 
 use serde_json::Value;
