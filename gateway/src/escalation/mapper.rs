@@ -184,7 +184,7 @@ pub fn pack_comments(turns: &[Turn]) -> Vec<String> {
 
 /// The largest cut ≤ `room` bytes that lands on a char boundary, preferring just
 /// after a whitespace character in the last quarter of the window.
-fn split_point(text: &str, room: usize) -> usize {
+pub(crate) fn split_point(text: &str, room: usize) -> usize {
     if text.len() <= room {
         return text.len();
     }

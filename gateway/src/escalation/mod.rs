@@ -4,6 +4,7 @@
 pub mod case_writer;
 pub mod gate;
 pub mod mapper;
+pub mod notes;
 pub mod request;
 pub mod route;
 pub mod worker;

@@ -291,6 +291,7 @@ impl Worker {
                 self.end_conversation(job, session_id).await,
                 CallOutcome::NoCall,
             ),
+            JobKind::WriteCaseNote { note_id } => self.write_case_note(job, note_id, fence).await,
             #[cfg(test)]
             JobKind::Panic { .. } => panic!("a test job that panics"),
         }

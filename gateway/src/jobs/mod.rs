@@ -28,6 +28,8 @@ pub enum JobKind {
     SendToRep { session_id: String },
     /// End the session's live conversation on Salesforce's side.
     EndConversation { session_id: String },
+    /// Write one `case_notes` row on its session's Case as internal comments.
+    WriteCaseNote { note_id: String },
     /// Test-only: an attempt that panics, to prove a panic fails one attempt
     /// and nothing else.
     #[cfg(test)]
@@ -58,16 +60,17 @@ impl JobKind {
     pub const OPEN_CONVERSATION: &'static str = "open_conversation";
     pub const SEND_TO_REP: &'static str = "send_to_rep";
     pub const END_CONVERSATION: &'static str = "end_conversation";
+    pub const WRITE_CASE_NOTE: &'static str = "write_case_note";
 
     /// The wire names of the kinds that call Salesforce.
     pub fn salesforce_kinds() -> &'static [&'static str] {
         #[cfg(test)]
         {
-            &[JobKind::CREATE_CASE, "panic"]
+            &[JobKind::CREATE_CASE, JobKind::WRITE_CASE_NOTE, "panic"]
         }
         #[cfg(not(test))]
         {
-            &[JobKind::CREATE_CASE]
+            &[JobKind::CREATE_CASE, JobKind::WRITE_CASE_NOTE]
         }
     }
 
@@ -79,6 +82,7 @@ impl JobKind {
             JobKind::OpenConversation { .. } => JobKind::OPEN_CONVERSATION,
             JobKind::SendToRep { .. } => JobKind::SEND_TO_REP,
             JobKind::EndConversation { .. } => JobKind::END_CONVERSATION,
+            JobKind::WriteCaseNote { .. } => JobKind::WRITE_CASE_NOTE,
             #[cfg(test)]
             JobKind::Panic { .. } => "panic",
         }
@@ -86,7 +90,7 @@ impl JobKind {
 
     pub fn class(&self) -> JobClass {
         match self {
-            JobKind::CreateCase { .. } => JobClass::Salesforce,
+            JobKind::CreateCase { .. } | JobKind::WriteCaseNote { .. } => JobClass::Salesforce,
             // Live messaging calls the MIAW API, not the REST API the breaker
             // watches: its jobs share the provider pool.
             JobKind::DeliverMessage { .. }
@@ -117,6 +121,7 @@ impl JobKind {
             JobKind::OPEN_CONVERSATION,
             JobKind::SEND_TO_REP,
             JobKind::END_CONVERSATION,
+            JobKind::WRITE_CASE_NOTE,
         ]
         .contains(&kind)
             || JobKind::salesforce_kinds().contains(&kind);

@@ -1,6 +1,7 @@
 //! The database: SQLite by default, PostgreSQL by URL. Every state change and
 //! the work it causes are written in one transaction.
 
+mod case_notes;
 mod entities;
 mod idempotency;
 mod job_list;
@@ -19,6 +20,9 @@ use sea_orm::{
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
+#[allow(unused_imports)] // used by the inbound-email and case-reply producers
+pub(crate) use case_notes::enqueue_case_note_in;
+pub use case_notes::{NOTE_MAX_ATTEMPTS, NoteState, case_note_id};
 pub use entities::{
     api_token, case_note, delivery, email_message, event, idempotency_key, inbound_email, job,
     live_message, live_session, salesforce_event, session, sync_state,
