@@ -19,6 +19,10 @@ pub enum ApiError {
     /// 401: no token, or not a token we know.
     #[error("missing or invalid bearer token")]
     Unauthenticated,
+    /// 401: a signed request (a webhook) whose signature, timestamp or secret
+    /// path does not check out. Says nothing about which check failed.
+    #[error("the request's signature or secret path is missing or wrong")]
+    InvalidSignature,
     /// 403: the token lacks the scope.
     #[error("this token lacks the '{0}' scope")]
     Forbidden(&'static str),
@@ -96,6 +100,11 @@ impl ApiError {
             ApiError::Unauthenticated => (
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
+                "Unauthenticated",
+            ),
+            ApiError::InvalidSignature => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_signature",
                 "Unauthenticated",
             ),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "insufficient_scope", "Forbidden"),

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod error;
 pub mod escalation;
 pub mod http;
+pub mod inbound;
 pub mod jobs;
 pub mod live;
 pub mod outbox;

@@ -1,13 +1,13 @@
 //! The HTTP API (design §7). One router per module, merged here.
 
-mod auth;
-mod body;
+pub(crate) mod auth;
+pub(crate) mod body;
 mod escalations;
 mod health;
 mod idempotency;
 pub mod jobs;
 pub mod live;
-mod page;
+pub(crate) mod page;
 mod sandbox;
 pub mod sessions;
 mod shed;
@@ -49,6 +49,8 @@ pub struct AppState {
     pub feed: crate::outbox::feed::Feed,
     /// Permits for open session streams (`http.max_session_streams`).
     pub session_streams: Arc<Semaphore>,
+    /// The inbound email route's settings (`[channels.email.inbound]`).
+    pub inbound: Arc<crate::inbound::InboundSettings>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -66,9 +68,17 @@ pub fn router(state: AppState) -> Router {
             idempotency::idempotency,
         ))
         // Outermost: a shed request costs no database work and no body read.
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&permits),
+            shed::shed,
+        ));
+    // The mail provider's webhook authenticates by signature, not bearer token:
+    // outside the Idempotency-Key layer (an email's Message-ID is its key).
+    let inbound = crate::inbound::router()
         .route_layer(axum::middleware::from_fn_with_state(permits, shed::shed));
     Router::new()
         .merge(api)
+        .merge(inbound)
         // Never shed: orchestrators must see the gateway alive and ready while it is busy.
         .merge(health::router())
         .fallback(|| async { crate::error::ApiError::NotFound })
