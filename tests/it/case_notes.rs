@@ -126,11 +126,11 @@ both_databases!(
             joined.push_str(text.split_once('\n').unwrap().1);
         }
         assert_eq!(joined, body, "every part exactly once, in order");
-    let done = store.jobs_in_state("done").await.unwrap();
-    let job = done
-        .iter()
-        .find(|j| j.kind == "write_case_note")
-        .expect("the note's job");
-    assert_eq!(job.attempts, 2, "the lost answer cost one attempt: {job:?}");
+        let done = store.jobs_in_state("done").await.unwrap();
+        let job = done
+            .iter()
+            .find(|j| j.kind == "write_case_note")
+            .expect("the note's job");
+        assert_eq!(job.attempts, 2, "the lost answer cost one attempt: {job:?}");
     }
 );

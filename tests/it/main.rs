@@ -8,6 +8,7 @@ mod data;
 mod demo;
 mod deploy;
 mod email_escalation;
+mod email_inbound;
 mod hardening;
 mod idempotency;
 mod idempotency_key;
