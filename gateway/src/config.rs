@@ -104,6 +104,15 @@ pub struct CaseConfig {
     pub priority: BTreeMap<String, String>,
     /// caller attribute name → Case field API name (the allow-list).
     pub attribute_fields: BTreeMap<String, String>,
+    /// A new Case-path escalation from a customer whose earlier Handoff Case is
+    /// still open joins that Case (a follow-up comment block) instead of opening
+    /// another.
+    #[serde(default = "append_to_open_case_default")]
+    pub append_to_open_case: bool,
+}
+
+fn append_to_open_case_default() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Deserialize)]

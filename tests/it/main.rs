@@ -2,6 +2,7 @@
 //! Salesforce emulator, on SQLite and PostgreSQL.
 
 mod bad_input;
+mod case_join;
 mod case_notes;
 mod channels;
 mod data;

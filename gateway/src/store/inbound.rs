@@ -258,6 +258,27 @@ impl Store {
         Ok(true)
     }
 
+    /// The newest other session of the same customer (email, ignoring case)
+    /// that holds a Case and was created no later than `session`: the Case a
+    /// new escalation may join.
+    pub async fn earlier_case_session(
+        &self,
+        session: &session::Model,
+    ) -> Result<Option<session::Model>, DbErr> {
+        let Some(email) = session.customer_email.as_deref() else {
+            return Ok(None);
+        };
+        session::Entity::find()
+            .filter(session::Column::CustomerEmail.eq(email.to_lowercase()))
+            .filter(session::Column::Id.ne(session.id.as_str()))
+            .filter(session::Column::SalesforceCaseId.is_not_null())
+            .filter(session::Column::CreatedAt.lte(session.created_at))
+            .order_by(session::Column::CreatedAt, Order::Desc)
+            .order_by(session::Column::Id, Order::Desc)
+            .one(&self.db)
+            .await
+    }
+
     pub async fn inbound_email(&self, id: &str) -> Result<Option<inbound_email::Model>, DbErr> {
         inbound_email::Entity::find_by_id(id.to_string())
             .one(&self.db)

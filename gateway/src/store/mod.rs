@@ -30,7 +30,7 @@ pub use entities::{
 };
 pub use idempotency::{Begin, IdempotencyLock, IdempotencyPolicy, StoredResponse, fingerprint};
 pub use inbound::{InboundState, InboundSummary, MatchKeys, MatchedBy, NewInbound};
-pub use jobs::{ABANDONED_ERROR, AbandonedJob, CaseRecord, ClaimedJob};
+pub use jobs::{ABANDONED_ERROR, AbandonedJob, CaseRecord, ClaimedJob, JoinedCase};
 pub use live::{Effects, LiveState, NewLive, NewLiveMessage, Queued, message_kind};
 pub use outbox::{DeliveryState, NewDelivery};
 pub use retention::{RetentionPolicy, RetentionReport};
