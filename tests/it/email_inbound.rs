@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use channels::email::EmailInboundConfig;
+use channels::email::{AppendAs, EmailInboundConfig};
 use channels::webhook::TimestampedSecret;
 use gateway::config::Config;
 use gateway::store::{NoteState, email_message, inbound_email, session};
@@ -23,6 +23,13 @@ const PATH_TOKEN: &str = "p4th-t0ken-0123456789abcdef";
 const REPLY_TO: &str = "support+{token}@acme.example";
 
 fn inbound_settings(append_new_conversations: bool) -> impl FnOnce(&mut Config) {
+    inbound_settings_as(append_new_conversations, AppendAs::Comment)
+}
+
+fn inbound_settings_as(
+    append_new_conversations: bool,
+    append_as: AppendAs,
+) -> impl FnOnce(&mut Config) {
     move |config: &mut Config| {
         config.channels.insert(
             "email".into(),
@@ -33,6 +40,7 @@ fn inbound_settings(append_new_conversations: bool) -> impl FnOnce(&mut Config) 
                     hmac_secret: Some(SECRET.to_owned().into()),
                     path_token: Some(PATH_TOKEN.to_owned().into()),
                     append_new_conversations,
+                    append_as,
                     ..EmailInboundConfig::default()
                 },
             }),
@@ -676,6 +684,52 @@ both_databases!(
             (status, body["session_id"].as_str()),
             (202, Some(session_id.as_str())),
             "{body}"
+        );
+        app.gateway.stop().await;
+    }
+);
+
+// With `append_as = "email_message"` the answer becomes an incoming
+// EmailMessage on the Case (whole text, thread ids), not a comment.
+both_databases!(
+    a_reply_can_be_appended_as_an_incoming_email_message,
+    |db: Db| async move {
+        let app = spawn_app_with(db, inbound_settings_as(true, AppendAs::EmailMessage)).await;
+        let (session_id, case_id) = escalated(&app, "in-em").await;
+        sent_message(&app, &session_id, "d-6@acme.example").await;
+        let id = format!("{}@mail.example.com", unique("em"));
+        let raw = reply(
+            &id,
+            "In-Reply-To: <d-6@acme.example>\r\nReferences: <d-6@acme.example>\r\n",
+            "As an email, please.",
+        );
+        let (status, body) = post_signed(&app, &raw).await;
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (202, Some("appended")),
+            "{body}"
+        );
+        assert!(
+            inbound_comments(&app, &session_id, &case_id)
+                .await
+                .is_empty()
+        );
+        let emails = app
+            .soql(&format!(
+                "SELECT Id, Incoming, Status, MessageIdentifier, ThreadIdentifier, TextBody, FromAddress, Subject FROM EmailMessage WHERE ParentId = '{case_id}'"
+            ))
+            .await;
+        assert_eq!(emails.len(), 1, "{emails:?}");
+        let email = &emails[0];
+        assert_eq!(email["Incoming"], true);
+        assert_eq!(email["Status"], "0");
+        assert_eq!(email["MessageIdentifier"], format!("<{id}>"));
+        assert_eq!(email["ThreadIdentifier"], "<d-6@acme.example>");
+        assert_eq!(email["FromAddress"], "ann.example@example.com");
+        assert_eq!(email["Subject"], "Re: Parcel is late");
+        let text = email["TextBody"].as_str().unwrap();
+        assert!(
+            text.contains("As an email, please.") && text.contains("> We are looking into it.")
         );
         app.gateway.stop().await;
     }

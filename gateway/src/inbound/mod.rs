@@ -5,6 +5,7 @@
 //! transaction, before answering 202. Operators list what matched nothing at
 //! `GET /v1/inbound-emails?state=unmatched`.
 
+pub mod email_message;
 pub mod note;
 
 use std::sync::Arc;
@@ -205,10 +206,15 @@ async fn accept(state: AppState, raw: Vec<u8>) -> Result<Response, ApiError> {
 
     let session_id = matched.as_ref().map(|(s, _)| s.as_str());
     let note_id = session_id.map(|s| case_note_id(s, &format!("inbound:{id}")));
-    let body = matched.as_ref().map(|_| note::note_body(&email));
-    let kind = match settings.append_as {
-        AppendAs::Comment => NOTE_KIND_COMMENT,
-        AppendAs::EmailMessage => NOTE_KIND_EMAIL_MESSAGE,
+    let (kind, body) = match (settings.append_as, &note_id) {
+        (_, None) => (NOTE_KIND_COMMENT, None),
+        (AppendAs::Comment, Some(_)) => (NOTE_KIND_COMMENT, Some(note::note_body(&email))),
+        (AppendAs::EmailMessage, Some(note_id)) => {
+            let record = email_message::InboundEmailRecord::from_email(&email, note_id);
+            let json = serde_json::to_string(&record)
+                .map_err(|e| ApiError::Internal(format!("an email record: {e}")))?;
+            (NOTE_KIND_EMAIL_MESSAGE, Some(json))
+        }
     };
     let raw_kept = (inbound_state == InboundState::Unmatched).then(|| raw_text(&raw));
     let from = email.from.as_ref().map(|a| a.as_str().to_owned());
