@@ -734,3 +734,46 @@ both_databases!(
         app.gateway.stop().await;
     }
 );
+
+// A reply to an email delivery's Message-ID (its provider id, as the email
+// adapter records it) finds the delivery's session.
+both_databases!(
+    a_reply_to_an_email_delivery_finds_its_session,
+    |db: Db| async move {
+        let app = inbound_app(db).await;
+        let (session_id, case_id) = escalated(&app, "in-dlv").await;
+        let provider_id = format!("{}@acme.example", unique("dlv"));
+        let t = gateway::store::now_ms();
+        gateway::store::delivery::ActiveModel {
+            id: Set(unique("dlv")),
+            session_id: Set(session_id.clone()),
+            channel: Set("email".into()),
+            kind: Set("agent.message".into()),
+            text: Set("We shipped a replacement.".into()),
+            sender_name: Set(None),
+            target: Set("{}".into()),
+            state: Set("sent".into()),
+            attempts: Set(1),
+            provider_id: Set(Some(provider_id.clone())),
+            last_error: Set(None),
+            created_at: Set(t),
+            updated_at: Set(t),
+        }
+        .insert(app.gateway.state.store.connection())
+        .await
+        .expect("delivery row");
+        let raw = reply(
+            &unique("dlv-reply"),
+            &format!("In-Reply-To: <{provider_id}>\r\n"),
+            "Got the replacement.",
+        );
+        let (status, body) = post_signed(&app, &raw).await;
+        assert_eq!(
+            (status, body["session_id"].as_str()),
+            (202, Some(session_id.as_str())),
+            "{body}"
+        );
+        assert_eq!(inbound_comments(&app, &session_id, &case_id).await.len(), 1);
+        app.gateway.stop().await;
+    }
+);
