@@ -65,6 +65,17 @@ pub enum Command {
         #[command(subcommand)]
         command: RetentionCommand,
     },
+    /// Check the configuration against its Salesforce org (or the emulator): token,
+    /// Case fields, live messaging, inbound routes. Prints a checklist with the fix
+    /// for each failure; exits non-zero when anything failed.
+    Doctor {
+        /// The URL the gateway is reached at from outside (default: `public_url`).
+        #[arg(long)]
+        public_url: Option<String>,
+        /// Print the checks as JSON instead of a checklist.
+        #[arg(long)]
+        json: bool,
+    },
     /// Escalate a handful of real conversations end to end against the built-in
     /// emulator, on a scratch database, and print what happened.
     Demo,
@@ -341,6 +352,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 "Retention: {} sessions erased, {} events erased, {} timelines deleted.",
                 report.sessions_erased, report.events_erased, report.timelines_deleted
             );
+            Ok(())
+        }
+        Command::Doctor { public_url, json } => {
+            let config = Config::load(cli.config.as_deref())?;
+            let options = crate::doctor::Options { public_url };
+            let checks = crate::doctor::run(&config, &options, |step| {
+                if !json {
+                    eprintln!("checking {step}…");
+                }
+            })
+            .await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&checks)?);
+            } else {
+                print!("{}", crate::doctor::render(&checks));
+            }
+            if crate::doctor::failed(&checks) {
+                anyhow::bail!("some checks failed; the fix for each is listed above");
+            }
             Ok(())
         }
         Command::Demo => crate::demo::run().await,

@@ -17,6 +17,11 @@ pub struct Config {
     pub listen: SocketAddr,
     pub database_url: String,
     pub max_body_bytes: usize,
+    /// The URL Salesforce (the Named Credential) and the inbound-mail service
+    /// reach this gateway at, e.g. `https://handoff.acme.example`. `handoff doctor`
+    /// probes the inbound routes there.
+    #[serde(default)]
+    pub public_url: Option<String>,
     pub salesforce: SalesforceConfig,
     pub case: CaseConfig,
     pub worker: WorkerConfig,

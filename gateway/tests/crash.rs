@@ -21,12 +21,8 @@
 //! verdict; a failed run keeps its logs and database.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use channels::{Role, Turn};
@@ -39,6 +35,12 @@ use serde_json::{Value, json};
 use sf_emulator::{EmulatorConfig, EmulatorHandle, Faults};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+mod common;
+use common::{
+    Fleet, Harness, Urls, create_token, drop_postgres_database, fresh_postgres_database, lock,
+    postgres_admin_url, url_of,
+};
 
 /// Client tasks submitting escalations at once.
 const CLIENTS: usize = 8;
@@ -78,7 +80,7 @@ async fn postgres_two_replicas_killed_in_turn() {
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");
-    let (url, name) = fresh_postgres_database(&admin).await;
+    let (url, name) = fresh_postgres_database(&admin, "handoff_crash").await;
     run("postgres", url, 2, dir).await;
     // Only reached on success; a failed run leaves the database for inspection.
     drop_postgres_database(&admin, &name).await;
@@ -177,13 +179,11 @@ async fn run(label: &str, database_url: String, replicas: usize, dir: tempfile::
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let token = create_token(&env);
+    let token = create_token(&env, "crash");
 
-    let urls: Urls = Arc::new(Mutex::new(vec![String::new(); replicas]));
-    let harness = Harness::new(
-        Fleet::new(env, Arc::clone(&urls), dir.path().to_path_buf()),
-        dir,
-    );
+    let fleet = Fleet::new(env, replicas, dir.path().to_path_buf());
+    let urls = fleet.urls();
+    let harness = Harness::new(fleet, dir, "crash");
     for replica in 0..replicas {
         harness.fleet().start(replica);
     }
@@ -194,7 +194,7 @@ async fn run(label: &str, database_url: String, replicas: usize, dir: tempfile::
     // The chaos task: SIGKILL, restart, repeat.
     let accepted_all = CancellationToken::new();
     let chaos = tokio::spawn(chaos(
-        Arc::clone(&harness.fleet),
+        harness.shared_fleet(),
         Arc::clone(&emulator),
         accepted_all.clone(),
         escalations,
@@ -542,7 +542,7 @@ async fn chaos(
     seed: u64,
 ) -> usize {
     let mut rng = StdRng::seed_from_u64(seed);
-    let replicas = lock(&fleet).running.len();
+    let replicas = lock(&fleet).replicas();
     let mut kills = 0;
     let mut accepted_at: Option<Instant> = None;
     loop {
@@ -817,205 +817,6 @@ fn check_transcript(bodies: &[&str], expected: &[String], turns: &[Turn]) -> Tra
     check
 }
 
-// ---------------------------------------------------------------- fleet --
-
-/// Each replica's current base URL (`http://127.0.0.1:PORT`), updated on restart.
-type Urls = Arc<Mutex<Vec<String>>>;
-
-/// The base URL of replica `n % replicas`, as of now.
-fn url_of(urls: &Urls, n: usize) -> String {
-    let urls = lock(urls);
-    urls[n % urls.len()].clone()
-}
-
-/// The gateway processes. Every process it starts is killed by `kill_all`, which
-/// the [`Harness`] runs on drop, panics included.
-struct Fleet {
-    env: Vec<(String, String)>,
-    urls: Urls,
-    dir: PathBuf,
-    running: Vec<Option<Child>>,
-    /// Every instance's log, oldest first, with its replica.
-    logs: Vec<(usize, PathBuf)>,
-}
-
-impl Fleet {
-    fn new(env: Vec<(String, String)>, urls: Urls, dir: PathBuf) -> Fleet {
-        let running = lock(&urls).iter().map(|_| None).collect();
-        Fleet {
-            env,
-            urls,
-            dir,
-            running,
-            logs: Vec::new(),
-        }
-    }
-
-    /// Starts `handoff serve --listen 127.0.0.1:0` for a replica and waits for
-    /// the address it prints first; its stdout and stderr go to a log file.
-    fn start(&mut self, replica: usize) {
-        assert!(self.running[replica].is_none(), "replica {replica} runs");
-        let log = self
-            .dir
-            .join(format!("gateway-{replica}-{:03}.log", self.logs.len()));
-        let mut out = File::create(&log).expect("create log");
-        let err = out.try_clone().expect("clone log");
-        let mut child = handoff_command(&self.env)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(err)
-            .spawn()
-            .expect("start handoff serve");
-        self.logs.push((replica, log.clone()));
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut first = String::new();
-        let _ = stdout.read_line(&mut first);
-        let Some(addr) = first
-            .trim()
-            .rsplit_once("listening on http://")
-            .map(|(_, a)| a.to_string())
-        else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "replica {replica} did not print its address ({first:?}):\n{}",
-                tail(&log, 40)
-            );
-        };
-        // The rest of stdout goes to the log, as stderr does.
-        std::thread::spawn(move || {
-            let _ = out.write_all(first.as_bytes());
-            let _ = std::io::copy(&mut stdout, &mut out);
-        });
-        lock(&self.urls)[replica] = format!("http://{addr}");
-        self.running[replica] = Some(child);
-    }
-
-    /// SIGKILL (`Child::kill` on Unix), then reap.
-    fn kill(&mut self, replica: usize) {
-        if let Some(mut child) = self.running[replica].take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn kill_all(&mut self) {
-        for replica in 0..self.running.len() {
-            self.kill(replica);
-        }
-    }
-
-    /// Fails if a gateway process exited by itself: it must only die when killed.
-    fn check_alive(&mut self) {
-        for replica in 0..self.running.len() {
-            let exited = match self.running[replica].as_mut() {
-                Some(child) => child.try_wait().expect("child status"),
-                None => None,
-            };
-            if let Some(status) = exited {
-                self.running[replica] = None;
-                panic!("gateway replica {replica} exited by itself: {status}");
-            }
-        }
-    }
-
-    /// The tail of each replica's last two logs.
-    fn print_tails(&self) {
-        for replica in 0..self.running.len() {
-            let mine: Vec<&PathBuf> = self
-                .logs
-                .iter()
-                .filter(|(r, _)| *r == replica)
-                .map(|(_, p)| p)
-                .collect();
-            for log in mine.iter().rev().take(2).rev() {
-                eprintln!("---- tail of {} ----\n{}", log.display(), tail(log, 40));
-            }
-        }
-    }
-}
-
-/// Owns the fleet and the temp dir. On drop, kills every gateway process; when
-/// dropped by a panic, also prints the logs' tails and keeps the temp dir.
-struct Harness {
-    fleet: Arc<Mutex<Fleet>>,
-    dir: Option<tempfile::TempDir>,
-}
-
-impl Harness {
-    fn new(fleet: Fleet, dir: tempfile::TempDir) -> Harness {
-        Harness {
-            fleet: Arc::new(Mutex::new(fleet)),
-            dir: Some(dir),
-        }
-    }
-
-    fn fleet(&self) -> MutexGuard<'_, Fleet> {
-        lock(&self.fleet)
-    }
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        let mut fleet = lock(&self.fleet);
-        fleet.kill_all();
-        if std::thread::panicking() {
-            fleet.print_tails();
-            drop(fleet);
-            if let Some(dir) = self.dir.take() {
-                eprintln!("crash test files kept in {}", dir.keep().display());
-            }
-        }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn tail(path: &Path, lines: usize) -> String {
-    let mut file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) => return format!("(cannot open: {e})"),
-    };
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = file.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
-    let mut text = Vec::new();
-    let _ = file.read_to_end(&mut text);
-    let text = String::from_utf8_lossy(&text);
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// `handoff` with exactly our `HANDOFF_*` settings (none inherited).
-fn handoff_command(env: &[(String, String)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("HANDOFF_") {
-            command.env_remove(key);
-        }
-    }
-    command.envs(env.iter().map(|(k, v)| (k, v)));
-    command
-}
-
-fn create_token(env: &[(String, String)]) -> String {
-    let out = handoff_command(env)
-        .args([
-            "tokens", "create", "--name", "crash", "--scopes", "escalate",
-        ])
-        .output()
-        .expect("run handoff tokens create");
-    assert!(
-        out.status.success(),
-        "handoff tokens create failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).expect("token is UTF-8");
-    token.trim().to_string()
-}
-
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -1029,44 +830,4 @@ fn env_usize(name: &str, default: usize) -> usize {
 
 fn env_u64(name: &str, default: u64) -> u64 {
     env_usize(name, default as usize) as u64
-}
-
-// ----------------------------------------------------------- postgresql --
-
-/// The PostgreSQL admin URL, or `None` (with a note) when PostgreSQL tests are off;
-/// `HANDOFF_REQUIRE_POSTGRES=1` turns a missing URL into a failure.
-fn postgres_admin_url() -> Option<String> {
-    match std::env::var("HANDOFF_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            if std::env::var("HANDOFF_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-                panic!("HANDOFF_REQUIRE_POSTGRES=1 but HANDOFF_TEST_POSTGRES_URL is not set");
-            }
-            eprintln!("PostgreSQL variant skipped: set HANDOFF_TEST_POSTGRES_URL to run it");
-            None
-        }
-    }
-}
-
-/// A database no other test uses: its URL and name.
-async fn fresh_postgres_database(admin: &str) -> (String, String) {
-    use sea_orm::ConnectionTrait;
-    let name = format!("handoff_crash_{}", uuid::Uuid::new_v4().simple());
-    let conn = sea_orm::Database::connect(admin)
-        .await
-        .expect("connect to PostgreSQL");
-    conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create test database");
-    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin);
-    (format!("{base}/{name}"), name)
-}
-
-async fn drop_postgres_database(admin: &str, name: &str) {
-    use sea_orm::ConnectionTrait;
-    if let Ok(conn) = sea_orm::Database::connect(admin).await {
-        let _ = conn
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .await;
-    }
 }

@@ -12,11 +12,7 @@
 //! makes takeovers quick, it is never a margin the assertions rely on.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gateway::live::messages::{LocalizedMessages, MessageKey};
@@ -26,6 +22,12 @@ use sf_emulator::{EmulatorConfig, EmulatorHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
+
+mod common;
+use common::{
+    Fleet, Harness, create_token, drop_postgres_database, fresh_postgres_database, lock,
+    postgres_admin_url,
+};
 
 /// The chat channel's webhook secret (the Standard Webhooks specification's example).
 const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -75,7 +77,7 @@ async fn postgres_stream_owner_killed_the_other_replica_takes_over() {
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");
-    let (url, name) = fresh_postgres_database(&admin).await;
+    let (url, name) = fresh_postgres_database(&admin, "handoff_live").await;
     let world = World::new(url, 2, dir).await;
     // Replica 0 alone claims the stream, so the owner is known; replica 1
     // joins before the conversation goes on.
@@ -238,12 +240,12 @@ impl World {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        let token = create_token(&env);
+        let token = create_token(&env, "live-restart");
         let fleet = Fleet::new(env, replicas, dir.path().to_path_buf());
         World {
             emulator,
             hook: receiver().await,
-            harness: Harness::new(fleet, dir),
+            harness: Harness::new(fleet, dir, "live restart"),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
@@ -263,16 +265,16 @@ impl World {
     }
 
     fn url(&self, replica: usize) -> String {
-        self.harness.fleet().urls[replica].clone()
+        self.harness.fleet().url(replica)
     }
 
     /// Any running replica's URL.
     fn any_url(&self) -> String {
         let fleet = self.harness.fleet();
-        let replica = (0..fleet.running.len())
-            .find(|r| fleet.running[*r].is_some())
+        let replica = (0..fleet.replicas())
+            .find(|r| fleet.is_running(*r))
             .expect("a gateway runs");
-        fleet.urls[replica].clone()
+        fleet.url(replica)
     }
 
     fn console(&self, path: &str) -> String {
@@ -887,222 +889,4 @@ async fn read_request(socket: &mut TcpStream) -> Option<Received> {
         signature: header("webhook-signature"),
         body: buf[head_end..head_end + length].to_vec(),
     })
-}
-
-// ---------------------------------------------------------------- fleet --
-
-/// The gateway processes (as in `crash.rs`). Every process it starts is killed
-/// by `kill_all`, which the [`Harness`] runs on drop, panics included.
-struct Fleet {
-    env: Vec<(String, String)>,
-    urls: Vec<String>,
-    dir: PathBuf,
-    running: Vec<Option<Child>>,
-    /// Every instance's log, oldest first, with its replica.
-    logs: Vec<(usize, PathBuf)>,
-}
-
-impl Fleet {
-    fn new(env: Vec<(String, String)>, replicas: usize, dir: PathBuf) -> Fleet {
-        Fleet {
-            env,
-            urls: vec![String::new(); replicas],
-            dir,
-            running: (0..replicas).map(|_| None).collect(),
-            logs: Vec::new(),
-        }
-    }
-
-    /// Starts `handoff serve --listen 127.0.0.1:0` for a replica and waits for
-    /// the address it prints first; its stdout and stderr go to a log file.
-    fn start(&mut self, replica: usize) {
-        assert!(self.running[replica].is_none(), "replica {replica} runs");
-        let log = self
-            .dir
-            .join(format!("gateway-{replica}-{:03}.log", self.logs.len()));
-        let mut out = File::create(&log).expect("create log");
-        let err = out.try_clone().expect("clone log");
-        let mut child = handoff_command(&self.env)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "info,sqlx=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(err)
-            .spawn()
-            .expect("start handoff serve");
-        self.logs.push((replica, log.clone()));
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut first = String::new();
-        let _ = stdout.read_line(&mut first);
-        let Some(addr) = first
-            .trim()
-            .rsplit_once("listening on http://")
-            .map(|(_, a)| a.to_string())
-        else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "replica {replica} did not print its address ({first:?}):\n{}",
-                tail(&log, 40)
-            );
-        };
-        std::thread::spawn(move || {
-            let _ = out.write_all(first.as_bytes());
-            let _ = std::io::copy(&mut stdout, &mut out);
-        });
-        self.urls[replica] = format!("http://{addr}");
-        self.running[replica] = Some(child);
-    }
-
-    /// SIGKILL (`Child::kill` on Unix), then reap.
-    fn kill(&mut self, replica: usize) {
-        if let Some(mut child) = self.running[replica].take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn kill_all(&mut self) {
-        for replica in 0..self.running.len() {
-            self.kill(replica);
-        }
-    }
-
-    /// The tail of each instance's log.
-    fn tails(&self) -> String {
-        self.logs
-            .iter()
-            .map(|(_, log)| format!("---- tail of {} ----\n{}", log.display(), tail(log, 30)))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-/// Owns the fleet and the temp dir. On drop, kills every gateway process; when
-/// dropped by a panic, also prints the logs' tails and keeps the temp dir.
-struct Harness {
-    fleet: Mutex<Fleet>,
-    dir: Option<tempfile::TempDir>,
-}
-
-impl Harness {
-    fn new(fleet: Fleet, dir: tempfile::TempDir) -> Harness {
-        Harness {
-            fleet: Mutex::new(fleet),
-            dir: Some(dir),
-        }
-    }
-
-    fn fleet(&self) -> MutexGuard<'_, Fleet> {
-        lock(&self.fleet)
-    }
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        let mut fleet = lock(&self.fleet);
-        fleet.kill_all();
-        if std::thread::panicking() {
-            eprintln!("{}", fleet.tails());
-            drop(fleet);
-            if let Some(dir) = self.dir.take() {
-                eprintln!("live restart test files kept in {}", dir.keep().display());
-            }
-        }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn tail(path: &Path, lines: usize) -> String {
-    let mut file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) => return format!("(cannot open: {e})"),
-    };
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = file.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
-    let mut text = Vec::new();
-    let _ = file.read_to_end(&mut text);
-    let text = String::from_utf8_lossy(&text);
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// `handoff` with exactly our `HANDOFF_*` settings (none inherited).
-fn handoff_command(env: &[(String, String)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("HANDOFF_") {
-            command.env_remove(key);
-        }
-    }
-    command.envs(env.iter().map(|(k, v)| (k, v)));
-    command
-}
-
-/// An API token (`escalate`, which includes `read`); also applies the
-/// migrations, so replicas never race to create the schema.
-fn create_token(env: &[(String, String)]) -> String {
-    let out = handoff_command(env)
-        .args([
-            "tokens",
-            "create",
-            "--name",
-            "live-restart",
-            "--scopes",
-            "escalate",
-        ])
-        .output()
-        .expect("run handoff tokens create");
-    assert!(
-        out.status.success(),
-        "handoff tokens create failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("token is UTF-8")
-        .trim()
-        .to_string()
-}
-
-// ----------------------------------------------------------- postgresql --
-
-/// The PostgreSQL admin URL, or `None` (with a note) when PostgreSQL tests are off;
-/// `HANDOFF_REQUIRE_POSTGRES=1` turns a missing URL into a failure.
-fn postgres_admin_url() -> Option<String> {
-    match std::env::var("HANDOFF_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            if std::env::var("HANDOFF_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-                panic!("HANDOFF_REQUIRE_POSTGRES=1 but HANDOFF_TEST_POSTGRES_URL is not set");
-            }
-            eprintln!("PostgreSQL variant skipped: set HANDOFF_TEST_POSTGRES_URL to run it");
-            None
-        }
-    }
-}
-
-/// A database no other test uses: its URL and name.
-async fn fresh_postgres_database(admin: &str) -> (String, String) {
-    use sea_orm::ConnectionTrait;
-    let name = format!("handoff_live_{}", uuid::Uuid::new_v4().simple());
-    let conn = sea_orm::Database::connect(admin)
-        .await
-        .expect("connect to PostgreSQL");
-    conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create test database");
-    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin);
-    (format!("{base}/{name}"), name)
-}
-
-async fn drop_postgres_database(admin: &str, name: &str) {
-    use sea_orm::ConnectionTrait;
-    if let Ok(conn) = sea_orm::Database::connect(admin).await {
-        let _ = conn
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .await;
-    }
 }

@@ -344,6 +344,30 @@ impl Client {
         decode(&ok(op, reply)?)
     }
 
+    /// `GET /sobjects/{sobject}/describe`: the object's metadata (fields with their
+    /// `type`, `length`, `externalId`, `unique`, `caseSensitive`, `createable`, …).
+    pub async fn describe(&self, sobject: &str) -> Result<Value> {
+        let path = format!("{}/describe", path::sobject(sobject)?);
+        let op = Op::new("describe", Some(sobject));
+        let reply = self
+            .send(Call::new(op, Method::GET, Target::Versioned(&path)))
+            .await?;
+        decode(&ok(op, reply)?)
+    }
+
+    /// The identity of the current token: `(org id, user id)` from its identity URL
+    /// (`…/id/<OrgId>/<UserId>`), obtaining a token first if needed. `None` when the
+    /// token endpoint sent no identity URL.
+    pub async fn identity(&self) -> Result<Option<(String, String)>> {
+        let token = self.inner.tokens.token().await?;
+        Ok(token.identity_url.as_deref().and_then(|url| {
+            let mut parts = url.trim_end_matches('/').rsplit('/');
+            let user = parts.next()?.to_string();
+            let org = parts.next()?.to_string();
+            (parts.next() == Some("id")).then_some((org, user))
+        }))
+    }
+
     /// `PATCH /sobjects/{sobject}/{id}`: updates the given fields (HTTP 204).
     pub async fn update(&self, sobject: &str, id: &SalesforceId, fields: &Value) -> Result<()> {
         path::record_body(fields)?;

@@ -804,3 +804,27 @@ async fn concurrency_is_capped() {
         started.elapsed()
     );
 }
+
+/// The token's identity names the org and the integration user, and describe
+/// reports the external-id field as the gateway needs it.
+#[tokio::test]
+async fn identity_and_describe() {
+    let emulator = start(EmulatorConfig::default()).await;
+    let client = client_for(&emulator);
+    let (org, user) = client.identity().await.unwrap().expect("identity URL");
+    assert!(org.starts_with("00D") && org.len() == 18, "{org}");
+    assert!(user.starts_with("005") && user.len() == 18, "{user}");
+    let describe = client.describe("Case").await.unwrap();
+    let fields = describe["fields"].as_array().unwrap();
+    let external = fields
+        .iter()
+        .find(|f| f["name"] == "Handoff_Session_Id__c")
+        .expect("external-id field");
+    assert_eq!(external["externalId"], true);
+    assert_eq!(external["unique"], true);
+    let err = client.describe("NoSuchObject__c").await.unwrap_err();
+    assert!(
+        err.to_string().contains("NOT_FOUND") || err.to_string().contains("INVALID_TYPE"),
+        "{err}"
+    );
+}

@@ -8,6 +8,7 @@ mod channels;
 mod data;
 mod demo;
 mod deploy;
+mod doctor;
 mod email_escalation;
 mod email_inbound;
 mod hardening;

@@ -41,6 +41,70 @@ pub struct EmulatorConfig {
     pub tls: Option<TlsConfig>,
     /// Messaging for In-App and Web (Enhanced Chat) on the same URL, which is also the SCRT URL.
     pub miaw: MiawConfig,
+    /// Where rep replies on Cases are posted (what Handoff's Apex trigger does on a real org).
+    /// Absent: nothing is posted. Settable at runtime with `PUT /__emulator/case-webhook`.
+    pub case_webhook: Option<CaseWebhookConfig>,
+}
+
+/// The case webhook: the emulator posts the rep-reply event (issue 8 contract §1) here after a
+/// rep's public comment or outbound email, signed as the shipped Apex signs it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CaseWebhookConfig {
+    /// Full URL of the gateway's `POST /salesforce/events`.
+    pub url: String,
+    /// Shared secret: adds `X-Handoff-Timestamp` and `X-Handoff-Signature: sha256=<hex>` over
+    /// `timestamp + "." + body`.
+    #[serde(default)]
+    pub hmac_secret: Option<String>,
+    /// Adds `Authorization: Bearer <JWT>` signed RS256 with the emulator's own key (its
+    /// certificate is at `GET /__emulator/case-webhook/certificate`), as a Named Credential with
+    /// the JWT protocol does.
+    #[serde(default)]
+    pub jwt: Option<CaseWebhookJwt>,
+    /// Callout timeout (Apex's maximum is 120 s).
+    #[serde(default = "default_webhook_timeout")]
+    pub timeout_secs: u64,
+}
+
+/// The `iss` and `aud` claims of the webhook's JWT (`exp` = `iat` + 120 s, Salesforce's default).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CaseWebhookJwt {
+    pub issuer: String,
+    pub audience: String,
+}
+
+fn default_webhook_timeout() -> u64 {
+    10
+}
+
+impl CaseWebhookConfig {
+    /// Checks the URL and the timeout (1 to 120 s, Apex's callout limit).
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            return Err(format!(
+                "case_webhook.url must start with http:// or https://, got '{}'",
+                self.url
+            ));
+        }
+        if reqwest::Url::parse(&self.url).is_err() {
+            return Err(format!(
+                "case_webhook.url '{}' is not a valid URL",
+                self.url
+            ));
+        }
+        if !(1..=120).contains(&self.timeout_secs) {
+            return Err("case_webhook.timeout_secs must be between 1 and 120".to_string());
+        }
+        if self.hmac_secret.as_deref().is_some_and(str::is_empty) {
+            return Err("case_webhook.hmac_secret is empty; leave it out instead".to_string());
+        }
+        if let Some(jwt) = &self.jwt
+            && (jwt.issuer.is_empty() || jwt.audience.is_empty())
+        {
+            return Err("case_webhook.jwt needs a non-empty issuer and audience".to_string());
+        }
+        Ok(())
+    }
 }
 
 /// The MIAW (Enhanced Chat custom client) side: deployments, pre-chat parameters, limits.
@@ -224,6 +288,7 @@ impl Default for EmulatorConfig {
             public_url: None,
             tls: None,
             miaw: MiawConfig::default(),
+            case_webhook: None,
         }
     }
 }
@@ -312,6 +377,9 @@ impl EmulatorConfig {
         }
         if self.miaw.replay_limit == 0 || self.miaw.max_conversations == 0 {
             return Err("miaw.replay_limit and miaw.max_conversations must be at least 1".into());
+        }
+        if let Some(hook) = &self.case_webhook {
+            hook.validate()?;
         }
         for key in &self.miaw.identity_keys {
             crate::oauth::decoding_key(&key.public_key_pem)
@@ -415,6 +483,33 @@ mod tests {
         let back: EmulatorConfig = serde_json::from_str(&json).unwrap();
         assert_eq!(back.org_id, "00D000000000001");
         assert_eq!(back.custom_fields.len(), 1);
+    }
+
+    #[test]
+    fn case_webhook_from_toml_with_default_timeout_and_validation() {
+        let parse = |toml: &str| -> EmulatorConfig {
+            Figment::from(Serialized::defaults(EmulatorConfig::default()))
+                .merge(Toml::string(toml))
+                .extract()
+                .unwrap()
+        };
+        assert_eq!(EmulatorConfig::default().case_webhook, None);
+        let c = parse(
+            r#"
+            [case_webhook]
+            url = "http://127.0.0.1:8080/salesforce/events"
+            hmac_secret = "s"
+            jwt = { issuer = "00D5g000004Hnd0EAC", audience = "https://gw" }
+        "#,
+        );
+        let hook = c.case_webhook.clone().unwrap();
+        assert_eq!(hook.timeout_secs, 10);
+        assert_eq!(hook.jwt.unwrap().audience, "https://gw");
+        c.validate().unwrap();
+        let bad = parse("[case_webhook]\nurl = \"localhost:8080\"\n");
+        assert!(bad.validate().unwrap_err().contains("http://"));
+        let bad = parse("[case_webhook]\nurl = \"http://x\"\ntimeout_secs = 121\n");
+        assert!(bad.validate().unwrap_err().contains("timeout_secs"));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 #![forbid(unsafe_code)]
 //! A local Salesforce for tests, demos and development: OAuth token endpoint, REST sObjects,
 //! SOQL query with paging, composite, sObject Collections, limits, configured flows, Messaging
-//! for In-App and Web (custom-client REST + SSE, with a rep console), and runtime fault
+//! for In-App and Web (custom-client REST + SSE, with a rep console), rep replies on Cases with
+//! the webhook Handoff's Apex sends (`cases`), and runtime fault
 //! injection. See `docs/emulator.md`.
 //!
 //! ```no_run
@@ -13,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cases;
 pub mod config;
 pub mod faults;
 pub mod ids;
@@ -33,9 +35,10 @@ mod soap;
 mod store;
 mod tls;
 
+pub use cases::CaseWebhookDelivery;
 pub use config::{
-    ApiVersions, ConnectedApp, CustomParameter, EmulatorConfig, FlowConfig, IdentityKey,
-    MiawConfig, RefreshTokenConfig, UserConfig,
+    ApiVersions, CaseWebhookConfig, CaseWebhookJwt, ConnectedApp, CustomParameter, EmulatorConfig,
+    FlowConfig, IdentityKey, MiawConfig, RefreshTokenConfig, UserConfig,
 };
 pub use faults::Faults;
 pub use miaw::faults::{FailPlan, MiawFaults, Operation as MiawOperation};

@@ -25,8 +25,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Act as a rep on a running emulator's MIAW conversations (list, show, accept, say,
-    /// transfer, leave, close, availability).
+    /// Act as a rep on a running emulator: MIAW conversations (list, show, accept, say,
+    /// transfer, leave, close, availability) and replies on Cases (comment, email).
     Rep(rep_cli::RepArgs),
 }
 
@@ -156,6 +156,13 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "  rep console:    {url}/__emulator/miaw/conversations  (or: sf-emulator rep --url {url} list)"
     );
+    println!(
+        "  case replies:   {url}/__emulator/cases/{{caseId}}/comments  (or: sf-emulator rep --url {url} comment CASE_ID \"text\")"
+    );
+    match &handle.config().case_webhook {
+        Some(hook) => println!("  case webhook:   {}", hook.url),
+        None => println!("  case webhook:   none (PUT {url}/__emulator/case-webhook to set one)"),
+    }
     if let Some(ca) = handle.ca_pem() {
         match &args.ca_out {
             Some(path) => println!("  TLS CA (trust it): {}", path.display()),

@@ -1,5 +1,5 @@
 //! `sf-emulator rep …`: a rep at the console of a running emulator, over HTTP
-//! (`/__emulator/miaw/…`).
+//! (`/__emulator/miaw/…` for chats, `/__emulator/cases/…` for replies on Cases).
 
 use std::path::PathBuf;
 
@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use clap::{Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
-/// Act as a rep on a running emulator's MIAW conversations.
+/// Act as a rep on a running emulator: MIAW conversations and replies on Cases.
 #[derive(Debug, clap::Args)]
 pub(crate) struct RepArgs {
     /// The emulator's URL.
@@ -46,6 +46,30 @@ enum RepAction {
     Close { id: String },
     /// Whether new conversations find an available agent.
     Availability { state: OnOff },
+    /// Post a comment on a Case (public unless --internal); a public one fires the case webhook.
+    Comment {
+        /// The Case id (15 or 18 characters).
+        case: String,
+        text: String,
+        /// An internal comment (IsPublished = false): never reaches the customer.
+        #[arg(long)]
+        internal: bool,
+        /// The rep's name (CreatedBy.Name); default "Rep".
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Send an outbound email on a Case (to its SuppliedEmail); fires the case webhook.
+    Email {
+        /// The Case id (15 or 18 characters).
+        case: String,
+        text: String,
+        /// An HTML body besides the text.
+        #[arg(long)]
+        html: Option<String>,
+        /// The rep's name (CreatedBy.Name); default "Rep".
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -64,35 +88,55 @@ pub(crate) async fn run(args: RepArgs) -> anyhow::Result<()> {
         );
     }
     let http = builder.build()?;
-    let base = format!("{}/__emulator/miaw", args.url.trim_end_matches('/'));
+    let root = format!("{}/__emulator", args.url.trim_end_matches('/'));
     let (method, path, body) = match &args.action {
-        RepAction::List => ("GET", "/conversations".to_string(), None),
-        RepAction::Show { id } => ("GET", format!("/conversations/{id}"), None),
+        RepAction::List => ("GET", "/miaw/conversations".to_string(), None),
+        RepAction::Show { id } => ("GET", format!("/miaw/conversations/{id}"), None),
         RepAction::Accept { id, name } => (
             "POST",
-            format!("/conversations/{id}/accept"),
+            format!("/miaw/conversations/{id}/accept"),
             Some(json!({"rep_name": name})),
         ),
         RepAction::Say { id, text } => (
             "POST",
-            format!("/conversations/{id}/messages"),
+            format!("/miaw/conversations/{id}/messages"),
             Some(json!({"text": text})),
         ),
         RepAction::Transfer { id, name } => (
             "POST",
-            format!("/conversations/{id}/transfer"),
+            format!("/miaw/conversations/{id}/transfer"),
             Some(json!({"rep_name": name})),
         ),
-        RepAction::Leave { id } => ("POST", format!("/conversations/{id}/leave"), None),
-        RepAction::Close { id } => ("POST", format!("/conversations/{id}/close"), None),
+        RepAction::Leave { id } => ("POST", format!("/miaw/conversations/{id}/leave"), None),
+        RepAction::Close { id } => ("POST", format!("/miaw/conversations/{id}/close"), None),
         RepAction::Availability { state } => (
             "PUT",
-            "/availability".to_string(),
+            "/miaw/availability".to_string(),
             Some(json!({"agents_available": matches!(state, OnOff::On)})),
+        ),
+        RepAction::Comment {
+            case,
+            text,
+            internal,
+            name,
+        } => (
+            "POST",
+            format!("/cases/{case}/comments"),
+            Some(json!({"text": text, "public": !internal, "rep_name": name})),
+        ),
+        RepAction::Email {
+            case,
+            text,
+            html,
+            name,
+        } => (
+            "POST",
+            format!("/cases/{case}/emails"),
+            Some(json!({"text": text, "html": html, "rep_name": name})),
         ),
     };
     let method = reqwest::Method::from_bytes(method.as_bytes())?;
-    let mut req = http.request(method, format!("{base}{path}"));
+    let mut req = http.request(method, format!("{root}{path}"));
     if let Some(body) = body {
         req = req.json(&body);
     }
@@ -104,7 +148,11 @@ pub(crate) async fn run(args: RepArgs) -> anyhow::Result<()> {
     let text = resp.text().await?;
     let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
     if !status.is_success() {
-        let message = value["message"].as_str().unwrap_or("no message");
+        // The console's `{"message"}`, or Salesforce's `[{"message","errorCode"}]` for a refused record.
+        let message = value["message"]
+            .as_str()
+            .or_else(|| value[0]["message"].as_str())
+            .unwrap_or("no message");
         bail!("{status}: {message}");
     }
     match args.action {
@@ -121,7 +169,9 @@ pub(crate) async fn run(args: RepArgs) -> anyhow::Result<()> {
                 );
             }
         }
-        RepAction::Say { .. } => println!("sent {}", value["id"].as_str().unwrap_or_default()),
+        RepAction::Say { .. } | RepAction::Comment { .. } | RepAction::Email { .. } => {
+            println!("sent {}", value["id"].as_str().unwrap_or_default());
+        }
         RepAction::Availability { .. } => {
             println!("agents_available = {}", value["agents_available"]);
         }

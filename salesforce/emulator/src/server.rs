@@ -54,12 +54,15 @@ pub(crate) struct AppState {
     users: HashMap<String, String>,
     /// Messaging for In-App and Web (Enhanced Chat) and its rep console.
     pub(crate) miaw: crate::miaw::Miaw,
+    /// Rep replies on Cases and the case webhook.
+    pub(crate) cases: crate::cases::Cases,
 }
 
 impl AppState {
     pub(crate) fn new(config: EmulatorConfig, url: String) -> Result<Self, String> {
         config.validate()?;
         let config_miaw = config.miaw.clone();
+        let case_webhook = config.case_webhook.clone();
         let mut store = Store::new(&config)?;
         let mut users = HashMap::new();
         let ids: Vec<String> = config.users.iter().map(|_| store.mint_id("User")).collect();
@@ -109,6 +112,7 @@ impl AppState {
             cursors: Mutex::new(Cursors::default()),
             users,
             miaw: crate::miaw::Miaw::new(config_miaw)?,
+            cases: crate::cases::Cases::new(case_webhook),
         })
     }
 
@@ -117,6 +121,19 @@ impl AppState {
             .get(&username.to_ascii_lowercase())
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// The user API clients act as: the first connected app's run-as user, else the first
+    /// configured user. Rep users are always distinct from it.
+    pub(crate) fn integration_user_id(&self) -> String {
+        let username = self
+            .config
+            .connected_apps
+            .iter()
+            .find_map(|a| a.run_as.clone())
+            .or_else(|| self.config.users.first().map(|u| u.username.clone()))
+            .unwrap_or_default();
+        self.user_id(&username)
     }
 
     /// The daily API limit in force (fault override or config).
@@ -180,6 +197,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/__emulator/reset-stats", post(admin::reset_stats))
         .route("/__emulator/records/{object}", get(admin::get_records))
         .merge(crate::miaw::routes())
+        .merge(crate::cases::routes())
         .fallback(rest::not_found)
         .layer(axum::middleware::from_fn(drain::drain_body))
         .with_state(state)
@@ -240,6 +258,30 @@ impl EmulatorHandle {
         self.state.miaw.lock().agents_available = available;
     }
 
+    /// Sets (or, with `None`, clears) the case webhook, as `PUT /__emulator/case-webhook` does.
+    pub fn set_case_webhook(
+        &self,
+        webhook: Option<crate::config::CaseWebhookConfig>,
+    ) -> Result<(), String> {
+        if let Some(w) = &webhook {
+            w.validate()?;
+        }
+        *lock(&self.state.cases.webhook) = webhook;
+        Ok(())
+    }
+
+    /// The PEM certificate whose key signs the case webhook's JWTs (the key is made on the
+    /// first call, which takes a moment; call it from a blocking context or accept the pause).
+    pub fn case_webhook_certificate_pem(&self) -> Result<String, String> {
+        crate::cases::webhook::signer(&self.state).map(|s| s.certificate_pem.clone())
+    }
+
+    /// The case webhook's delivery attempts, oldest first (the last
+    /// [`crate::cases::DELIVERY_LOG_LIMIT`]).
+    pub fn case_webhook_deliveries(&self) -> Vec<crate::cases::CaseWebhookDelivery> {
+        lock(&self.state.cases.deliveries).iter().cloned().collect()
+    }
+
     /// Snapshot of the live records of an object (empty for an unknown object).
     pub fn records(&self, object: &str) -> Vec<Record> {
         lock(&self.state.store).snapshot(object)
@@ -289,6 +331,13 @@ pub async fn spawn(
     let state = Arc::new(state);
     let app = router(state.clone());
     let cancel = CancellationToken::new();
+    if let Some(rx) = lock(&state.cases.queue_rx).take() {
+        tokio::spawn(crate::cases::webhook::run(
+            state.clone(),
+            rx,
+            cancel.clone(),
+        ));
+    }
     let task = tokio::spawn(accept_loop(listener, acceptor, app, cancel.clone()));
     Ok(EmulatorHandle {
         state,

@@ -62,7 +62,7 @@ fn conflict(message: &str) -> MiawError {
 }
 
 /// A stable `005…` User id for a rep name.
-fn rep(name: &str) -> Rep {
+pub(crate) fn rep(name: &str) -> Rep {
     // FNV-1a: the same name gets the same id in every run.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in name.bytes() {
