@@ -150,14 +150,18 @@ fn inbound_id(email: &InboundEmail, raw: &[u8]) -> String {
 /// Parses on the blocking pool, matches, records, answers.
 async fn accept(state: AppState, raw: Vec<u8>) -> Result<Response, ApiError> {
     let settings = Arc::clone(&state.inbound);
+    // Parsing and hashing up to `max_bytes` is CPU work: on the blocking pool.
     let (raw, parsed) = tokio::task::spawn_blocking(move || {
-        let parsed = channels::email::parse_inbound(&raw);
+        let parsed = channels::email::parse_inbound(&raw).map(|email| {
+            let id = inbound_id(&email, &raw);
+            (email, id)
+        });
         (raw, parsed)
     })
     .await
     .map_err(|e| ApiError::Internal(format!("parsing an inbound email failed: {e}")))?;
-    let email = parsed.map_err(|e| ApiError::invalid("invalid_email", None, e.to_string()))?;
-    let id = inbound_id(&email, &raw);
+    let (email, id) =
+        parsed.map_err(|e| ApiError::invalid("invalid_email", None, e.to_string()))?;
     if state.store.inbound_email(&id).await?.is_some() {
         return Ok(duplicate(&id));
     }
@@ -216,7 +220,15 @@ async fn accept(state: AppState, raw: Vec<u8>) -> Result<Response, ApiError> {
             (NOTE_KIND_EMAIL_MESSAGE, Some(json))
         }
     };
-    let raw_kept = (inbound_state == InboundState::Unmatched).then(|| raw_text(&raw));
+    let size = raw.len() as i64;
+    let raw_kept = if inbound_state == InboundState::Unmatched {
+        let text = tokio::task::spawn_blocking(move || raw_text(&raw))
+            .await
+            .map_err(|e| ApiError::Internal(format!("keeping an inbound email failed: {e}")))?;
+        Some(text)
+    } else {
+        None
+    };
     let from = email.from.as_ref().map(|a| a.as_str().to_owned());
     let recorded = state
         .store
@@ -228,7 +240,7 @@ async fn accept(state: AppState, raw: Vec<u8>) -> Result<Response, ApiError> {
             message_id: email.message_id.as_deref(),
             from_address: from.as_deref(),
             subject: email.subject.as_deref(),
-            size: raw.len() as i64,
+            size,
             reason,
             raw: raw_kept,
             note: match (&note_id, &body) {
