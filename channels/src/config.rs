@@ -11,12 +11,14 @@ use serde::Deserialize;
 use crate::bridge::BridgeChannel;
 use crate::webhook::{WebhookSecret, check_webhook_url};
 use crate::{
-    Channel, ChannelError, ChannelKind, ChatChannel, EmailChannel, MessagingChannel, Route,
+    Channel, ChannelError, ChannelKind, ChatChannel, EmailConfig, MessagingChannel, Route,
 };
 
 /// One `[channels.<name>]` table, by its `type`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+// Read once at start, a handful of values: the email table's size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum ChannelConfig {
     Email(EmailConfig),
     Chat(ChatConfig),
@@ -42,31 +44,6 @@ impl Default for BuiltInConfig {
 
 fn enabled_by_default() -> bool {
     true
-}
-
-/// `[channels.email]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EmailConfig {
-    #[serde(default = "enabled_by_default")]
-    pub enabled: bool,
-    /// The Reply-To address template of outgoing replies: `{token}` is replaced by the
-    /// session's reply token (`support+{token}@acme.example`), so an answer finds its session.
-    #[serde(default)]
-    pub reply_to: Option<String>,
-    /// `[channels.email.inbound]`: the route customer emails are posted to.
-    #[serde(default)]
-    pub inbound: crate::email::EmailInboundConfig,
-}
-
-impl Default for EmailConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            reply_to: None,
-            inbound: crate::email::EmailInboundConfig::default(),
-        }
-    }
 }
 
 /// `[channels.chat]`: the AI product's widget, answered through its signed webhook.
@@ -127,8 +104,8 @@ impl ChannelConfig {
     #[must_use]
     pub fn enabled(&self) -> bool {
         match self {
-            Self::Email(c) => c.enabled,
             Self::Sms(c) | Self::Whatsapp(c) | Self::Voice(c) => c.enabled,
+            Self::Email(c) => c.enabled,
             Self::Chat(c) => c.enabled,
             Self::Bridge(c) => c.enabled,
         }
@@ -180,7 +157,7 @@ impl ChannelConfig {
             _ => {}
         }
         Ok(match self {
-            Self::Email(_) => Arc::new(EmailChannel::new()),
+            Self::Email(email) => Arc::new(email.build(name)?),
             Self::Sms(_) => Arc::new(MessagingChannel::sms()),
             Self::Whatsapp(_) => Arc::new(MessagingChannel::whatsapp()),
             Self::Voice(_) => Arc::new(MessagingChannel::voice()),

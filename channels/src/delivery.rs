@@ -154,6 +154,29 @@ pub struct OutboundMessage {
     pub text: String,
     pub sender_name: Option<String>,
     pub at: DateTime<Utc>,
+    /// How an email reply threads into the customer's mailbox; the gateway fills it for email
+    /// deliveries, other channels ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailContext>,
+}
+
+/// What an email reply needs from the session to thread under the customer's own message and to
+/// route their answer back. Message ids are without angle brackets; ids that are not well formed
+/// are dropped when the message is built.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailContext {
+    /// The conversation's subject (the reply's is `Re: <subject>`).
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// The `Message-ID` of the customer's newest message.
+    #[serde(default)]
+    pub in_reply_to: Option<String>,
+    /// The thread's ids, oldest first (`In-Reply-To` is appended when it is not the last).
+    #[serde(default)]
+    pub references: Vec<String>,
+    /// The session's reply token, put into the configured `Reply-To` address.
+    #[serde(default)]
+    pub reply_token: Option<String>,
 }
 
 /// A message the provider accepted.

@@ -28,12 +28,12 @@ use serde::{Deserialize, Serialize};
 pub use address::{EmailAddress, EmailAddressError};
 pub use bridge::BridgeChannel;
 pub use chat::ChatChannel;
-pub use config::{BridgeConfig, BuiltInConfig, ChannelConfig, ChatConfig, EmailConfig};
+pub use config::{BridgeConfig, BuiltInConfig, ChannelConfig, ChatConfig};
 pub use delivery::{
-    Capabilities, Delivered, DeliveryError, InboundMessage, InboundRequest, OutboundKind,
-    OutboundMessage, ReplyTarget, SplitRule,
+    Capabilities, Delivered, DeliveryError, EmailContext, InboundMessage, InboundRequest,
+    OutboundKind, OutboundMessage, ReplyTarget, SplitRule,
 };
-pub use email::EmailChannel;
+pub use email::{EmailChannel, EmailConfig, EmailInboundConfig, SmtpConfig, SmtpTls};
 pub use error::{ChannelError, RawEmailProblem};
 pub use messaging::MessagingChannel;
 pub use model::{Conversation, Customer, EmailThread, Role, Turn};

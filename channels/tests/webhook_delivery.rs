@@ -81,6 +81,7 @@ fn message() -> OutboundMessage {
         text: "Your refund is on its way.".into(),
         sender_name: Some("Maya".into()),
         at: Utc.with_ymd_and_hms(2026, 11, 30, 10, 0, 0).unwrap(),
+        email: None,
     }
 }
 

@@ -398,6 +398,45 @@ mod tests {
         );
     }
 
+    /// `[channels.email]` with its `smtp` table (merged into the default table) makes email
+    /// deliver; the password can come from the environment.
+    #[test]
+    fn an_email_table_with_a_relay_makes_email_deliver() {
+        let config = load(
+            r#"
+            [channels.email]
+            from = "Acme Support <support@acme.example>"
+            reply_to = "support+{token}@acme.example"
+
+            [channels.email.smtp]
+            host = "127.0.0.1"
+            port = 2525
+            tls = "plain"
+            username = "handoff"
+            password = "smtp-pass-123"
+            "#,
+        )
+        .expect("config loads");
+        let registry = channels::Registry::from_config(&config.channels).expect("registry");
+        let email = registry.get(&channels::ChannelKind::Email).expect("email");
+        assert!(email.capabilities().delivers);
+        assert!(!format!("{config:?}").contains("smtp-pass-123"));
+        let defaults = channels::Registry::from_config(&Config::defaults().channels).unwrap();
+        assert!(
+            !defaults
+                .get(&channels::ChannelKind::Email)
+                .unwrap()
+                .capabilities()
+                .delivers,
+            "no relay, no delivery"
+        );
+        let err = load("[channels.email.smtp]\nhost = \"127.0.0.1\"\n")
+            .map(|c| channels::Registry::from_config(&c.channels).map(|_| ()))
+            .expect("config loads")
+            .unwrap_err();
+        assert!(err.to_string().starts_with("channels.email.from:"), "{err}");
+    }
+
     #[test]
     fn a_bad_channel_table_names_the_setting() {
         let config = load("[channels.sms]\ntype = \"voice\"\n").expect("config loads");

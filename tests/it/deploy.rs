@@ -93,4 +93,8 @@ fn the_example_configuration_loads() {
         config.channels.get("sms"),
         Some(channels::ChannelConfig::Sms(sms)) if !sms.enabled
     ));
+    assert!(matches!(
+        config.channels.get("email"),
+        Some(channels::ChannelConfig::Email(email)) if email.smtp.is_some()
+    ));
 }

@@ -34,7 +34,6 @@ fn inbound_settings_as(
         config.channels.insert(
             "email".into(),
             channels::ChannelConfig::Email(channels::EmailConfig {
-                enabled: true,
                 reply_to: Some(REPLY_TO.into()),
                 inbound: EmailInboundConfig {
                     hmac_secret: Some(SECRET.to_owned().into()),
@@ -43,6 +42,7 @@ fn inbound_settings_as(
                     append_as,
                     ..EmailInboundConfig::default()
                 },
+                ..channels::EmailConfig::default()
             }),
         );
     }

@@ -9,6 +9,7 @@ mod data;
 mod demo;
 mod deploy;
 mod doctor;
+mod email_delivery;
 mod email_escalation;
 mod email_inbound;
 mod hardening;

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 
 pub mod console;
 pub mod receiver;
+pub mod smtp;
 
 pub use gateway::demo::Driver;
 

@@ -1,35 +1,70 @@
-//! The email channel: escalations carry either a transcript or the raw RFC 5322 thread.
+//! The email channel: escalations carry either a transcript or the raw RFC 5322 thread; rep
+//! replies go back over SMTP ([`outgoing`] builds them, [`send`] sends them).
 
+mod config;
 mod html;
 pub mod inbound;
 mod inbound_config;
+mod outgoing;
 mod parse;
 mod quote;
+mod send;
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+pub use config::{EmailConfig, SmtpConfig, SmtpTls};
 pub use inbound::{
     AttachmentInfo, AutoReply, InboundEmail, InboundParseError, ThreadToken, is_reply_token,
     parse_inbound, reply_tokens,
 };
 pub use inbound_config::{AppendAs, EmailInboundConfig, InboundCredentials};
+pub use outgoing::DEFAULT_SUBJECT;
 pub use parse::{ParsedThread, parse_thread};
 
 use serde_json::Value;
 
 use crate::{
-    Capabilities, Channel, ChannelError, ChannelKind, Conversation, Customer, EscalationInput,
-    ReplyTarget, Route, normalize, reply,
+    Capabilities, Channel, ChannelError, ChannelKind, Conversation, Customer, Delivered,
+    DeliveryError, EscalationInput, OutboundMessage, ReplyTarget, Route, SplitRule, normalize,
+    reply,
 };
 
-/// The email channel. Prefers the Case path.
+/// The email channel. Prefers the Case path. Built from [`EmailConfig`]; without its `smtp`
+/// table it takes escalations but does not deliver.
 #[derive(Debug, Clone, Default)]
-pub struct EmailChannel;
+pub struct EmailChannel {
+    outgoing: Option<Arc<Outgoing>>,
+}
+
+/// What sending needs: the configured addresses and the relay.
+#[derive(Debug)]
+struct Outgoing {
+    composer: outgoing::Composer,
+    sender: send::SmtpSender,
+}
 
 impl EmailChannel {
+    /// An email channel that does not deliver (no SMTP relay configured).
     #[must_use]
     pub fn new() -> Self {
-        Self
+        Self { outgoing: None }
+    }
+
+    /// Connects to the configured relay and logs in, without sending anything (for
+    /// `handoff doctor`).
+    ///
+    /// # Errors
+    /// [`DeliveryError::Unsupported`] without an SMTP relay; otherwise what a send would have
+    /// met (refused connection, TLS, login refused).
+    pub async fn check_smtp(&self) -> Result<(), DeliveryError> {
+        match &self.outgoing {
+            None => Err(DeliveryError::Unsupported {
+                channel: "email".into(),
+            }),
+            Some(outgoing) => outgoing.sender.check().await,
+        }
     }
 
     /// [`Channel::normalize`] with an explicit clock: `now` dates messages without a usable
@@ -90,12 +125,19 @@ impl Channel for EmailChannel {
         Route::Case
     }
 
-    /// Email does not deliver yet: sending by SMTP (`lettre`) comes with issue 8. When it
-    /// does, a reply threads under the customer's message (`In-Reply-To` and `References` from
-    /// [`Conversation::thread`], the subject kept with `Re:`), carries a `Reply-To` that routes
-    /// the customer's answer back to the session, and is never split.
+    /// Email delivers when an SMTP relay is configured (`[channels.email.smtp]`). A reply threads
+    /// under the customer's message (`In-Reply-To` and `References` from the message's
+    /// [`crate::EmailContext`], the subject kept with one `Re:`), carries a `Reply-To` that
+    /// routes the customer's answer back to the session, and is never split. Relays do not
+    /// dedupe, so a send whose outcome is unknown is not retried blindly.
     fn capabilities(&self) -> Capabilities {
-        Capabilities::receive_only()
+        Capabilities {
+            delivers: self.outgoing.is_some(),
+            split: SplitRule::Whole,
+            max_message_chars: None,
+            provider_dedupe: false,
+            ..Capabilities::receive_only()
+        }
     }
 
     fn normalize(&self, input: EscalationInput) -> Result<Conversation, ChannelError> {
@@ -109,5 +151,29 @@ impl Channel for EmailChannel {
         conversation: &Conversation,
     ) -> Result<Option<ReplyTarget>, ChannelError> {
         reply::email(reply_to, conversation)
+    }
+
+    /// Sends the reply through the relay; [`Delivered::provider_id`] is its `Message-ID`
+    /// without angle brackets.
+    async fn deliver(
+        &self,
+        target: &ReplyTarget,
+        message: &OutboundMessage,
+    ) -> Result<Delivered, DeliveryError> {
+        let Some(outgoing) = &self.outgoing else {
+            return Err(DeliveryError::Unsupported {
+                channel: "email".into(),
+            });
+        };
+        let ReplyTarget::Email { address } = target else {
+            return Err(DeliveryError::Permanent {
+                message: "an email reply needs an email target".into(),
+            });
+        };
+        let (email, message_id) = outgoing.composer.compose(address, message)?;
+        outgoing.sender.send(&email).await?;
+        Ok(Delivered {
+            provider_id: Some(message_id),
+        })
     }
 }

@@ -335,6 +335,7 @@ mod tests {
             text: "Hello".into(),
             sender_name: Some("Rep".into()),
             at: now(),
+            email: None,
         };
         let body: serde_json::Value =
             serde_json::from_slice(&Envelope::new(&message, None).to_bytes()).unwrap();

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use channels::{DeliveryError, OutboundKind, OutboundMessage, ReplyTarget};
+use channels::{ChannelKind, DeliveryError, OutboundKind, OutboundMessage, ReplyTarget};
 
 use crate::escalation::worker::{Outcome, Worker};
-use crate::store::{ClaimedJob, DeliveryState, delivery};
+use crate::store::{ClaimedJob, DeliveryState, FailureNote, delivery};
 
 /// `last_error` of a delivery that may have been sent and was not resent.
 pub const OUTCOME_UNKNOWN: &str = "outcome unknown; not resent to avoid a duplicate";
@@ -57,13 +57,14 @@ impl Worker {
             .to_string();
             return self.failed(&row, error, job).await;
         }
-        let (Ok(target), Some(message)) = (
+        let (Ok(target), Some(mut message)) = (
             serde_json::from_str::<ReplyTarget>(&row.target),
             outbound_message(&row),
         ) else {
             let error = "the stored delivery no longer parses".to_string();
             return self.failed(&row, error, job).await;
         };
+        let is_email = channel.kind() == ChannelKind::Email;
         // A session's messages reach the customer in the order they were
         // written: wait for an earlier one still on its way (briefly while it
         // is being sent, longer while it waits for a retry).
@@ -87,6 +88,17 @@ impl Worker {
                 };
             }
         }
+        if is_email {
+            match self.email_context(&row).await {
+                Ok(context) => message.email = Some(context),
+                Err(e) => {
+                    return Outcome::Retry {
+                        after: self.backoff(job.attempt, None),
+                        error: format!("database: {e}"),
+                    };
+                }
+            }
+        }
         let attempt = match self.store.start_delivery_attempt(&row.id).await {
             Ok(n) => n,
             Err(e) => {
@@ -104,17 +116,27 @@ impl Worker {
                     "provider_id": delivered.provider_id,
                     "attempts": attempt,
                 });
-                match self
-                    .store
-                    .finish_delivery_attempt(
-                        &row.id,
-                        DeliveryState::Sent,
-                        delivered.provider_id.as_deref(),
-                        None,
-                        Some((&row.session_id, "delivery.sent", data)),
-                    )
-                    .await
-                {
+                let finished = match (is_email, delivered.provider_id.as_deref()) {
+                    // The reply's Message-ID joins the session's thread, so the customer's
+                    // answer (In-Reply-To) finds the session.
+                    (true, Some(message_id)) => {
+                        self.store
+                            .finish_email_sent(&row.id, &row.session_id, message_id, data)
+                            .await
+                    }
+                    _ => {
+                        self.store
+                            .finish_delivery_attempt(
+                                &row.id,
+                                DeliveryState::Sent,
+                                delivered.provider_id.as_deref(),
+                                None,
+                                Some((&row.session_id, "delivery.sent", data)),
+                            )
+                            .await
+                    }
+                };
+                match finished {
                     Ok(()) => Outcome::Done,
                     // Left `sending`: the next attempt treats it as possibly sent.
                     Err(e) => Outcome::Retry {
@@ -166,18 +188,37 @@ impl Worker {
 
     /// Marks the delivery failed for good, with a `delivery.failed` event. The
     /// job is done: the failure is visible on the delivery and in the timeline,
-    /// and sending again would not help (or could send twice).
+    /// and sending again would not help (or could send twice). An email reply
+    /// on a session that goes to a Case also leaves a note there for the rep,
+    /// in the same transaction.
     async fn failed(&self, row: &delivery::Model, error: String, job: &ClaimedJob) -> Outcome {
         tracing::warn!(delivery_id = %row.id, "Delivery failed.");
         let data = json!({"delivery_id": row.id, "error": error});
+        let note = if row.channel == ChannelKind::Email.as_str() {
+            match self.store.session(&row.session_id).await {
+                Ok(session) => session.and_then(|s| self.delivery_failed_note(&s, row, &error)),
+                Err(e) => {
+                    return Outcome::Retry {
+                        after: self.backoff(job.attempt, None),
+                        error: format!("database: {e}"),
+                    };
+                }
+            }
+        } else {
+            None
+        };
         match self
             .store
-            .finish_delivery_attempt(
+            .finish_delivery_failed_with_note(
                 &row.id,
-                DeliveryState::Failed,
-                None,
-                Some(&error),
-                Some((&row.session_id, "delivery.failed", data)),
+                &row.session_id,
+                &error,
+                data,
+                note.as_ref().map(|(note_id, body)| FailureNote {
+                    note_id,
+                    kind: super::email::DELIVERY_FAILED_NOTE,
+                    body,
+                }),
             )
             .await
         {
@@ -199,6 +240,7 @@ pub(crate) fn outbound_message(row: &delivery::Model) -> Option<OutboundMessage>
         text: row.text.clone(),
         sender_name: row.sender_name.clone(),
         at: chrono::DateTime::from_timestamp_millis(row.created_at)?,
+        email: None,
     })
 }
 

@@ -1,9 +1,11 @@
 //! Messages to customers. Producers put a row in the outbox
 //! (`store/outbox.rs`: the row and its `DeliverMessage` job in one transaction);
 //! the `DeliverMessage` handler ([`deliver`]) sends it through the channel adapter.
-//! The first producer is the "your request is now a Case" notice ([`notices`]).
+//! The first producer is the "your request is now a Case" notice ([`notices`]);
+//! email deliveries carry their thread ([`email`]).
 
 pub mod deliver;
+pub mod email;
 pub mod feed;
 pub mod notices;
 

@@ -2,6 +2,7 @@
 //! the work it causes are written in one transaction.
 
 mod case_notes;
+mod email_thread;
 mod entities;
 mod idempotency;
 mod inbound;
@@ -24,6 +25,7 @@ use sea_orm::{
 #[allow(unused_imports)] // used by the inbound-email and case-reply producers
 pub(crate) use case_notes::enqueue_case_note_in;
 pub use case_notes::{NOTE_MAX_ATTEMPTS, NoteState, case_note_id};
+pub use email_thread::{EmailDirection, FailureNote, THREAD_READ_LIMIT};
 pub use entities::{
     api_token, case_note, delivery, email_message, event, idempotency_key, inbound_email, job,
     live_message, live_session, salesforce_event, session, sync_state,

@@ -201,25 +201,35 @@ impl Store {
         event: Option<(&str, &str, Value)>,
     ) -> Result<(), DbErr> {
         let txn = self.db.begin().await?;
-        let mut update = delivery::Entity::update_many()
-            .col_expr(delivery::Column::State, Expr::value(state.as_str()))
-            .col_expr(
-                delivery::Column::LastError,
-                Expr::value(error.map(str::to_string)),
-            )
-            .col_expr(delivery::Column::UpdatedAt, Expr::value(now_ms()));
-        if let Some(provider_id) = provider_id {
-            update = update.col_expr(delivery::Column::ProviderId, Expr::value(provider_id));
-        }
-        update
-            .filter(delivery::Column::Id.eq(id))
-            .exec(&txn)
-            .await?;
-        if let Some((session_id, kind, data)) = event {
-            event_row(session_id, kind, data).insert(&txn).await?;
-        }
+        finish_delivery_attempt_in(&txn, id, state, provider_id, error, event).await?;
         txn.commit().await
     }
+}
+
+/// [`Store::finish_delivery_attempt`] inside the caller's transaction.
+pub(super) async fn finish_delivery_attempt_in(
+    txn: &DatabaseTransaction,
+    id: &str,
+    state: DeliveryState,
+    provider_id: Option<&str>,
+    error: Option<&str>,
+    event: Option<(&str, &str, Value)>,
+) -> Result<(), DbErr> {
+    let mut update = delivery::Entity::update_many()
+        .col_expr(delivery::Column::State, Expr::value(state.as_str()))
+        .col_expr(
+            delivery::Column::LastError,
+            Expr::value(error.map(str::to_string)),
+        )
+        .col_expr(delivery::Column::UpdatedAt, Expr::value(now_ms()));
+    if let Some(provider_id) = provider_id {
+        update = update.col_expr(delivery::Column::ProviderId, Expr::value(provider_id));
+    }
+    update.filter(delivery::Column::Id.eq(id)).exec(txn).await?;
+    if let Some((session_id, kind, data)) = event {
+        event_row(session_id, kind, data).insert(txn).await?;
+    }
+    Ok(())
 }
 
 /// [`Store::enqueue_delivery`] inside the caller's transaction.
