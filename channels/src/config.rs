@@ -17,6 +17,8 @@ use crate::{
 /// One `[channels.<name>]` table, by its `type`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+// Read once at start, a handful of values: the email table's size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum ChannelConfig {
     Email(EmailConfig),
     Chat(ChatConfig),

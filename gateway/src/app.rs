@@ -61,6 +61,10 @@ pub enum StartError {
         "channel configuration: {0}. Fix that setting in the config file or its HANDOFF_CHANNELS__* variable."
     )]
     Channels(#[from] channels::ChannelError),
+    #[error(
+        "inbound email configuration: {0}. Fix that setting in the config file or its HANDOFF_CHANNELS__EMAIL__INBOUND__* variable."
+    )]
+    Inbound(String),
 }
 
 /// A Standard Webhooks signing secret: `whsec_` and 32 random bytes in base64.
@@ -207,6 +211,9 @@ impl Application {
             max_concurrency: config.salesforce.max_concurrency,
         })
         .map_err(|e| StartError::Salesforce(e.to_string()))?;
+        let inbound = Arc::new(
+            crate::inbound::InboundSettings::from_config(&config).map_err(StartError::Inbound)?,
+        );
         let config = Arc::new(config);
         let wake = Arc::new(Notify::new());
         let channels = Arc::new(channels::Registry::from_config(&config.channels)?);
@@ -266,6 +273,7 @@ impl Application {
             feed,
             session_streams,
             replies,
+            inbound,
         };
         Ok(Application {
             listener,

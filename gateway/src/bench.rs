@@ -175,6 +175,8 @@ async fn start_with(
     )
     .await?;
     let mut config = Config::defaults();
+    // Every benchmark escalation comes from one address: each must make its own Case.
+    config.case.append_to_open_case = false;
     let dir = match database_url {
         Some(url) => {
             config.database_url = url;

@@ -111,6 +111,15 @@ pub struct CaseConfig {
     pub priority: BTreeMap<String, String>,
     /// caller attribute name → Case field API name (the allow-list).
     pub attribute_fields: BTreeMap<String, String>,
+    /// A new Case-path escalation from a customer whose earlier Handoff Case is
+    /// still open joins that Case (a follow-up comment block) instead of opening
+    /// another.
+    #[serde(default = "append_to_open_case_default")]
+    pub append_to_open_case: bool,
+}
+
+fn append_to_open_case_default() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -352,6 +361,43 @@ mod tests {
         assert!(
             !format!("{config:?}").contains("MfKQ"),
             "secrets stay hidden"
+        );
+    }
+
+    /// `[channels.email.inbound]` merges into the default email table; `[case]
+    /// append_to_open_case` defaults to on.
+    #[test]
+    fn inbound_email_settings_load_from_the_file() {
+        let config = load(
+            r#"
+            [channels.email]
+            reply_to = "support+{token}@acme.example"
+
+            [channels.email.inbound]
+            hmac_secret = "0123456789abcdef0123"
+            max_bytes = 1048576
+            append_as = "email_message"
+            append_new_conversations = false
+            "#,
+        )
+        .expect("config loads");
+        assert!(config.case.append_to_open_case);
+        let inbound = crate::inbound::InboundSettings::from_config(&config).expect("valid");
+        assert_eq!(inbound.max_bytes, 1_048_576);
+        assert_eq!(inbound.append_as, channels::email::AppendAs::EmailMessage);
+        assert!(!inbound.append_new_conversations);
+        assert!(inbound.credentials.hmac.is_some() && inbound.credentials.path_token.is_none());
+        assert_eq!(
+            inbound.reply_to.as_deref(),
+            Some("support+{token}@acme.example")
+        );
+        assert!(!format!("{config:?}").contains("0123456789abcdef0123"));
+        let err = load("[channels.email.inbound]\nappend_as = \"fax\"\n").unwrap_err();
+        // Figment names the table (the adapter enum is tagged by `type`) and the valid values.
+        let err = err.to_string();
+        assert!(
+            err.contains("channels.email") && err.contains("email_message"),
+            "{err}"
         );
     }
 

@@ -19,10 +19,11 @@ pub enum ApiError {
     /// 401: no token, or not a token we know.
     #[error("missing or invalid bearer token")]
     Unauthenticated,
-    /// 401: a rep-reply event without a valid signature or JWT, or for another org
-    /// (the answer never says which).
+    /// 401: a signed request (a rep-reply event, an inbound email) whose
+    /// signature, JWT, timestamp or secret path does not check out, or an event
+    /// for another org. The answer never says which check failed.
     #[error(
-        "the event's X-Handoff-Signature or bearer JWT is missing, invalid or expired; check the webhook secret or certificate configured in Salesforce and [case_replies]"
+        "the request's signature, bearer JWT or secret path is missing, invalid or expired; check the secret or certificate configured on the sending side"
     )]
     InvalidSignature,
     /// 403: the token lacks the scope.

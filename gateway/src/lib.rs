@@ -13,6 +13,7 @@ pub mod doctor;
 pub mod error;
 pub mod escalation;
 pub mod http;
+pub mod inbound;
 pub mod jobs;
 pub mod live;
 pub mod mailsink;

@@ -2,6 +2,7 @@
 //! Salesforce emulator, on SQLite and PostgreSQL.
 
 mod bad_input;
+mod case_join;
 mod case_notes;
 mod case_replies;
 mod channels;
@@ -11,6 +12,7 @@ mod deploy;
 mod doctor;
 mod email_delivery;
 mod email_escalation;
+mod email_inbound;
 mod hardening;
 mod idempotency;
 mod idempotency_key;

@@ -115,6 +115,9 @@ pub fn test_config(db_url: &str, emulator: &sf_emulator::EmulatorHandle) -> Conf
     config.worker.retry_base_ms = 50;
     config.worker.retry_max_ms = 500;
     config.worker.poll_interval_ms = 50;
+    // Test escalations share one customer address; each makes its own Case unless a test
+    // turns Case append on (tests/it/case_join.rs).
+    config.case.append_to_open_case = false;
     // Chat signs its webhooks with the published Standard Webhooks test secret and may call a
     // receiver the test runs on loopback.
     config.channels.insert(

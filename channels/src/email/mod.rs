@@ -3,6 +3,7 @@
 
 mod config;
 mod html;
+pub mod inbound;
 mod inbound_config;
 mod outgoing;
 mod parse;
@@ -15,7 +16,11 @@ use chrono::{DateTime, Utc};
 
 pub use config::{EmailConfig, SmtpConfig, SmtpTls};
 pub use html::html_to_text;
-pub use inbound_config::EmailInboundConfig;
+pub use inbound::{
+    AttachmentInfo, AutoReply, InboundEmail, InboundParseError, ThreadToken, is_reply_token,
+    parse_inbound, reply_tokens,
+};
+pub use inbound_config::{AppendAs, EmailInboundConfig, InboundCredentials};
 pub use outgoing::DEFAULT_SUBJECT;
 pub use parse::{ParsedThread, parse_thread};
 

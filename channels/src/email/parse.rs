@@ -137,6 +137,18 @@ fn is_automatic(message: &Message<'_>) -> bool {
 /// The new text of a message: text/plain parts if there are any, else the HTML parts converted,
 /// with quoted history stripped. `None` when there is no text at all.
 fn body_text(message: &Message<'_>) -> Option<String> {
+    let text = body_texts(message)
+        .iter()
+        .map(|t| quote::strip_quoted(t))
+        .filter(|t| !t.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    (!text.is_empty()).then_some(text)
+}
+
+/// The text bodies of a message before quote stripping: the text/plain parts (`format=flowed`
+/// undone) if any has text, else the HTML parts converted to text.
+pub(super) fn body_texts(message: &Message<'_>) -> Vec<String> {
     let mut plain = Vec::new();
     let mut html = Vec::new();
     for part in message.text_bodies() {
@@ -160,22 +172,15 @@ fn body_text(message: &Message<'_>) -> Option<String> {
             _ => {}
         }
     }
-    let texts = if plain.iter().any(|t| !t.trim().is_empty()) {
+    if plain.iter().any(|t| !t.trim().is_empty()) {
         plain
     } else {
         html
-    };
-    let text = texts
-        .iter()
-        .map(|t| quote::strip_quoted(t))
-        .filter(|t| !t.is_empty())
-        .collect::<Vec<_>>()
-        .join("\n\n");
-    (!text.is_empty()).then_some(text)
+    }
 }
 
 /// `Re: Fwd: AW: Refund` → `Refund`. `None` when nothing is left.
-fn clean_subject(subject: &str) -> Option<String> {
+pub(super) fn clean_subject(subject: &str) -> Option<String> {
     const PREFIXES: &[&str] = &["re", "fwd", "fw", "aw", "sv", "wg", "antw"];
     let mut rest = subject.trim();
     while let Some((head, tail)) = rest.split_once(':') {
@@ -207,7 +212,7 @@ fn thread_of(message: &Message<'_>) -> Option<EmailThread> {
 }
 
 /// The ids of an id-list header, without brackets, duplicates removed (first kept).
-fn ids(value: &HeaderValue<'_>) -> Vec<String> {
+pub(super) fn ids(value: &HeaderValue<'_>) -> Vec<String> {
     let raw: Vec<&str> = match value {
         HeaderValue::Text(id) => vec![id.as_ref()],
         HeaderValue::TextList(list) => list.iter().map(AsRef::as_ref).collect(),

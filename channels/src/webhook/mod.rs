@@ -5,10 +5,12 @@
 mod sender;
 mod signature;
 mod target;
+mod timestamped;
 
 pub use sender::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Envelope, EnvelopeData, WebhookSender};
 pub use signature::{SecretError, TOLERANCE_SECS, VerifyError, WebhookSecret};
 pub use target::{MAX_URL_CHARS, UrlProblem, check_webhook_url, is_private_ip};
+pub use timestamped::{SIGNATURE_HEADER, TIMESTAMP_HEADER, TimestampedError, TimestampedSecret};
 
 use crate::InboundRequest;
 

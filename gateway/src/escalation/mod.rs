@@ -3,6 +3,7 @@
 
 pub mod case_writer;
 pub mod gate;
+pub mod join;
 pub mod mapper;
 pub mod notes;
 pub mod request;

@@ -108,9 +108,13 @@ impl Worker {
 
         let parts = note_parts(&note.id, &note.body);
         let mut calls = 0u64;
-        let result = self
-            .write_note_parts(&note, &case_id, &parts, job.attempt > 1, fence, &mut calls)
-            .await;
+        let result = if note.kind == crate::inbound::NOTE_KIND_EMAIL_MESSAGE {
+            self.write_email_message_note(&note, &case_id, job.attempt > 1, fence, &mut calls)
+                .await
+        } else {
+            self.write_note_parts(&note, &case_id, &parts, job.attempt > 1, fence, &mut calls)
+                .await
+        };
         match result {
             Ok(first_id) => {
                 let event = (
@@ -235,6 +239,51 @@ impl Worker {
             }
         }
         Ok(first_id)
+    }
+
+    /// An inbound email note written as an incoming EmailMessage (its body is
+    /// an [`crate::inbound::email_message::InboundEmailRecord`]); on a retry,
+    /// first looked for by `MessageIdentifier` on the Case.
+    async fn write_email_message_note(
+        &self,
+        note: &case_note::Model,
+        case_id: &SalesforceId,
+        reconcile: bool,
+        fence: &Fence,
+        calls: &mut u64,
+    ) -> Result<Option<String>, NoteError> {
+        let record: crate::inbound::email_message::InboundEmailRecord =
+            serde_json::from_str(&note.body).map_err(|e| {
+                NoteError::Salesforce(salesforce::Error::Invalid(format!(
+                    "the note is not an email record: {e}"
+                )))
+            })?;
+        if reconcile {
+            let identifier = salesforce::soql::quote(&record.message_identifier)
+                .map_err(|e| NoteError::Salesforce(salesforce::Error::Invalid(e.to_string())))?;
+            let query = format!(
+                "SELECT Id FROM EmailMessage WHERE ParentId = '{}' AND MessageIdentifier = {identifier} LIMIT 1",
+                case_id.as_str()
+            );
+            fence.check().map_err(|_| NoteError::Fenced)?;
+            *calls += 1;
+            let page = self.client.query(&query).await?;
+            if let Some(id) = page
+                .records
+                .first()
+                .and_then(|r| r.get("Id"))
+                .and_then(Value::as_str)
+            {
+                return Ok(Some(id.to_string()));
+            }
+        }
+        fence.check().map_err(|_| NoteError::Fenced)?;
+        *calls += 1;
+        let saved = self
+            .client
+            .create("EmailMessage", &record.sobject(case_id))
+            .await?;
+        Ok(saved.id.map(|id| id.as_str().to_string()))
     }
 
     async fn note_failed(&self, note: &case_note::Model, error: String) -> (Outcome, CallOutcome) {

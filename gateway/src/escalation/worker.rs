@@ -501,6 +501,11 @@ impl Worker {
             return (Outcome::Dead { error }, CallOutcome::NoCall);
         };
 
+        match self.open_case_to_join(job, &session, fence).await {
+            Ok(Some(open)) => return self.join_case(job, &session, &payload, open).await,
+            Ok(None) => {}
+            Err(stop) => return stop,
+        }
         let fields = mapper::case_fields(&self.config.case, &channel, &session_id, &payload);
         let comments = mapper::pack_comments(&payload.conversation.turns);
         let _ = self
@@ -543,6 +548,7 @@ impl Worker {
                     comments: written.comments_total,
                     salesforce_calls: written.calls,
                     event_data: data,
+                    joined: None,
                 };
                 let notice = self.case_notice(&session, written.case_number.as_deref());
                 // One transaction: the Case on the session, the notice to the

@@ -1,13 +1,13 @@
 //! The HTTP API (design §7). One router per module, merged here.
 
-mod auth;
+pub(crate) mod auth;
 pub(crate) mod body;
 mod escalations;
 mod health;
 mod idempotency;
 pub mod jobs;
 pub mod live;
-mod page;
+pub(crate) mod page;
 mod sandbox;
 pub mod sessions;
 mod shed;
@@ -51,6 +51,8 @@ pub struct AppState {
     pub session_streams: Arc<Semaphore>,
     /// Rep replies: push authentication and counters.
     pub replies: Arc<crate::replies::Replies>,
+    /// The inbound email route's settings (`[channels.email.inbound]`).
+    pub inbound: Arc<crate::inbound::InboundSettings>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -72,13 +74,19 @@ pub fn router(state: AppState) -> Router {
             Arc::clone(&permits),
             shed::shed,
         ));
-    // Rep-reply events carry their own authentication (a signature, not a token) and no
-    // Idempotency-Key: the event id is the key.
-    let events = crate::replies::push::router()
+    // Rep-reply events and the mail provider's webhook carry their own
+    // authentication (a signature, not a token) and no Idempotency-Key: the
+    // event id, or the email's Message-ID, is the key.
+    let events = crate::replies::push::router().route_layer(axum::middleware::from_fn_with_state(
+        Arc::clone(&permits),
+        shed::shed,
+    ));
+    let inbound = crate::inbound::router()
         .route_layer(axum::middleware::from_fn_with_state(permits, shed::shed));
     Router::new()
         .merge(api)
         .merge(events)
+        .merge(inbound)
         // Never shed: orchestrators must see the gateway alive and ready while it is busy.
         .merge(health::router())
         .fallback(|| async { crate::error::ApiError::NotFound })

@@ -45,6 +45,19 @@ pub struct CaseRecord<'a> {
     pub salesforce_calls: u64,
     /// The `case.created` event's data.
     pub event_data: serde_json::Value,
+    /// Set when the session joined an earlier session's open Case instead of
+    /// creating one: recorded with `joined_session_id`, a `case.joined` event
+    /// and the follow-up note, in the same transaction.
+    pub joined: Option<JoinedCase<'a>>,
+}
+
+/// The earlier session whose open Case a session joined, and the note
+/// (`id`, body) carrying the new summary and transcript to that Case.
+#[derive(Debug)]
+pub struct JoinedCase<'a> {
+    pub earlier_session_id: &'a str,
+    pub note_id: &'a str,
+    pub note_body: &'a str,
 }
 
 /// How a claimed job ends (for now).
@@ -270,7 +283,29 @@ impl Store {
             .filter(session::Column::Id.eq(record.session_id))
             .exec(&txn)
             .await?;
-        super::outbox::event_row(record.session_id, "case.created", record.event_data.clone())
+        let event = match &record.joined {
+            None => "case.created",
+            Some(joined) => {
+                session::Entity::update_many()
+                    .col_expr(
+                        session::Column::JoinedSessionId,
+                        Expr::value(joined.earlier_session_id),
+                    )
+                    .filter(session::Column::Id.eq(record.session_id))
+                    .exec(&txn)
+                    .await?;
+                super::case_notes::enqueue_case_note_in(
+                    &txn,
+                    record.session_id,
+                    joined.note_id,
+                    "joined_case",
+                    joined.note_body,
+                )
+                .await?;
+                "case.joined"
+            }
+        };
+        super::outbox::event_row(record.session_id, event, record.event_data.clone())
             .insert(&txn)
             .await?;
         match notice {

@@ -6,6 +6,7 @@ mod case_notes;
 mod email_thread;
 mod entities;
 mod idempotency;
+mod inbound;
 mod job_list;
 mod jobs;
 mod live;
@@ -34,7 +35,8 @@ pub use entities::{
     live_message, live_session, salesforce_event, session, sync_state,
 };
 pub use idempotency::{Begin, IdempotencyLock, IdempotencyPolicy, StoredResponse, fingerprint};
-pub use jobs::{ABANDONED_ERROR, AbandonedJob, CaseRecord, ClaimedJob};
+pub use inbound::{InboundState, InboundSummary, MatchKeys, MatchedBy, NewInbound};
+pub use jobs::{ABANDONED_ERROR, AbandonedJob, CaseRecord, ClaimedJob, JoinedCase};
 pub use live::{Effects, LiveState, NewLive, NewLiveMessage, Queued, message_kind};
 pub use outbox::{DeliveryState, NewDelivery};
 pub use retention::{RetentionPolicy, RetentionReport};
