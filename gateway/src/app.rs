@@ -164,6 +164,20 @@ impl Application {
             .webhook_secret
             .as_ref()
             .map(|secret| secret.expose_secret().to_owned());
+        // The emulator plays the shipped Apex: a rep's public comment or email at its
+        // console is posted, signed, to this gateway's POST /salesforce/events.
+        if config.case_replies.push
+            && let Some(secret) = &case_webhook_secret
+        {
+            emulator
+                .set_case_webhook(Some(sf_emulator::CaseWebhookConfig {
+                    url: format!("http://{addr}/salesforce/events"),
+                    hmac_secret: Some(secret.clone()),
+                    jwt: None,
+                    timeout_secs: 10,
+                }))
+                .map_err(StartError::Salesforce)?;
+        }
         // Live messaging against the emulator's MIAW side (its default deployment).
         config.miaw.enabled = true;
         config.miaw.url = emulator.url();

@@ -841,6 +841,80 @@ async fn the_sandbox_hands_out_its_case_webhook_secret() {
         }
         assert_eq!(request.send().await.unwrap().status().as_u16(), expected);
     }
+
+    // The sandbox's emulator is wired to it: a rep's public comment at the console is
+    // posted, signed, to this gateway, which accepts it.
+    let token = info["api_token"].as_str().unwrap();
+    let driver = gateway::demo::Driver::new(running.url(), token.into()).unwrap();
+    driver
+        .escalate(&json!({
+            "session_id": "sandbox-reply-1",
+            "channel": "email",
+            "customer": {"name": "Ann", "email": "ann@example.com"},
+            "summary": "Parcel late.",
+            "transcript": [{"role": "customer", "text": "Where is it?", "at": "2026-12-01T09:00:00Z"}],
+        }))
+        .await
+        .unwrap();
+    let session = driver
+        .wait_escalated("sandbox-reply-1", Duration::from_secs(30))
+        .await
+        .unwrap();
+    let case_id = session.salesforce_case_id.unwrap();
+    let emulator_url = info["salesforce_url"].as_str().unwrap();
+    let status = http
+        .post(format!(
+            "{emulator_url}/__emulator/cases/{case_id}/comments"
+        ))
+        .json(&json!({"text": "It left the depot.", "public": true}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 201);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let events: Value = http
+            .get(format!(
+                "{}/v1/sessions/sandbox-reply-1/events",
+                running.url()
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let kinds: Vec<&str> = events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["kind"].as_str())
+            .collect();
+        // The sandbox has no SMTP relay, so email cannot deliver: the reply is
+        // recorded as not told to the customer.
+        if events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "customer.not_notified" && e["data"]["notice"] == "case_reply")
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            let deliveries = http
+                .get(format!("{emulator_url}/__emulator/case-webhook/deliveries"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            panic!("the rep's comment never reached the sandbox: {kinds:?} {deliveries}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     running.stop().await;
 }
 
