@@ -1,8 +1,10 @@
 //! `handoff demo`: the whole Case path on embedded defaults — the built-in
-//! Salesforce emulator, a scratch SQLite database, real HTTP on loopback — and
-//! a live chat: a MIAW conversation the demo plays the rep in (through the
-//! emulator's rep console), every rep message reaching the customer's chat as a
-//! signed webhook.
+//! Salesforce emulator, a scratch SQLite database, real HTTP on loopback — both
+//! ways: a rep's public comment on a Case reaches the customer's mailbox (a
+//! loopback SMTP receiver) threaded, and the customer's emailed answer lands
+//! back on the Case; then a live chat: a MIAW conversation the demo plays the
+//! rep in (through the emulator's rep console), every rep message reaching the
+//! customer's chat as a signed webhook.
 
 use std::time::{Duration, Instant};
 
@@ -13,6 +15,19 @@ use tokio::net::TcpListener;
 use crate::app::Application;
 use crate::config::Config;
 use crate::http::sessions::SessionView;
+use crate::mailsink::MailSink;
+
+/// The secret the demo's inbound-mail service signs customer answers with.
+const DEMO_INBOUND_SECRET: &str = "demo-inbound-mail-secret-0123456789";
+
+fn demo_email_config(smtp_port: u16) -> anyhow::Result<channels::EmailConfig> {
+    Ok(serde_json::from_value(json!({
+        "from": "Shop Support <support@shop.example>",
+        "reply_to": "support+{token}@shop.example",
+        "smtp": {"host": "127.0.0.1", "port": smtp_port, "tls": "plain"},
+        "inbound": {"hmac_secret": DEMO_INBOUND_SECRET},
+    }))?)
+}
 
 /// One webhook the demo's chat receiver got: whether its Standard Webhooks
 /// signature checked out, and its JSON body.
@@ -352,7 +367,15 @@ pub async fn run() -> anyhow::Result<()> {
         "Starting the built-in Salesforce emulator and the gateway on a scratch SQLite database…"
     );
     let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let app = Application::build_sandbox(Config::defaults(), listener, true).await?;
+    // Email goes out through a loopback SMTP receiver standing in for the customer's
+    // mailbox; the customer's answers come back signed to /channels/email/inbound.
+    let mailbox = MailSink::start().await?;
+    let mut config = Config::defaults();
+    config.channels.insert(
+        "email".into(),
+        channels::ChannelConfig::Email(demo_email_config(mailbox.addr().port())?),
+    );
+    let app = Application::build_sandbox(config, listener, true).await?;
     let info = app.sandbox().cloned().context("sandbox info missing")?;
     let running = app.spawn()?;
     println!("  gateway:    {}", running.url());
@@ -413,6 +436,10 @@ pub async fn run() -> anyhow::Result<()> {
             comments,
             session.salesforce_calls
         );
+    }
+
+    if let Some((session, _)) = rows.iter().find(|(s, _)| s.id.ends_with("-thread")) {
+        email_both_ways(&running.url(), &info.salesforce_url, &sf, &mailbox, session).await?;
     }
 
     // Live messaging: a chat escalation opens a MIAW conversation in the emulator; the demo
@@ -528,5 +555,126 @@ pub async fn run() -> anyhow::Result<()> {
         rows.len()
     );
     running.stop().await;
+    Ok(())
+}
+
+/// The rep answers the email thread's Case at the emulator's console; the
+/// customer's mailbox gets it threaded; the customer's answer comes back onto
+/// the Case; an internal comment stays internal.
+async fn email_both_ways(
+    gateway: &str,
+    emulator: &str,
+    sf: &salesforce::Client,
+    mailbox: &MailSink,
+    session: &SessionView,
+) -> anyhow::Result<()> {
+    let case_id = session.salesforce_case_id.clone().context("no Case id")?;
+    let http = reqwest::Client::new();
+    let console = |what: &'static str, body: Value| {
+        let http = http.clone();
+        let url = format!("{emulator}/__emulator/cases/{case_id}/{what}");
+        async move {
+            let response = http.post(url).json(&body).send().await?;
+            anyhow::ensure!(
+                response.status().is_success(),
+                "the emulator console refused: {}",
+                response.status()
+            );
+            anyhow::Ok(())
+        }
+    };
+    println!();
+    println!(
+        "The rep answers Case {} with a public comment (the emulator fires the signed webhook the shipped Apex would)…",
+        session.salesforce_case_number.as_deref().unwrap_or("?")
+    );
+    console(
+        "comments",
+        json!({"text": "Done: INV-2291 is reissued to Patel Analytics Pvt Ltd. You will find it in your account.", "public": true, "rep_name": "Maya"}),
+    )
+    .await?;
+    let mail = mailbox.wait_for(1, Duration::from_secs(60)).await;
+    let Some(reply) = mail.first() else {
+        bail!("the rep's reply never reached the customer's mailbox");
+    };
+    println!("  The customer's mailbox received one email:");
+    let header = |name: &str| -> String {
+        reply
+            .data
+            .split("\r\n\r\n")
+            .next()
+            .unwrap_or("")
+            .lines()
+            .find(|l| {
+                l.len() > name.len()
+                    && l[..name.len()].eq_ignore_ascii_case(name)
+                    && l.as_bytes()[name.len()] == b':'
+            })
+            .map(|l| l[name.len() + 1..].trim().to_string())
+            .unwrap_or_default()
+    };
+    for name in ["From", "To", "Subject", "In-Reply-To", "Reply-To", "Message-ID"] {
+        println!("    {name:<12} {}", header(name));
+    }
+    // The customer answers from their mail client: to the Reply-To, in the thread.
+    let reply_to = header("Reply-To");
+    let address = reply_to
+        .rsplit_once('<')
+        .map_or(reply_to.as_str(), |(_, a)| a.trim_end_matches('>'));
+    let answer = format!(
+        "From: Dev Patel <dev@example.in>\r\nTo: {address}\r\nSubject: Re: Invoice shows the wrong company name\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\nMessage-ID: <answer-{}@example.in>\r\nIn-Reply-To: {}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nGot it, thank you Maya!\r\n\r\nOn Sun, 22 Nov 2026, Shop Support wrote:\r\n> Done: INV-2291 is reissued.\r\n",
+        uuid::Uuid::new_v4().simple(),
+        header("Message-ID"),
+    );
+    let timestamp = chrono::Utc::now().timestamp();
+    let signature = channels::webhook::TimestampedSecret::new(DEMO_INBOUND_SECRET.as_bytes())
+        .sign(timestamp, answer.as_bytes());
+    let response = http
+        .post(format!("{gateway}/channels/email/inbound"))
+        .header("content-type", "message/rfc822")
+        .header("x-handoff-timestamp", timestamp.to_string())
+        .header("x-handoff-signature", signature)
+        .body(answer)
+        .send()
+        .await?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    println!(
+        "  The customer answers by email → POST /channels/email/inbound: {} {}",
+        status.as_u16(),
+        body["status"].as_str().unwrap_or("")
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let comments = sf
+            .query(&format!(
+                "SELECT CommentBody, IsPublished FROM CaseComment WHERE ParentId = '{case_id}'"
+            ))
+            .await?;
+        if let Some(note) = comments.records.iter().find(|c| {
+            c["CommentBody"]
+                .as_str()
+                .is_some_and(|b| b.contains("Got it, thank you Maya!"))
+        }) {
+            println!(
+                "  It is on the Case as an {} comment (quoted history stripped).",
+                if note["IsPublished"] == true { "PUBLIC" } else { "internal" }
+            );
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the customer's answer never reached the Case");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    console(
+        "comments",
+        json!({"text": "Internal: legal name verified against the registry.", "public": false, "rep_name": "Maya"}),
+    )
+    .await?;
+    println!(
+        "  The rep adds an internal comment: it fires no webhook, and the mailbox still holds {} email.",
+        mailbox.messages().len()
+    );
     Ok(())
 }
