@@ -613,7 +613,14 @@ async fn email_both_ways(
             .map(|l| l[name.len() + 1..].trim().to_string())
             .unwrap_or_default()
     };
-    for name in ["From", "To", "Subject", "In-Reply-To", "Reply-To", "Message-ID"] {
+    for name in [
+        "From",
+        "To",
+        "Subject",
+        "In-Reply-To",
+        "Reply-To",
+        "Message-ID",
+    ] {
         println!("    {name:<12} {}", header(name));
     }
     // The customer answers from their mail client: to the Reply-To, in the thread.
@@ -658,7 +665,11 @@ async fn email_both_ways(
         }) {
             println!(
                 "  It is on the Case as an {} comment (quoted history stripped).",
-                if note["IsPublished"] == true { "PUBLIC" } else { "internal" }
+                if note["IsPublished"] == true {
+                    "PUBLIC"
+                } else {
+                    "internal"
+                }
             );
             break;
         }

@@ -514,3 +514,32 @@ async fn debug_logs_carry_route_templates_never_emails_phones_or_tokens() {
         "debug request spans were not logged:\n{log}"
     );
 }
+
+/// `handoff doctor` prints its checklist and exits non-zero when a check fails:
+/// here the default configuration, which has no Salesforce credentials.
+#[test]
+fn doctor_exits_non_zero_with_the_fix_for_each_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}?mode=rwc", dir.path().join("d.db").display());
+    let (ok, stdout, stderr) = handoff(&db_url, &["doctor"]);
+    assert!(
+        !ok,
+        "doctor must fail without credentials\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("[FAIL] salesforce.credentials"), "{stdout}");
+    assert!(
+        stdout.contains("fix: set [salesforce.credentials]"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("failed"), "{stdout}");
+    assert!(stderr.contains("some checks failed"), "{stderr}");
+    let (_, json, _) = handoff(&db_url, &["doctor", "--json"]);
+    let checks: serde_json::Value = serde_json::from_str(&json).expect("JSON checklist");
+    assert!(
+        checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == "salesforce.credentials" && c["status"] == "fail")
+    );
+}

@@ -2,7 +2,18 @@
 //! deliberately broken one names each problem with its fix.
 
 use gateway::doctor::{self, Check, Options, Status};
+use handoff_tests::smtp::{SmtpSink, email_channel_config, free_port};
 use handoff_tests::{Db, fresh_database, live_settings, spawn_emulator, test_config};
+use tokio::net::TcpListener;
+
+/// The email channel on `port`, with inbound mail signed by a secret.
+fn email_with_inbound(port: u16) -> channels::ChannelConfig {
+    let mut email = email_channel_config(port);
+    if let channels::ChannelConfig::Email(config) = &mut email {
+        config.inbound.hmac_secret = Some("inbound-secret-0123456789abcdef0123".into());
+    }
+    email
+}
 
 fn by_id<'a>(checks: &'a [Check], id: &str) -> &'a Check {
     checks
@@ -13,18 +24,31 @@ fn by_id<'a>(checks: &'a [Check], id: &str) -> &'a Check {
 
 #[tokio::test]
 async fn a_good_configuration_passes_against_the_emulator() {
+    let Some(sink) = SmtpSink::start().await else {
+        return;
+    };
     let emulator = spawn_emulator().await;
     let (url, _dir) = fresh_database(Db::Sqlite).await;
     let mut config = test_config(&url, &emulator);
     live_settings(&emulator)(&mut config);
-    // The schema is applied as `handoff serve` would.
-    gateway::store::Store::open(&url)
-        .await
-        .unwrap()
-        .migrate()
-        .await
-        .unwrap();
-    let checks = doctor::run(&config, &Options::default(), |_| {}).await;
+    config
+        .channels
+        .insert("email".into(), email_with_inbound(sink.port()));
+    config.case_replies.webhook_secret = Some("case-webhook-secret-0123456789abcdef".into());
+    config.case_replies.poll = true;
+    // The gateway runs, so its inbound routes can be probed at its URL.
+    let app = gateway::Application::build(
+        config.clone(),
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    )
+    .await
+    .unwrap()
+    .spawn()
+    .unwrap();
+    let options = Options {
+        public_url: Some(app.url()),
+    };
+    let checks = doctor::run(&config, &options, |_| {}).await;
     let text = doctor::render(&checks);
     assert!(!doctor::failed(&checks), "{text}");
     for id in [
@@ -36,7 +60,13 @@ async fn a_good_configuration_passes_against_the_emulator() {
         "case.external_id_field",
         "case.mappings",
         "case.comments",
+        "case_replies.poll_query",
+        "case_replies.push_auth",
+        "email.smtp",
+        "email.inbound_auth",
         "miaw.deployment",
+        "route.salesforce_events",
+        "route.email_inbound",
     ] {
         assert_eq!(by_id(&checks, id).status, Status::Pass, "{id}\n{text}");
     }
@@ -46,6 +76,13 @@ async fn a_good_configuration_passes_against_the_emulator() {
             .contains("client_credentials grant"),
         "{text}"
     );
+    assert!(
+        by_id(&checks, "case_replies.poll_query")
+            .detail
+            .contains("8640 API calls a day"),
+        "one page every 10 s: {text}"
+    );
+    app.stop().await;
 }
 
 #[tokio::test]
@@ -57,6 +94,12 @@ async fn a_broken_configuration_names_each_problem() {
     config.miaw.deployment = "No_Such_Deployment".into();
     config.case.external_id_field = "Missing_Session__c".into();
     config.case.from_value = "x".repeat(300);
+    // A relay nobody listens on; a push route nobody can authenticate to; inbound
+    // mail without credentials.
+    config
+        .channels
+        .insert("email".into(), email_channel_config(free_port()));
+    config.case_replies.webhook_secret = None;
     config
         .case
         .attribute_fields
@@ -69,6 +112,8 @@ async fn a_broken_configuration_names_each_problem() {
         "case.from_field",
         "case.mappings",
         "miaw.deployment",
+        "email.smtp",
+        "case_replies.push_auth",
     ] {
         let check = by_id(&checks, id);
         let expected = if id == "database" {
@@ -113,4 +158,23 @@ async fn a_broken_configuration_names_each_problem() {
     config.salesforce.login_url = emulator.url().replace("http://", "");
     let checks = doctor::run(&config, &Options::default(), |_| {}).await;
     assert_eq!(by_id(&checks, "salesforce.login_url").status, Status::Fail);
+
+    // The poll query names a field the org does not have; the public URL serves nothing.
+    let mut config = test_config(&url, &emulator);
+    config.case.from_field = "No_Such_Field__c".into();
+    let options = Options {
+        public_url: Some(format!("http://127.0.0.1:{}", free_port())),
+    };
+    let checks = doctor::run(&config, &options, |_| {}).await;
+    let text = doctor::render(&checks);
+    assert_eq!(
+        by_id(&checks, "case_replies.poll_query").status,
+        Status::Fail,
+        "{text}"
+    );
+    assert_eq!(
+        by_id(&checks, "route.email_inbound").status,
+        Status::Fail,
+        "{text}"
+    );
 }

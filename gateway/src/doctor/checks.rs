@@ -223,10 +223,11 @@ pub async fn routes(config: &Config, options: &Options) -> Vec<Check> {
         Err(e) => return vec![Check::fail("routes", e.to_string(), "report this as a bug")],
     };
     let mut out = Vec::new();
-    for (id, path) in [
-        ("route.salesforce_events", "/salesforce/events"),
-        ("route.email_inbound", "/channels/email/inbound"),
-    ] {
+    let mut routes = vec![("route.email_inbound", "/channels/email/inbound")];
+    if config.case_replies.push {
+        routes.insert(0, ("route.salesforce_events", "/salesforce/events"));
+    }
+    for (id, path) in routes {
         let url = format!("{}{path}", base.trim_end_matches('/'));
         let check = match http
             .post(&url)

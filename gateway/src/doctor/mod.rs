@@ -7,6 +7,7 @@
 //! check failed. Nothing here writes to Salesforce or the database.
 
 mod checks;
+mod replies_checks;
 mod salesforce_checks;
 
 use std::fmt::Write as _;
@@ -105,6 +106,10 @@ pub async fn run(config: &Config, options: &Options, progress: impl Fn(&str)) ->
     out.push(checks::database(config).await);
     progress("salesforce");
     out.extend(salesforce_checks::run(config).await);
+    progress("rep replies and email");
+    out.push(replies_checks::push_auth(config));
+    out.push(replies_checks::smtp(config).await);
+    out.push(replies_checks::inbound_auth(config));
     progress("live messaging");
     out.push(checks::miaw(config).await);
     progress("inbound routes");

@@ -32,22 +32,24 @@ pub async fn run(config: &Config) -> Vec<Check> {
         }
     };
     let mut out = Vec::new();
-    match client.identity().await {
+    let user = match client.identity().await {
         Ok(identity) => {
             let who = identity
+                .as_ref()
                 .map(|(org, user)| format!(" for user {user} in org {org}"))
                 .unwrap_or_default();
             out.push(Check::pass(
                 "salesforce.token",
                 format!("obtained with the {} grant{who}", credentials.kind()),
             ));
+            identity.map(|(_, user)| user)
         }
         Err(e) => {
             out.push(token_failure(&e, credentials.kind()));
             out.push(Check::skip("case.fields", "needs a Salesforce token"));
             return out;
         }
-    }
+    };
     match client.describe("Case").await {
         Ok(describe) => out.extend(case_fields(config, &describe)),
         Err(e) => out.push(Check::fail(
@@ -73,6 +75,7 @@ pub async fn run(config: &Config) -> Vec<Check> {
             "grant the integration user access to Cases",
         ),
     });
+    out.push(super::replies_checks::poll_query_check(config, &client, user.as_deref()).await);
     out
 }
 
