@@ -17,6 +17,7 @@ use crate::demo::Driver;
 use crate::store::Scope;
 
 mod live;
+mod replies;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -100,6 +101,25 @@ pub enum BenchCommand {
         #[arg(long)]
         worker_concurrency: Option<usize>,
     },
+    /// Rep reply on a Case → customer's reply accepted by SMTP, by push and by poll;
+    /// and the Salesforce API calls the poller spends per day.
+    Replies {
+        /// Email Cases the replies go to.
+        #[arg(long, default_value_t = 20)]
+        cases: usize,
+        /// Replies timed per path, one at a time.
+        #[arg(long, default_value_t = 200)]
+        replies: usize,
+        /// The poller's interval for the poll path's latency.
+        #[arg(long, default_value_t = 1)]
+        poll_interval_secs: u64,
+        /// Open escalated Cases in the org for the poller-cost figure.
+        #[arg(long, value_delimiter = ',', default_value = "100,2500,10000")]
+        open_cases: Vec<usize>,
+        /// Database (default: a scratch SQLite file). A postgres:// URL benches PostgreSQL.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
     /// The emulator for `bench live`, run as its child process (not for direct use).
     #[command(hide = true)]
     EmulatorChild,
@@ -146,6 +166,22 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
                 seed,
                 supervisor_interval_ms,
                 worker_concurrency,
+            })
+            .await
+        }
+        BenchCommand::Replies {
+            cases,
+            replies,
+            poll_interval_secs,
+            open_cases,
+            database_url,
+        } => {
+            replies::run(replies::RepliesArgs {
+                cases,
+                replies,
+                poll_interval_secs,
+                open_cases,
+                database_url,
             })
             .await
         }
