@@ -750,3 +750,107 @@ fn retention_config_is_validated() {
     let error = config.validate().unwrap_err().to_string();
     assert!(error.contains("erase_payload_after_days"), "{error}");
 }
+
+// Rep replies and inbound emails hold the rep's and the customer's words: the
+// sweep erases them with the payloads (30 days), deletes the records with the
+// timeline, and removes done rep-reply sync jobs, which would otherwise add a
+// row per reply for ever.
+both_databases!(
+    retention_covers_rep_replies_and_inbound_email,
+    |db: Db| async move {
+        use gateway::store::{inbound_email, salesforce_event};
+        let app = spawn_app(db).await;
+        let store = &app.gateway.state.store;
+        let t = Utc::now().timestamp_millis();
+        salesforce_event::ActiveModel {
+            event_id: Set("00a5g0000000001AAA".into()),
+            source: Set("push".into()),
+            kind: Set("case_comment.created".into()),
+            case_id: Set("5005g0000000001AAA".into()),
+            session_id: Set(None),
+            outcome: Set("ignored_unknown_case".into()),
+            payload: Set(r#"{"body":{"text":"the rep's words"}}"#.into()),
+            received_at: Set(t),
+            updated_at: Set(t),
+        }
+        .insert(store.connection())
+        .await
+        .unwrap();
+        inbound_email::ActiveModel {
+            id: Set("ib-1".into()),
+            state: Set("unmatched".into()),
+            session_id: Set(None),
+            message_id: Set(Some("m1@example.com".into())),
+            from_address: Set(Some("ann@example.com".into())),
+            subject: Set(Some("Re: parcel".into())),
+            size: Set(100),
+            reason: Set(None),
+            raw: Set(Some("From: ann@example.com\r\n\r\nhello".into())),
+            received_at: Set(t),
+            updated_at: Set(t),
+        }
+        .insert(store.connection())
+        .await
+        .unwrap();
+        job::ActiveModel {
+            kind: Set("sync_case_event".into()),
+            session_id: Set("_case_events".into()),
+            state: Set("done".into()),
+            attempts: Set(1),
+            max_attempts: Set(5),
+            run_at: Set(t),
+            created_at: Set(t),
+            updated_at: Set(t),
+            payload: Set(Some(
+                r#"{"kind":"sync_case_event","event_id":"00a5g0000000001AAA"}"#.into(),
+            )),
+            ..Default::default()
+        }
+        .insert(store.connection())
+        .await
+        .unwrap();
+        let policy = RetentionPolicy {
+            erase_payload_after: chrono::Duration::days(30),
+            erase_event_data_after: chrono::Duration::days(90),
+            delete_timeline_after: Some(chrono::Duration::days(365)),
+        };
+        let now = Utc::now();
+        let sweep = |days: i64| store.sweep_retention(now + chrono::Duration::days(days), policy);
+        let event = || salesforce_event::Entity::find().one(store.connection());
+        let email = || inbound_email::Entity::find().one(store.connection());
+        let sync_jobs = || {
+            job::Entity::find()
+                .filter(job::Column::SessionId.eq("_case_events"))
+                .all(store.connection())
+        };
+
+        sweep(29).await.unwrap();
+        assert_ne!(event().await.unwrap().unwrap().payload, "{}", "not due yet");
+        assert!(email().await.unwrap().unwrap().raw.is_some());
+
+        sweep(31).await.unwrap();
+        assert_eq!(event().await.unwrap().unwrap().payload, "{}");
+        let kept = email().await.unwrap().unwrap();
+        assert_eq!(
+            (kept.raw, kept.from_address, kept.subject),
+            (None, None, None)
+        );
+        assert_eq!(
+            kept.message_id.as_deref(),
+            Some("m1@example.com"),
+            "the dedupe key stays"
+        );
+        assert_eq!(
+            sync_jobs().await.unwrap().len(),
+            1,
+            "sync jobs go at 90 days"
+        );
+
+        sweep(91).await.unwrap();
+        assert!(sync_jobs().await.unwrap().is_empty());
+
+        sweep(366).await.unwrap();
+        assert!(event().await.unwrap().is_none());
+        assert!(email().await.unwrap().is_none());
+    }
+);

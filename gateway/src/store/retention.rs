@@ -16,7 +16,11 @@ use sea_orm::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{LiveState, Store, delivery, event, job, live_message, live_session, session};
+use super::case_events::CASE_EVENTS_JOB_SESSION;
+use super::{
+    LiveState, Store, case_note, delivery, email_message, event, inbound_email, job, live_message,
+    live_session, salesforce_event, session,
+};
 
 /// How long each kind of data is kept after the session was created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,9 +177,61 @@ impl Store {
             .filter(job::Column::SessionId.in_subquery(finished_before(cutoff)))
             .exec(&txn)
             .await?;
+        // Notes written on a Case (the customer's emailed answers): Salesforce has them.
+        case_note::Entity::update_many()
+            .col_expr(case_note::Column::Body, Expr::value(""))
+            .col_expr(
+                case_note::Column::LastError,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(case_note::Column::Body.ne(""))
+            .filter(case_note::Column::State.ne("queued"))
+            .filter(case_note::Column::SessionId.in_subquery(finished_before(cutoff)))
+            .exec(&txn)
+            .await?;
+        // Rep replies heard of (the rep's text) once decided, and inbound emails (the raw
+        // message, the sender, the subject), matched or not, by when they arrived.
+        let cutoff_ms = cutoff.timestamp_millis();
+        salesforce_event::Entity::update_many()
+            .col_expr(salesforce_event::Column::Payload, Expr::value("{}"))
+            .filter(salesforce_event::Column::Payload.ne("{}"))
+            .filter(salesforce_event::Column::Outcome.ne("queued"))
+            .filter(salesforce_event::Column::ReceivedAt.lt(cutoff_ms))
+            .exec(&txn)
+            .await?;
+        inbound_email::Entity::update_many()
+            .col_expr(
+                inbound_email::Column::Raw,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                inbound_email::Column::FromAddress,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                inbound_email::Column::Subject,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(
+                Condition::any()
+                    .add(inbound_email::Column::Raw.is_not_null())
+                    .add(inbound_email::Column::FromAddress.is_not_null())
+                    .add(inbound_email::Column::Subject.is_not_null()),
+            )
+            .filter(inbound_email::Column::ReceivedAt.lt(cutoff_ms))
+            .exec(&txn)
+            .await?;
         txn.commit().await?;
 
         let cutoff = now - policy.erase_event_data_after;
+        // A rep reply's sync job is one row per event; once done, the event row is the
+        // record. Without this the jobs table would grow with every reply, for ever.
+        job::Entity::delete_many()
+            .filter(job::Column::SessionId.eq(CASE_EVENTS_JOB_SESSION))
+            .filter(job::Column::State.eq("done"))
+            .filter(job::Column::UpdatedAt.lt(cutoff.timestamp_millis()))
+            .exec(&self.db)
+            .await?;
         report.events_erased = event::Entity::update_many()
             .col_expr(event::Column::Data, Expr::value("{}"))
             .filter(event::Column::At.lt(cutoff))
@@ -187,6 +243,17 @@ impl Store {
 
         if let Some(after) = policy.delete_timeline_after {
             let cutoff = now - after;
+            // Rep-reply and inbound-email records go by age: after this long a
+            // replayed event or email is no longer expected.
+            salesforce_event::Entity::delete_many()
+                .filter(salesforce_event::Column::Outcome.ne("queued"))
+                .filter(salesforce_event::Column::ReceivedAt.lt(cutoff.timestamp_millis()))
+                .exec(&self.db)
+                .await?;
+            inbound_email::Entity::delete_many()
+                .filter(inbound_email::Column::ReceivedAt.lt(cutoff.timestamp_millis()))
+                .exec(&self.db)
+                .await?;
             loop {
                 let ids: Vec<String> = job::Entity::find()
                     .select_only()
@@ -211,6 +278,15 @@ impl Store {
                     .await?;
                 live_message::Entity::delete_many()
                     .filter(live_message::Column::SessionId.is_in(ids.clone()))
+                    .exec(&txn)
+                    .await?;
+                email_message::Entity::delete_many()
+                    .filter(email_message::Column::SessionId.is_in(ids.clone()))
+                    .exec(&txn)
+                    .await?;
+                case_note::Entity::delete_many()
+                    .filter(case_note::Column::SessionId.is_in(ids.clone()))
+                    .filter(case_note::Column::State.ne("queued"))
                     .exec(&txn)
                     .await?;
                 job::Entity::delete_many()
