@@ -142,8 +142,10 @@ async fn console(app: &TestApp, case_id: &str, what: &str, body: Value) -> Strin
         .into_string()
 }
 
-/// Waits until the session has `n` deliveries and every one is settled; fails on any failure.
-async fn settled_deliveries(app: &TestApp, session_id: &str, n: usize) -> Vec<delivery::Model> {
+/// Waits until the session's delivery of `text` is sent and no other delivery is still on its
+/// way; fails on any failed delivery. A session's messages go out in the order they were
+/// written, so by then everything queued before `text` has been sent too.
+async fn sent_through(app: &TestApp, session_id: &str, text: &str) -> Vec<delivery::Model> {
     let store = &app.gateway.state.store;
     let deadline = Instant::now() + WAIT;
     loop {
@@ -156,12 +158,15 @@ async fn settled_deliveries(app: &TestApp, session_id: &str, n: usize) -> Vec<de
                 row.last_error
             );
         }
-        if rows.len() >= n && rows.iter().all(|r| r.state == DeliveryState::Sent.as_str()) {
+        let sent = DeliveryState::Sent.as_str();
+        if rows.iter().any(|r| r.text == text && r.state == sent)
+            && rows.iter().all(|r| r.state == sent)
+        {
             return rows;
         }
         assert!(
             Instant::now() < deadline,
-            "expected {n} sent deliveries: {rows:?}"
+            "{text:?} was never sent: {rows:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -260,7 +265,7 @@ async fn round_trip(db: Db, hearing: Hearing) {
         json!({"text": FIRST, "public": true, "rep_name": REP}),
     )
     .await;
-    settled_deliveries(&app, &session_id, 1).await;
+    sent_through(&app, &session_id, FIRST).await;
     let messages = sink.wait_for(1, WAIT).await;
     assert_eq!(messages.len(), 1, "exactly one reply");
     let first = &messages[0];
@@ -327,8 +332,8 @@ async fn round_trip(db: Db, hearing: Hearing) {
         json!({"text": SECOND, "public": true, "rep_name": REP}),
     )
     .await;
-    let deliveries = settled_deliveries(&app, &session_id, 2).await;
-    let messages = sink.wait_for(2, WAIT).await;
+    let deliveries = sent_through(&app, &session_id, SECOND).await;
+    let messages = sink.messages();
     assert_eq!(deliveries.len(), 2, "{deliveries:?}");
     assert_eq!(messages.len(), 2, "the internal comment sent nothing");
     assert!(
