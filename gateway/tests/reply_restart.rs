@@ -3,7 +3,8 @@
 //! console; the emulator posts its signed case webhook and the gateway answers 202 — but the
 //! customer's mail relay is down, so the reply waits in the outbox for its retry. The gateway
 //! process is killed there, the relay comes up, the gateway restarts on the same database, and
-//! the customer's mailbox receives exactly one reply, threaded under their email.
+//! the customer's mailbox receives exactly one reply, threaded under their email. On SQLite and
+//! on PostgreSQL.
 //!
 //! The emulator runs in this process and the mailbox is aiosmtpd (`handoff_tests::smtp`); the
 //! gateway is a child process of the real `handoff` binary configured only through `HANDOFF_*`
@@ -25,7 +26,10 @@ use sf_emulator::{EmulatorConfig, EmulatorHandle};
 use tokio::net::TcpListener;
 
 mod common;
-use common::{Fleet, Harness, create_token};
+use common::{
+    Fleet, Harness, create_token, drop_postgres_database, fresh_postgres_database,
+    postgres_admin_url,
+};
 
 /// Hang guard of every wait.
 const HANG_GUARD: Duration = Duration::from_secs(30);
@@ -34,16 +38,32 @@ const REPLY: &str = "Your replacement ships today.";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_gateway_killed_before_the_smtp_send_sends_the_reply_once() {
-    // Without aiosmtpd the test reports itself skipped (or fails with HANDOFF_REQUIRE_SMTP=1).
-    let Some(probe) = SmtpSink::start().await else {
-        return;
-    };
-    drop(probe);
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = format!(
         "sqlite://{}?mode=rwc",
         dir.path().join("handoff.db").display()
     );
+    killed_before_the_smtp_send(database_url, dir).await;
+}
+
+// The same on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_gateway_killed_before_the_smtp_send_sends_the_reply_once() {
+    let Some(admin) = postgres_admin_url() else {
+        return;
+    };
+    let (database_url, name) = fresh_postgres_database(&admin, "handoff_reply").await;
+    killed_before_the_smtp_send(database_url, tempfile::tempdir().expect("temp dir")).await;
+    drop_postgres_database(&admin, &name).await;
+}
+
+/// The scenario of the module doc, on `database_url`; logs go to `dir`.
+async fn killed_before_the_smtp_send(database_url: String, dir: tempfile::TempDir) {
+    // Without aiosmtpd the test reports itself skipped (or fails with HANDOFF_REQUIRE_SMTP=1).
+    let Some(probe) = SmtpSink::start().await else {
+        return;
+    };
+    drop(probe);
     let emulator = sf_emulator::spawn(
         EmulatorConfig::default(),
         TcpListener::bind("127.0.0.1:0")
@@ -212,6 +232,7 @@ async fn sqlite_gateway_killed_before_the_smtp_send_sends_the_reply_once() {
     assert_eq!(emulator.case_webhook_deliveries().len(), 1);
     harness.fleet().check_alive();
     drop(harness);
+    drop(store);
     emulator.shutdown().await;
 }
 
