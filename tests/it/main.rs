@@ -5,6 +5,7 @@ mod bad_input;
 mod case_join;
 mod case_notes;
 mod case_replies;
+mod case_round_trip;
 mod channels;
 mod data;
 mod demo;
