@@ -11,9 +11,6 @@ use super::Check;
 use crate::config::Config;
 use crate::replies::poll::poll_query;
 
-/// A Salesforce query page holds up to 2,000 records (the poll asks for
-/// `poll_page_size`, a hint Salesforce may round).
-const MAX_PAGE: u64 = 2_000;
 
 /// Push: the route refuses everything unless a secret or JWT certificates are set.
 pub fn push_auth(config: &Config) -> Check {
@@ -82,7 +79,8 @@ pub async fn poll_query_check(
     match client.query(&soql).await {
         Ok(page) => {
             let open = page.total_size;
-            let pages = open.div_ceil(MAX_PAGE).max(1);
+            let page = u64::from(config.case_replies.poll_page_size.max(1));
+            let pages = open.div_ceil(page).max(1);
             let interval = config.case_replies.poll_interval_secs.max(1);
             let per_day = 86_400 / interval * pages;
             let state = if config.case_replies.poll {
