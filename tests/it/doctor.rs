@@ -159,6 +159,28 @@ async fn a_broken_configuration_names_each_problem() {
     let checks = doctor::run(&config, &Options::default(), |_| {}).await;
     assert_eq!(by_id(&checks, "salesforce.login_url").status, Status::Fail);
 
+    // A truncated identity key (the documented "incomplete PEM").
+    let key = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        key.path(),
+        "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n",
+    )
+    .unwrap();
+    let mut config = test_config(&url, &emulator);
+    live_settings(&emulator)(&mut config);
+    config.miaw.identity = Some(gateway::live::config::IdentityConfig {
+        private_key_file: key.path().to_path_buf(),
+        kid: "k1".into(),
+        issuer: "https://acme.example".into(),
+        audience: "https://acme.my.salesforce.com".into(),
+        ttl_secs: 300,
+    });
+    let checks = doctor::run(&config, &Options::default(), |_| {}).await;
+    let text = doctor::render(&checks);
+    let miaw = by_id(&checks, "miaw.deployment");
+    assert_eq!(miaw.status, Status::Fail, "{text}");
+    assert!(miaw.detail.contains("miaw.identity"), "{text}");
+
     // The poll query names a field the org does not have; the public URL serves nothing.
     let mut config = test_config(&url, &emulator);
     config.case.from_field = "No_Such_Field__c".into();

@@ -168,6 +168,16 @@ pub async fn miaw(config: &Config) -> Check {
             "live messaging is off ([miaw] enabled = false)",
         );
     }
+    // The identity key (user verification) and office hours, as `serve` loads them: an
+    // incomplete PEM is a documented way for MIAW settings to fail.
+    if let Err(e) = crate::live::Live::from_config(&config.miaw) {
+        return Check::fail(
+            "miaw.deployment",
+            e,
+            "fix the [miaw] setting named; a private key must be the whole PEM file, from \
+             -----BEGIN to -----END",
+        );
+    }
     let client = match salesforce::miaw::MiawClient::new(config.miaw.client_config()) {
         Ok(client) => client,
         Err(e) => {

@@ -11,7 +11,6 @@ use super::Check;
 use crate::config::Config;
 use crate::replies::poll::poll_query;
 
-
 /// Push: the route refuses everything unless a secret or JWT certificates are set.
 pub fn push_auth(config: &Config) -> Check {
     let id = "case_replies.push_auth";
