@@ -47,6 +47,30 @@ pub use tokens::{NewToken, Scope, TokenIdentity, hash_token};
 /// part of Handoff uses; "handoff" in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x68616e646f6666;
 
+/// How long a start keeps retrying a SQLite database that stays busy.
+const OPEN_BUSY_RETRY_FOR: Duration = Duration::from_secs(60);
+
+/// Whether `e` is SQLite's "database is busy/locked" (another process holds it).
+fn sqlite_busy(e: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    let (DbErr::Conn(RuntimeErr::SqlxError(x))
+    | DbErr::Exec(RuntimeErr::SqlxError(x))
+    | DbErr::Query(RuntimeErr::SqlxError(x))) = e
+    else {
+        return false;
+    };
+    match x.as_ref() {
+        sqlx::Error::Database(db) => {
+            db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+                && db
+                    .code()
+                    .and_then(|c| c.parse().ok())
+                    .is_some_and(crate::error::sqlite_busy_or_locked)
+        }
+        _ => false,
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
@@ -72,10 +96,26 @@ impl Store {
         } else {
             options.max_connections(16).min_connections(1);
         }
-        let db = Database::connect(options).await?;
-        let store = Store { db };
-        store.migrate().await?;
-        Ok(store)
+        // Several processes starting on one fresh SQLite file contend for its write
+        // lock (creating the file, switching it to WAL, migrating); a busy answer that
+        // outlives the busy timeout is retried for a while instead of failing the start.
+        let started = std::time::Instant::now();
+        loop {
+            let attempt = async {
+                let db = Database::connect(options.clone()).await?;
+                let store = Store { db };
+                store.migrate().await?;
+                Ok::<Store, DbErr>(store)
+            }
+            .await;
+            match attempt {
+                Err(e) if sqlite_busy(&e) && started.elapsed() < OPEN_BUSY_RETRY_FOR => {
+                    tracing::info!(error = %e, "The SQLite database is busy at startup; retrying.");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                result => return result,
+            }
+        }
     }
 
     /// Applies pending migrations, safely when several processes start at once
