@@ -683,20 +683,14 @@ impl World {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{base}{path}"))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        match request.send().await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                (status, response.json().await.unwrap_or(Value::Null))
-            }
-            Err(e) => (0, Value::String(e.to_string())),
-        }
+        common::api_call(
+            &self.http,
+            &self.token,
+            method,
+            &format!("{base}{path}"),
+            body,
+        )
+        .await
     }
 
     async fn post_console(&self, id: &str, action: &str, body: Value) -> (u16, Value) {

@@ -143,6 +143,25 @@ async fn inbound_comments(app: &TestApp, session_id: &str, case_id: &str) -> Vec
     .collect()
 }
 
+/// Posts `raw` signed, expects it appended to `session_id`, and returns the
+/// session's inbound comments, of which there must be exactly one.
+async fn appended_once(
+    app: &TestApp,
+    raw: &str,
+    session_id: &str,
+    case_id: &str,
+) -> Vec<(String, bool)> {
+    let (status, body) = post_signed(app, raw).await;
+    assert_eq!(
+        (status, body["session_id"].as_str()),
+        (202, Some(session_id)),
+        "{body}"
+    );
+    let comments = inbound_comments(app, session_id, case_id).await;
+    assert_eq!(comments.len(), 1);
+    comments
+}
+
 async fn inbound_rows(app: &TestApp) -> u64 {
     inbound_email::Entity::find()
         .count(app.gateway.state.store.connection())
@@ -249,14 +268,7 @@ both_databases!(a_reply_to_token_finds_its_session, |db: Db| async move {
         "Delivered-To: support+ABCDEFGHIJKLMNOPQRSTUVWX27@acme.example\r\n",
         "Found it by token.",
     );
-    let (status, body) = post_signed(&app, &raw).await;
-    assert_eq!(
-        (status, body["session_id"].as_str()),
-        (202, Some(session_id.as_str())),
-        "{body}"
-    );
-    let comments = inbound_comments(&app, &session_id, &case_id).await;
-    assert_eq!(comments.len(), 1);
+    let comments = appended_once(&app, &raw, &session_id, &case_id).await;
     assert!(comments[0].0.contains("Found it by token."));
     app.gateway.stop().await;
 });
@@ -271,14 +283,7 @@ both_databases!(references_alone_find_the_session, |db: Db| async move {
         "References: <older@mail.example.com> <d-2@acme.example>\r\n",
         "Found it by references.",
     );
-    let (status, body) = post_signed(&app, &raw).await;
-    assert_eq!(
-        (status, body["session_id"].as_str()),
-        (202, Some(session_id.as_str())),
-        "{body}"
-    );
-    let comments = inbound_comments(&app, &session_id, &case_id).await;
-    assert_eq!(comments.len(), 1);
+    appended_once(&app, &raw, &session_id, &case_id).await;
     app.gateway.stop().await;
 });
 
@@ -298,14 +303,7 @@ both_databases!(
                 short(&case_id)
             ),
         );
-        let (status, body) = post_signed(&app, &raw).await;
-        assert_eq!(
-            (status, body["session_id"].as_str()),
-            (202, Some(session_id.as_str())),
-            "{body}"
-        );
-        let comments = inbound_comments(&app, &session_id, &case_id).await;
-        assert_eq!(comments.len(), 1);
+        appended_once(&app, &raw, &session_id, &case_id).await;
         app.gateway.stop().await;
     }
 );

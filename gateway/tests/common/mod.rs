@@ -284,3 +284,29 @@ pub async fn drop_postgres_database(admin: &str, name: &str) {
             .await;
     }
 }
+
+/// One API request with the bearer `token`: its status and JSON body (`Null`
+/// when the body is not JSON); status 0 with the error text when the request
+/// never got an answer (a killed gateway).
+pub async fn api_call(
+    http: &reqwest::Client,
+    token: &str,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut request = http.request(method, url).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    match request.send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json().await.unwrap_or(serde_json::Value::Null),
+            )
+        }
+        Err(e) => (0, serde_json::Value::String(e.to_string())),
+    }
+}
