@@ -12,8 +12,8 @@ use url::Url;
 use crate::webhook::{Envelope, WebhookSecret, WebhookSender};
 use crate::{
     Capabilities, Channel, ChannelError, ChannelKind, Conversation, Delivered, DeliveryError,
-    EscalationInput, InboundMessage, InboundRequest, OutboundMessage, ReplyTarget, Route,
-    SplitRule, normalize,
+    EscalationInput, InboundEvent, InboundMessage, InboundRequest, OutboundMessage, ReplyTarget,
+    Route, SplitRule, normalize,
 };
 
 /// At most this many messages in one inbound webhook.
@@ -150,7 +150,7 @@ impl Channel for BridgeChannel {
         }))
     }
 
-    async fn inbound(&self, request: &InboundRequest) -> Result<Vec<InboundMessage>, ChannelError> {
+    async fn inbound(&self, request: &InboundRequest) -> Result<Vec<InboundEvent>, ChannelError> {
         self.secret
             .verify_request(request)
             .map_err(ChannelError::WebhookNotVerified)?;
@@ -194,13 +194,16 @@ impl Channel for BridgeChannel {
                         "must hold 1 to 100000 characters",
                     ));
                 }
-                Ok(InboundMessage {
+                Ok(InboundEvent::Message(InboundMessage {
                     provider_message_id: item.id,
                     session_id: item.session_id,
                     from: item.from,
+                    to: None,
+                    sender_name: None,
                     text: text.to_owned(),
+                    media: Vec::new(),
                     at: item.at,
-                })
+                }))
             })
             .collect()
     }
@@ -275,10 +278,16 @@ mod tests {
         let body = br#"{"messages":[
             {"id":"m1","session_id":"s-1","from":"line:U42","text":" hi there ","at":"2026-11-30T09:59:00Z"},
             {"id":"m2","text":"again","at":"2026-11-30T09:59:30+01:00"}]}"#;
-        let messages = bridge()
+        let messages: Vec<InboundMessage> = bridge()
             .inbound(&signed(body, now().timestamp()))
             .await
-            .unwrap();
+            .unwrap()
+            .into_iter()
+            .map(|event| match event {
+                InboundEvent::Message(m) => m,
+                InboundEvent::Status(s) => panic!("a bridge reports no statuses: {s:?}"),
+            })
+            .collect();
         assert_eq!(messages.len(), 2);
         assert_eq!(messages[0].provider_message_id, "m1");
         assert_eq!(messages[0].session_id.as_deref(), Some("s-1"));

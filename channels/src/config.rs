@@ -104,7 +104,9 @@ impl ChannelConfig {
     #[must_use]
     pub fn enabled(&self) -> bool {
         match self {
-            Self::Sms(c) | Self::Whatsapp(c) | Self::Voice(c) => c.enabled,
+            Self::Sms(c) => c.enabled,
+            Self::Whatsapp(c) => c.enabled,
+            Self::Voice(c) => c.enabled,
             Self::Email(c) => c.enabled,
             Self::Chat(c) => c.enabled,
             Self::Bridge(c) => c.enabled,

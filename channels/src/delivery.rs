@@ -158,6 +158,16 @@ pub struct OutboundMessage {
     /// deliveries, other channels ignore it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<EmailContext>,
+    /// When the customer last wrote on this channel (their newest inbound message, else the
+    /// newest customer turn of the escalation). Channels with a reply window (WhatsApp: 24
+    /// hours) decide from it whether free-form text may still be sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_last_message_at: Option<DateTime<Utc>>,
+    /// The URL the provider should report this message's delivery status to
+    /// (`{public_url}/channels/<name>/status`), when a public URL is configured. The adapter
+    /// adds the delivery id so the report finds its outbox row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_callback: Option<String>,
 }
 
 /// What an email reply needs from the session to thread under the customer's own message and to
@@ -203,6 +213,15 @@ pub enum DeliveryError {
     /// Will never succeed as it stands (4xx other than 408/429, a bad target).
     #[error("delivery refused: {message}")]
     Permanent { message: String },
+    /// The channel's reply window is closed (WhatsApp: more than 24 hours since the customer
+    /// last wrote) and no approved template is configured to carry the message: only the
+    /// customer can reopen it. The gateway tells the rep.
+    #[error("reply window closed: {message}")]
+    WindowClosed { message: String },
+    /// The customer opted out of messages on this channel (SMS `STOP`); nothing is sent until
+    /// they opt in again.
+    #[error("the customer opted out of messages on this channel")]
+    OptedOut,
 }
 
 /// A provider webhook as it reached the gateway.
@@ -226,6 +245,15 @@ impl InboundRequest {
     }
 }
 
+/// What one verified provider webhook carried: customer messages and delivery reports, in the
+/// order the provider listed them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum InboundEvent {
+    Message(InboundMessage),
+    Status(StatusUpdate),
+}
+
 /// One customer message parsed from a verified webhook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InboundMessage {
@@ -235,8 +263,94 @@ pub struct InboundMessage {
     pub session_id: Option<String>,
     /// The sender's address on the channel (email, E.164 number, bridge address).
     pub from: Option<String>,
+    /// Our address the customer wrote to (our E.164 number, the WhatsApp phone-number id),
+    /// when the provider says so: with `from` it finds the live session.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// The sender's display name on the channel (WhatsApp profile name), if given.
+    #[serde(default)]
+    pub sender_name: Option<String>,
+    /// The message text; for a message without text (an image, a location) a short
+    /// description such as `[location 52.52, 13.40]`, never empty.
     pub text: String,
+    /// Attachments, listed for the rep (never downloaded by Handoff).
+    #[serde(default)]
+    pub media: Vec<Media>,
     pub at: DateTime<Utc>,
+}
+
+/// An attachment on an inbound message: where the provider keeps it and what it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Media {
+    /// The provider's URL for it (Twilio `MediaUrlN`), or `media:<id>` for a provider that
+    /// hands out ids (the WhatsApp Cloud API).
+    pub url: String,
+    pub content_type: Option<String>,
+    pub filename: Option<String>,
+}
+
+/// A provider's report on a message we sent (Twilio status callback, WhatsApp `statuses[]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusUpdate {
+    /// The provider's id for our message (Twilio `MessageSid`, WhatsApp `wamid…`).
+    pub provider_message_id: String,
+    /// Our delivery id, when the provider carries it back (the `delivery` query parameter of
+    /// the Twilio status callback URL, WhatsApp `biz_opaque_callback_data`).
+    pub delivery_id: Option<String>,
+    pub status: ProviderStatus,
+    /// The provider's error code for `failed` / `undelivered` (Twilio `ErrorCode`, WhatsApp
+    /// `errors[0].code`).
+    pub error_code: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// Where a message we sent stands at the provider, in the order it moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderStatus {
+    Queued,
+    Sent,
+    Delivered,
+    Read,
+    Undelivered,
+    Failed,
+}
+
+impl ProviderStatus {
+    /// The wire name (`queued`, `sent`, …).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Read => "read",
+            Self::Undelivered => "undelivered",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Whether the message did not reach the customer.
+    #[must_use]
+    pub fn is_failure(self) -> bool {
+        matches!(self, Self::Undelivered | Self::Failed)
+    }
+}
+
+/// What the gateway answers a provider webhook that verified (Twilio expects TwiML).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundAck {
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+impl Default for InboundAck {
+    fn default() -> Self {
+        Self {
+            content_type: "application/json",
+            body: "{\"received\":true}".to_owned(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod config;
 mod delivery;
 pub mod email;
 mod error;
+mod keywords;
 mod messaging;
 mod model;
 mod normalize;
@@ -30,11 +31,13 @@ pub use bridge::BridgeChannel;
 pub use chat::ChatChannel;
 pub use config::{BridgeConfig, BuiltInConfig, ChannelConfig, ChatConfig};
 pub use delivery::{
-    Capabilities, Delivered, DeliveryError, EmailContext, InboundMessage, InboundRequest,
-    OutboundKind, OutboundMessage, ReplyTarget, SplitRule,
+    Capabilities, Delivered, DeliveryError, EmailContext, InboundAck, InboundEvent, InboundMessage,
+    InboundRequest, Media, OutboundKind, OutboundMessage, ProviderStatus, ReplyTarget, SplitRule,
+    StatusUpdate,
 };
 pub use email::{EmailChannel, EmailConfig, EmailInboundConfig, SmtpConfig, SmtpTls};
 pub use error::{ChannelError, RawEmailProblem};
+pub use keywords::{Keyword, KeywordConfig};
 pub use messaging::MessagingChannel;
 pub use model::{Conversation, Customer, EmailThread, Role, Turn};
 pub use registry::Registry;
@@ -221,16 +224,59 @@ pub trait Channel: Send + Sync + 'static {
         }
     }
 
-    /// Verifies a provider webhook (signature, timestamp) and parses its customer messages.
+    /// Verifies a provider webhook (signature, timestamp) and parses what it carries: customer
+    /// messages and reports on messages we sent. Nothing is parsed before the signature
+    /// verifies; parsing is linear in the body and bounded.
     ///
     /// # Errors
     /// [`ChannelError::InboundNotSupported`] for a channel without inbound webhooks; a
     /// signature or parse error otherwise.
-    async fn inbound(&self, request: &InboundRequest) -> Result<Vec<InboundMessage>, ChannelError> {
+    async fn inbound(&self, request: &InboundRequest) -> Result<Vec<InboundEvent>, ChannelError> {
         let _ = request;
         Err(ChannelError::InboundNotSupported {
             channel: self.kind().to_string(),
         })
+    }
+
+    /// What the gateway answers a provider webhook once its events are durable (Twilio:
+    /// an empty TwiML `<Response/>`).
+    fn inbound_ack(&self) -> InboundAck {
+        InboundAck::default()
+    }
+
+    /// A provider's subscription handshake (WhatsApp: `GET ?hub.mode=subscribe&hub.verify_token=
+    /// …&hub.challenge=…`): the body to answer with when the query proves the provider knows
+    /// our verify token.
+    ///
+    /// # Errors
+    /// [`ChannelError::InboundNotSupported`] for a channel without one;
+    /// [`ChannelError::WebhookNotVerified`] for a wrong token or mode.
+    fn handshake(&self, query: &[(String, String)]) -> Result<String, ChannelError> {
+        let _ = query;
+        Err(ChannelError::InboundNotSupported {
+            channel: self.kind().to_string(),
+        })
+    }
+
+    /// What a customer's inbound message asks of the channel itself, when it is a keyword
+    /// (SMS `STOP`, `START`, `HELP`), with the answer to send the customer if any (the help
+    /// text): the gateway then acts on it and does not pass it to the rep.
+    fn keyword(&self, text: &str) -> Option<(Keyword, Option<String>)> {
+        let _ = text;
+        None
+    }
+
+    /// The polite answer to a message from someone with no open session on this channel,
+    /// when one is configured (`None`: the message is recorded and not answered).
+    fn unknown_sender_reply(&self) -> Option<String> {
+        None
+    }
+
+    /// Another channel that carries this one's messages to the customer (voice: the caller's
+    /// SMS), or `None` when this adapter delivers itself (or not at all). The gateway sends a
+    /// session's outbox rows through [`Registry::deliverer`].
+    fn delivers_through(&self) -> Option<ChannelKind> {
+        None
     }
 
     /// Sends one message to the customer at `target`.

@@ -67,6 +67,17 @@ impl Registry {
         self.channels.get(kind).cloned()
     }
 
+    /// The adapter that carries `kind`'s messages to the customer: the channel it
+    /// [delivers through](Channel::delivers_through) when that one is enabled, else itself.
+    #[must_use]
+    pub fn deliverer(&self, kind: &ChannelKind) -> Option<Arc<dyn Channel>> {
+        let channel = self.get(kind)?;
+        match channel.delivers_through() {
+            Some(through) if &through != kind => self.get(&through),
+            _ => Some(channel),
+        }
+    }
+
     /// Resolves a channel name from a request (`channel` field) to an enabled channel's kind.
     ///
     /// # Errors

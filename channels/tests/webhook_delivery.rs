@@ -82,6 +82,8 @@ fn message() -> OutboundMessage {
         sender_name: Some("Maya".into()),
         at: Utc.with_ymd_and_hms(2026, 11, 30, 10, 0, 0).unwrap(),
         email: None,
+        customer_last_message_at: None,
+        status_callback: None,
     }
 }
 

@@ -381,6 +381,8 @@ mod tests {
             sender_name: Some("Rita Rep".into()),
             at: Utc.with_ymd_and_hms(2026, 12, 2, 10, 0, 0).unwrap(),
             email: Some(context),
+            customer_last_message_at: None,
+            status_callback: None,
         }
     }
 

@@ -336,6 +336,8 @@ mod tests {
             sender_name: Some("Rep".into()),
             at: now(),
             email: None,
+            customer_last_message_at: None,
+            status_callback: None,
         };
         let body: serde_json::Value =
             serde_json::from_slice(&Envelope::new(&message, None).to_bytes()).unwrap();

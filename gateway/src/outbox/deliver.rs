@@ -175,9 +175,12 @@ impl Worker {
                     error: message,
                 }
             }
-            Err(e @ (DeliveryError::Permanent { .. } | DeliveryError::Unsupported { .. })) => {
-                self.failed(&row, e.to_string(), job).await
-            }
+            Err(
+                e @ (DeliveryError::Permanent { .. }
+                | DeliveryError::Unsupported { .. }
+                | DeliveryError::WindowClosed { .. }
+                | DeliveryError::OptedOut),
+            ) => self.failed(&row, e.to_string(), job).await,
         }
     }
 
@@ -241,6 +244,8 @@ pub(crate) fn outbound_message(row: &delivery::Model) -> Option<OutboundMessage>
         sender_name: row.sender_name.clone(),
         at: chrono::DateTime::from_timestamp_millis(row.created_at)?,
         email: None,
+        customer_last_message_at: None,
+        status_callback: None,
     })
 }
 
