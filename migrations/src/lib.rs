@@ -13,6 +13,7 @@ mod m20261202_000006_create_deliveries;
 mod m20261202_000008_session_keys;
 mod m20261202_000009_live_sessions;
 mod m20261202_000010_case_replies;
+mod m20261202_000011_channels;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000008_session_keys::Migration),
             Box::new(m20261202_000009_live_sessions::Migration),
             Box::new(m20261202_000010_case_replies::Migration),
+            Box::new(m20261202_000011_channels::Migration),
         ]
     }
 }

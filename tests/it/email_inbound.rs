@@ -756,6 +756,9 @@ both_databases!(
             last_error: Set(None),
             created_at: Set(t),
             updated_at: Set(t),
+            provider_status: Set(None),
+            provider_status_at: Set(None),
+            provider_error_code: Set(None),
         }
         .insert(app.gateway.state.store.connection())
         .await

@@ -39,6 +39,10 @@ pub mod session {
         pub reply_token: Option<String>,
         /// The earlier session whose still-open Case this one joined.
         pub joined_session_id: Option<String>,
+        /// When the customer last wrote on the session's channel (epoch ms): their newest
+        /// inbound message, else the escalation's newest customer turn. Reply windows
+        /// (WhatsApp's 24 hours) are counted from it.
+        pub customer_last_message_at: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -126,6 +130,12 @@ pub mod delivery {
         pub last_error: Option<String>,
         pub created_at: i64,
         pub updated_at: i64,
+        /// The provider's newest report on the message (`channels::ProviderStatus` wire
+        /// name: queued, sent, delivered, read, undelivered, failed); only moves forward.
+        pub provider_status: Option<String>,
+        pub provider_status_at: Option<i64>,
+        /// The provider's error code with an `undelivered` / `failed` report.
+        pub provider_error_code: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -377,6 +387,62 @@ pub mod sync_state {
         #[sea_orm(column_type = "Text")]
         pub value: String,
         pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod inbound_message {
+    use sea_orm::entity::prelude::*;
+
+    /// One customer message a provider webhook brought (SMS, WhatsApp, a bridge).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "inbound_messages")]
+    pub struct Model {
+        /// `<channel>:<provider message id>`, byte for byte: the dedupe key.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub channel: String,
+        pub provider_message_id: String,
+        pub session_id: Option<String>,
+        /// The sender (E.164 for SMS and WhatsApp, the bridge's address).
+        pub from_address: Option<String>,
+        /// Our address they wrote to.
+        pub to_address: Option<String>,
+        /// `to_rep`, `case_note`, `opt_out`, `opt_in`, `help`, `unmatched`, … .
+        pub state: String,
+        /// The text (erased by retention).
+        #[sea_orm(column_type = "Text", nullable)]
+        pub text: Option<String>,
+        /// The attachments as JSON (`[channels::Media]`).
+        #[sea_orm(column_type = "Text", nullable)]
+        pub media: Option<String>,
+        pub received_at: i64,
+        pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod opt_out {
+    use sea_orm::entity::prelude::*;
+
+    /// A customer who opted out of messages on a delivering channel.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "opt_outs")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub channel: String,
+        /// E.164 number (or the channel's address form).
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub address: String,
+        pub opted_out_at: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

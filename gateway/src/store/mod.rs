@@ -31,8 +31,9 @@ pub(crate) use case_notes::enqueue_case_note_in;
 pub use case_notes::{NOTE_MAX_ATTEMPTS, NoteState, case_note_id};
 pub use email_thread::{EmailDirection, FailureNote, THREAD_READ_LIMIT};
 pub use entities::{
-    api_token, case_note, delivery, email_message, event, idempotency_key, inbound_email, job,
-    live_message, live_session, salesforce_event, session, sync_state,
+    api_token, case_note, delivery, email_message, event, idempotency_key, inbound_email,
+    inbound_message, job, live_message, live_session, opt_out, salesforce_event, session,
+    sync_state,
 };
 pub use idempotency::{Begin, IdempotencyLock, IdempotencyPolicy, StoredResponse, fingerprint};
 pub use inbound::{InboundState, InboundSummary, MatchKeys, MatchedBy, NewInbound};

@@ -267,6 +267,9 @@ pub(super) async fn enqueue_delivery_in(
         last_error: Set(None),
         created_at: Set(t),
         updated_at: Set(t),
+        provider_status: Set(None),
+        provider_status_at: Set(None),
+        provider_error_code: Set(None),
     })
     .on_conflict(
         OnConflict::column(delivery::Column::Id)

@@ -60,6 +60,7 @@ impl Store {
             id_folded: Set(Some(folded(escalation.session_id.as_str()))),
             reply_token: Set(None),
             joined_session_id: Set(None),
+            customer_last_message_at: Set(last_customer_turn_ms(conversation, now)),
             language: Set(conversation.language.clone()),
             priority: Set(escalation.payload.priority.as_str().into()),
             subject: Set(conversation.subject.clone()),
@@ -333,6 +334,20 @@ impl Store {
 
 /// The session id as Salesforce compares external ids: without regard to case
 /// (session ids are ASCII).
+/// When the customer last wrote, as the escalation tells it: the newest customer turn's time
+/// (never later than `now`), in epoch milliseconds.
+fn last_customer_turn_ms(
+    conversation: &channels::Conversation,
+    now: chrono::DateTime<Utc>,
+) -> Option<i64> {
+    conversation
+        .turns
+        .iter()
+        .filter(|turn| turn.role == channels::Role::Customer)
+        .map(|turn| Ord::min(turn.at, now).timestamp_millis())
+        .max()
+}
+
 pub fn folded(session_id: &str) -> String {
     session_id.to_ascii_lowercase()
 }
