@@ -12,6 +12,7 @@ use crate::bridge::BridgeChannel;
 use crate::webhook::{WebhookSecret, check_webhook_url};
 use crate::{
     Channel, ChannelError, ChannelKind, ChatChannel, EmailConfig, MessagingChannel, Route,
+    VoiceConfig,
 };
 
 /// One `[channels.<name>]` table, by its `type`.
@@ -24,7 +25,7 @@ pub enum ChannelConfig {
     Chat(ChatConfig),
     Sms(BuiltInConfig),
     Whatsapp(BuiltInConfig),
-    Voice(BuiltInConfig),
+    Voice(VoiceConfig),
     Bridge(BridgeConfig),
 }
 
@@ -124,7 +125,7 @@ impl ChannelConfig {
             }),
             ChannelKind::Sms => Self::Sms(BuiltInConfig::default()),
             ChannelKind::Whatsapp => Self::Whatsapp(BuiltInConfig::default()),
-            ChannelKind::Voice => Self::Voice(BuiltInConfig::default()),
+            ChannelKind::Voice => Self::Voice(VoiceConfig::default()),
             ChannelKind::Plugin(_) => return None,
         })
     }
@@ -162,7 +163,7 @@ impl ChannelConfig {
             Self::Email(email) => Arc::new(email.build(name)?),
             Self::Sms(_) => Arc::new(MessagingChannel::sms()),
             Self::Whatsapp(_) => Arc::new(MessagingChannel::whatsapp()),
-            Self::Voice(_) => Arc::new(MessagingChannel::voice()),
+            Self::Voice(voice) => Arc::new(voice.build(name)?),
             Self::Chat(chat) => Arc::new(chat.build(name)?),
             Self::Bridge(bridge) => Arc::new(bridge.build(name)?),
         })
