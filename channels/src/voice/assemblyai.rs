@@ -27,7 +27,9 @@ pub(crate) fn parse(content: &Value) -> Result<Parsed, ChannelError> {
     {
         let at = |key: &str| format!("utterances[{u}]{key}");
         let utterance = object(utterance, || at(""))?;
-        let speaker = string(required(utterance, "speaker", || at(""))?, || at(".speaker"))?;
+        let speaker = string(required(utterance, "speaker", || at(""))?, || {
+            at(".speaker")
+        })?;
         let start = millis(required(utterance, "start", || at(""))?, || at(".start"))?;
         let end = millis(required(utterance, "end", || at(""))?, || at(".end"))?;
         let text = string(required(utterance, "text", || at(""))?, || at(".text"))?;
@@ -66,8 +68,16 @@ mod tests {
         assert_eq!(
             turns,
             [
-                ("A".to_owned(), 520, "Thanks for calling Acme. How can I help?".to_owned()),
-                ("B".to_owned(), 3_840, "My card was declined twice today.".to_owned()),
+                (
+                    "A".to_owned(),
+                    520,
+                    "Thanks for calling Acme. How can I help?".to_owned()
+                ),
+                (
+                    "B".to_owned(),
+                    3_840,
+                    "My card was declined twice today.".to_owned()
+                ),
                 (
                     "A".to_owned(),
                     6_510,
@@ -82,7 +92,10 @@ mod tests {
     fn errors_name_the_json_path() {
         let cases = [
             (json!({"status": "processing"}), "not finished"),
-            (json!({"status": "completed", "utterances": null}), "speaker_labels=true"),
+            (
+                json!({"status": "completed", "utterances": null}),
+                "speaker_labels=true",
+            ),
             (json!({"utterances": {}}), "at utterances: expected a list"),
             (
                 json!({"utterances": [{"speaker": "A", "start": 1.5, "end": 2, "text": "x"}]}),

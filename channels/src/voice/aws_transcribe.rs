@@ -75,10 +75,13 @@ fn words<'a>(items: &'a [Value], path: &str) -> Result<Vec<Word<'a>>, ChannelErr
             .first()
             .ok_or_else(|| invalid(at(".alternatives"), "no alternatives"))?;
         let first = object(first, || at(".alternatives[0]"))?;
-        let content = string(required(first, "content", || at(".alternatives[0]"))?, || {
-            at(".alternatives[0].content")
-        })?;
-        let kind = get(item, "type").map(|t| string(t, || at(".type"))).transpose()?;
+        let content = string(
+            required(first, "content", || at(".alternatives[0]"))?,
+            || at(".alternatives[0].content"),
+        )?;
+        let kind = get(item, "type")
+            .map(|t| string(t, || at(".type")))
+            .transpose()?;
         match kind {
             Some("punctuation") => {
                 if let Some(word) = words.last_mut() {
@@ -89,8 +92,7 @@ fn words<'a>(items: &'a [Value], path: &str) -> Result<Vec<Word<'a>>, ChannelErr
                 let start_ms = seconds(required(item, "start_time", || at(""))?, || {
                     at(".start_time")
                 })?;
-                let end_ms =
-                    seconds(required(item, "end_time", || at(""))?, || at(".end_time"))?;
+                let end_ms = seconds(required(item, "end_time", || at(""))?, || at(".end_time"))?;
                 let speaker = get(item, "speaker_label")
                     .map(|s| string(s, || at(".speaker_label")))
                     .transpose()?;
@@ -102,7 +104,12 @@ fn words<'a>(items: &'a [Value], path: &str) -> Result<Vec<Word<'a>>, ChannelErr
                     text: content.to_owned(),
                 });
             }
-            _ => return Err(invalid(at(".type"), "expected pronunciation or punctuation")),
+            _ => {
+                return Err(invalid(
+                    at(".type"),
+                    "expected pronunciation or punctuation",
+                ));
+            }
         }
     }
     Ok(words)
@@ -158,7 +165,9 @@ fn by_speaker(
         let start = seconds(required(segment, "start_time", || at(""))?, || {
             at(".start_time")
         })?;
-        let end = seconds(required(segment, "end_time", || at(""))?, || at(".end_time"))?;
+        let end = seconds(required(segment, "end_time", || at(""))?, || {
+            at(".end_time")
+        })?;
         spans.push((start, end, label));
         let Some(items) = get(segment, "items") else {
             continue;
@@ -290,16 +299,17 @@ mod tests {
     }
 
     fn fixture(name: &str) -> Value {
-        let path = format!(
-            "{}/tests/fixtures/voice/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/tests/fixtures/voice/{name}", env!("CARGO_MANIFEST_DIR"));
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
     fn call(a: &str, b: &str) -> Vec<(String, u64, String)> {
         vec![
-            (a.into(), 520, "Thanks for calling Acme. How can I help?".into()),
+            (
+                a.into(),
+                520,
+                "Thanks for calling Acme. How can I help?".into(),
+            ),
             (b.into(), 3_840, "My card was declined twice today.".into()),
             (
                 a.into(),
@@ -312,12 +322,18 @@ mod tests {
 
     #[test]
     fn speaker_labels_join_words_by_start_time_with_punctuation_glued() {
-        assert_eq!(turns(&fixture("transcribe_speakers.json")), call("spk_0", "spk_1"));
+        assert_eq!(
+            turns(&fixture("transcribe_speakers.json")),
+            call("spk_0", "spk_1")
+        );
     }
 
     #[test]
     fn channel_labels_interleave_the_channels_by_time() {
-        assert_eq!(turns(&fixture("transcribe_channels.json")), call("ch_0", "ch_1"));
+        assert_eq!(
+            turns(&fixture("transcribe_channels.json")),
+            call("ch_0", "ch_1")
+        );
     }
 
     #[test]

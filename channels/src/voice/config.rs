@@ -107,14 +107,20 @@ mod tests {
         let err = serde_json::from_value::<VoiceConfig>(serde_json::json!({"follow_up": "email"}))
             .unwrap_err();
         assert!(err.to_string().contains("unknown variant `email`"), "{err}");
-        let err = serde_json::from_value::<VoiceConfig>(serde_json::json!({"speaker": {}}))
-            .unwrap_err();
+        let err =
+            serde_json::from_value::<VoiceConfig>(serde_json::json!({"speaker": {}})).unwrap_err();
         assert!(err.to_string().contains("unknown field `speaker`"), "{err}");
         let err = config(serde_json::json!({"speakers": {"spk_0": "robot"}}))
             .build("voice")
             .unwrap_err();
-        assert_eq!(err.field().as_deref(), Some("channels.voice.speakers.spk_0"));
-        assert!(err.to_string().contains("customer, bot, agent, system"), "{err}");
+        assert_eq!(
+            err.field().as_deref(),
+            Some("channels.voice.speakers.spk_0")
+        );
+        assert!(
+            err.to_string().contains("customer, bot, agent, system"),
+            "{err}"
+        );
         let err = config(serde_json::json!({"speakers": {"": "bot"}}))
             .build("voice")
             .unwrap_err();

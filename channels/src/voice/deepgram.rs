@@ -58,7 +58,11 @@ pub(crate) fn parse(content: &Value) -> Result<Parsed, ChannelError> {
     })
 }
 
-fn words(channels: &[Value], multichannel: bool, fragments: &mut Fragments) -> Result<(), ChannelError> {
+fn words(
+    channels: &[Value],
+    multichannel: bool,
+    fragments: &mut Fragments,
+) -> Result<(), ChannelError> {
     if channels.is_empty() {
         return Err(invalid(
             "results",
@@ -154,8 +158,16 @@ mod tests {
 
     fn call() -> Vec<(String, u64, String)> {
         vec![
-            ("spk_0".into(), 520, "Thanks for calling Acme. How can I help?".into()),
-            ("spk_1".into(), 3_840, "My card was declined twice today.".into()),
+            (
+                "spk_0".into(),
+                520,
+                "Thanks for calling Acme. How can I help?".into(),
+            ),
+            (
+                "spk_1".into(),
+                3_840,
+                "My card was declined twice today.".into(),
+            ),
             (
                 "spk_0".into(),
                 6_510,
@@ -214,7 +226,10 @@ mod tests {
     fn errors_name_the_json_path() {
         let cases = [
             (json!({"metadata": {}}), "`results` is missing"),
-            (json!({"results": {}}), "neither `utterances` nor `channels`"),
+            (
+                json!({"results": {}}),
+                "neither `utterances` nor `channels`",
+            ),
             (
                 json!({"results": {"utterances": [{"start": 0.1, "end": 0.2, "transcript": "x"}]}}),
                 "at results.utterances[0]: no `speaker`: transcribe with diarize=true",

@@ -17,7 +17,10 @@ pub(crate) const TURN_MAX_CHARS: usize = 100_000;
 pub(crate) const MAX_OFFSET_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 
 /// The error for content that is not what its format says, at `place` (a JSON path or a line).
-pub(crate) fn invalid(place: impl std::fmt::Display, reason: impl std::fmt::Display) -> ChannelError {
+pub(crate) fn invalid(
+    place: impl std::fmt::Display,
+    reason: impl std::fmt::Display,
+) -> ChannelError {
     ChannelError::InvalidVoiceTranscript {
         field: "voice_transcript.content",
         reason: format!("at {place}: {reason}"),
@@ -83,6 +86,12 @@ impl Fragments {
         if text.is_empty() {
             return Ok(());
         }
+        if text.len() > TURN_MAX_CHARS && text.chars().count() > TURN_MAX_CHARS {
+            return Err(too_large(format!(
+                "at {}: one piece of speech is longer than {TURN_MAX_CHARS} characters",
+                place()
+            )));
+        }
         let label = self.intern(label, place)?;
         self.items.push(Fragment {
             label,
@@ -93,7 +102,11 @@ impl Fragments {
         Ok(())
     }
 
-    fn intern(&mut self, label: &str, place: impl FnOnce() -> String) -> Result<usize, ChannelError> {
+    fn intern(
+        &mut self,
+        label: &str,
+        place: impl FnOnce() -> String,
+    ) -> Result<usize, ChannelError> {
         if let Some(&i) = self.index.get(label) {
             return Ok(i);
         }
@@ -183,7 +196,11 @@ mod tests {
             .collect();
         assert_eq!(
             texts,
-            [(0, 0, "Hello there."), (1, 1_600, "Hi!"), (0, 2_300, "Bye\u{fffd}")]
+            [
+                (0, 0, "Hello there."),
+                (1, 1_600, "Hi!"),
+                (0, 2_300, "Bye\u{fffd}")
+            ]
         );
     }
 
@@ -196,7 +213,11 @@ mod tests {
         }
         let turns = fragments.into_turns().unwrap();
         assert_eq!(turns.len(), 3);
-        assert!(turns.iter().all(|t| t.text.chars().count() <= TURN_MAX_CHARS));
+        assert!(
+            turns
+                .iter()
+                .all(|t| t.text.chars().count() <= TURN_MAX_CHARS)
+        );
         assert_eq!(turns[1].start_ms, 100);
     }
 
@@ -232,7 +253,20 @@ mod tests {
             .push("A", MAX_OFFSET_MS + 1, 0, "x", here)
             .unwrap_err();
         assert_eq!(err.code(), "invalid_voice_transcript");
+        let err = Fragments::default()
+            .push("A", 0, 0, &"é".repeat(TURN_MAX_CHARS + 1), here)
+            .unwrap_err();
+        assert_eq!(err.code(), "voice_transcript_too_large");
+        assert!(
+            Fragments::default()
+                .push("A", 0, 0, &"é".repeat(TURN_MAX_CHARS), here)
+                .is_ok()
+        );
         let err = Fragments::default().push("", 0, 0, "x", here).unwrap_err();
-        assert!(err.to_string().contains("at test: a speaker label cannot be empty"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("at test: a speaker label cannot be empty"),
+            "{err}"
+        );
     }
 }

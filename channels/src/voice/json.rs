@@ -6,8 +6,9 @@ use serde_json::{Map, Value};
 use super::fragments::{MAX_OFFSET_MS, invalid, too_large};
 use crate::ChannelError;
 
-/// The largest content accepted, in bytes of compact JSON (or of WebVTT text).
-pub(crate) const MAX_CONTENT_BYTES: usize = 5 * 1024 * 1024;
+/// The largest `voice_transcript.content` accepted, in bytes of compact JSON (or of WebVTT
+/// text).
+pub const MAX_CONTENT_BYTES: usize = 5 * 1024 * 1024;
 
 /// Refuses content whose compact JSON is over [`MAX_CONTENT_BYTES`]; stops writing at the
 /// limit, so the check is bounded whatever the content.
@@ -118,7 +119,9 @@ pub(crate) fn millis(value: &Value, path: impl FnOnce() -> String) -> Result<u64
             // Some producers write integral floats (`1520.0`).
             value
                 .as_f64()
-                .filter(|f| f.is_finite() && *f >= 0.0 && f.fract() == 0.0 && *f <= MAX_OFFSET_MS as f64)
+                .filter(|f| {
+                    f.is_finite() && *f >= 0.0 && f.fract() == 0.0 && *f <= MAX_OFFSET_MS as f64
+                })
                 .map(|f| f as u64)
         })
         .filter(|&ms| ms <= MAX_OFFSET_MS)
@@ -134,7 +137,11 @@ pub(crate) fn millis(value: &Value, path: impl FnOnce() -> String) -> Result<u64
 fn decimal_seconds(s: &str) -> Option<u64> {
     let (whole, fraction) = s.split_once('.').unwrap_or((s, ""));
     let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty() || whole.len() > 9 || fraction.len() > 12 || !digits(whole) || !digits(fraction)
+    if whole.is_empty()
+        || whole.len() > 9
+        || fraction.len() > 12
+        || !digits(whole)
+        || !digits(fraction)
     {
         return None;
     }
@@ -203,7 +210,10 @@ mod tests {
     #[test]
     fn size_is_bounded() {
         assert!(check_size(&json!({"a": "b".repeat(1000)})).is_ok());
-        let big = json!(["x".repeat(MAX_CONTENT_BYTES / 2), "y".repeat(MAX_CONTENT_BYTES / 2)]);
+        let big = json!([
+            "x".repeat(MAX_CONTENT_BYTES / 2),
+            "y".repeat(MAX_CONTENT_BYTES / 2)
+        ]);
         let err = check_size(&big).unwrap_err();
         assert_eq!(err.code(), "voice_transcript_too_large");
         assert_eq!(err.field().as_deref(), Some("voice_transcript.content"));

@@ -26,7 +26,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
 pub use config::{FollowUp, VoiceConfig};
+pub use json::MAX_CONTENT_BYTES;
 pub use model::{VoiceFormat, VoiceInfo, VoiceMode, VoiceTranscript};
+pub use speakers::MAX_SPEAKERS;
 
 use crate::{
     Capabilities, Channel, ChannelError, ChannelKind, Conversation, EscalationInput, ReplyTarget,
@@ -147,9 +149,7 @@ impl VoiceChannel {
                 reason: "the transcript holds no speech".to_owned(),
             });
         }
-        let started_at = call
-            .started_at
-            .unwrap_or_else(|| now - millis(length_ms));
+        let started_at = call.started_at.unwrap_or_else(|| now - millis(length_ms));
         Ok(labelled
             .into_iter()
             .map(|turn| Turn {

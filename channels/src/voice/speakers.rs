@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use crate::{ChannelError, Role, printable_prefix};
 
-/// The most entries a `speakers` map (request or configuration) may have.
-pub(crate) const MAX_SPEAKERS: usize = 100;
+/// The most entries a `speakers` map (request or configuration) may have, and the most
+/// speakers a transcript may have.
+pub const MAX_SPEAKERS: usize = 100;
 /// The longest speaker label, in characters.
 pub(crate) const MAX_LABEL_CHARS: usize = 128;
 
@@ -163,7 +164,10 @@ mod tests {
         let many: BTreeMap<String, String> = (0..=MAX_SPEAKERS)
             .map(|i| (format!("spk_{i}"), "bot".to_owned()))
             .collect();
-        assert_eq!(requested(&many).unwrap_err().field().as_deref(), Some("speakers"));
+        assert_eq!(
+            requested(&many).unwrap_err().field().as_deref(),
+            Some("speakers")
+        );
         for name in ["customer", "bot", "agent", "system"] {
             assert!(requested(&map(&[("A", name)])).is_ok(), "{name}");
         }

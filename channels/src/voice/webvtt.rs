@@ -146,7 +146,11 @@ impl<'a> Iterator for Lines<'a> {
             }
             Some(i) => {
                 let line = &self.rest[..i];
-                let skip = if self.rest[i..].starts_with("\r\n") { 2 } else { 1 };
+                let skip = if self.rest[i..].starts_with("\r\n") {
+                    2
+                } else {
+                    1
+                };
                 self.rest = &self.rest[i + skip..];
                 if self.rest.is_empty() {
                     self.done = true;
@@ -202,7 +206,13 @@ struct CueReader {
 
 impl CueReader {
     /// One cue's text split by voice spans into pieces.
-    fn cue(&mut self, line: usize, start_ms: u64, end_ms: u64, text: &str) -> Result<(), ChannelError> {
+    fn cue(
+        &mut self,
+        line: usize,
+        start_ms: u64,
+        end_ms: u64,
+        text: &str,
+    ) -> Result<(), ChannelError> {
         self.cues += 1;
         if self.cues > MAX_FRAGMENTS {
             return Err(too_large(format!("more than {MAX_FRAGMENTS} cues")));
@@ -239,7 +249,13 @@ impl CueReader {
         self.flush(&mut piece, line, start_ms, end_ms)
     }
 
-    fn flush(&mut self, piece: &mut String, line: usize, start_ms: u64, end_ms: u64) -> Result<(), ChannelError> {
+    fn flush(
+        &mut self,
+        piece: &mut String,
+        line: usize,
+        start_ms: u64,
+        end_ms: u64,
+    ) -> Result<(), ChannelError> {
         let text = collapse_spaces(piece);
         piece.clear();
         if text.is_empty() {
@@ -259,7 +275,9 @@ impl CueReader {
 /// `v Name`, `v.loud Name` → `Name` (whitespace collapsed); `None` for any other tag and for
 /// a voice span without a name.
 fn voice_annotation(tag: &str) -> Option<String> {
-    let name_end = tag.find([' ', '\t', '\n', '\u{c}', '\r']).unwrap_or(tag.len());
+    let name_end = tag
+        .find([' ', '\t', '\n', '\u{c}', '\r'])
+        .unwrap_or(tag.len());
     let (name, annotation) = tag.split_at(name_end);
     let tag_name = name.split('.').next().unwrap_or_default();
     if tag_name != "v" {
@@ -331,8 +349,16 @@ mod tests {
 
     fn call() -> Vec<(String, u64, String)> {
         vec![
-            ("Acme Assistant".into(), 520, "Thanks for calling Acme. How can I help?".into()),
-            ("Caller".into(), 3_840, "My card was declined twice today.".into()),
+            (
+                "Acme Assistant".into(),
+                520,
+                "Thanks for calling Acme. How can I help?".into(),
+            ),
+            (
+                "Caller".into(),
+                3_840,
+                "My card was declined twice today.".into(),
+            ),
             (
                 "Acme Assistant".into(),
                 6_510,
@@ -363,7 +389,11 @@ mod tests {
         assert_eq!(
             turns(text),
             [
-                ("Roger Bingham".to_owned(), 1_000, "When we e-mailed—".to_owned()),
+                (
+                    "Roger Bingham".to_owned(),
+                    1_000,
+                    "When we e-mailed—".to_owned()
+                ),
                 (
                     "Neil deGrasse Tyson".to_owned(),
                     1_000,
@@ -376,8 +406,14 @@ mod tests {
     #[test]
     fn timings_take_optional_hours_and_settings() {
         assert_eq!(timings("00:11.000 --> 00:13.500"), Some((11_000, 13_500)));
-        assert_eq!(timings("01:02:03.004-->01:02:04.000 align:end size:50%"), Some((3_723_004, 3_724_000)));
-        assert_eq!(timings("100:00:00.000 --> 100:00:01.000"), Some((360_000_000, 360_001_000)));
+        assert_eq!(
+            timings("01:02:03.004-->01:02:04.000 align:end size:50%"),
+            Some((3_723_004, 3_724_000))
+        );
+        assert_eq!(
+            timings("100:00:00.000 --> 100:00:01.000"),
+            Some((360_000_000, 360_001_000))
+        );
         for bad in [
             "00:11 --> 00:13.500",
             "0:11.000 --> 00:13.500",
@@ -396,11 +432,18 @@ mod tests {
     fn errors_say_which_line() {
         assert!(error("WEBVTTX\n").contains("at line 1"));
         assert!(error("").contains("at line 1"));
-        assert!(error("WEBVTT\n\n00:01.000 --> 00:02.000\nnobody\n").contains(
-            "at line 3: the cue names no speaker"
-        ));
-        assert!(error("WEBVTT\n\nid\ntext without timings\n").contains("at line 4: expected cue timings"));
-        assert!(error("WEBVTT\n\n00:01 --> 00:02.000\n<v A>x\n").contains("at line 3: invalid cue timings"));
+        assert!(
+            error("WEBVTT\n\n00:01.000 --> 00:02.000\nnobody\n")
+                .contains("at line 3: the cue names no speaker")
+        );
+        assert!(
+            error("WEBVTT\n\nid\ntext without timings\n")
+                .contains("at line 4: expected cue timings")
+        );
+        assert!(
+            error("WEBVTT\n\n00:01 --> 00:02.000\n<v A>x\n")
+                .contains("at line 3: invalid cue timings")
+        );
     }
 
     #[test]
@@ -411,19 +454,26 @@ mod tests {
             [("Ann".to_owned(), 1_000, "Hello there".to_owned())]
         );
         assert_eq!(
-            turns("WEBVTT\n\n00:01.000 --> 00:02.000\n<v Ann>Hello\n\n00:03.000 --> 00:04.000\n<v Bob"),
+            turns(
+                "WEBVTT\n\n00:01.000 --> 00:02.000\n<v Ann>Hello\n\n00:03.000 --> 00:04.000\n<v Bob"
+            ),
             [("Ann".to_owned(), 1_000, "Hello".to_owned())]
         );
         // A cue ended by the next timing line rather than a blank line.
         assert_eq!(
-            turns("WEBVTT\n00:01.000 --> 00:02.000\n<v Ann>Hi\n00:03.000 --> 00:04.000\n<v Bob>Yo\n"),
+            turns(
+                "WEBVTT\n00:01.000 --> 00:02.000\n<v Ann>Hi\n00:03.000 --> 00:04.000\n<v Bob>Yo\n"
+            ),
             [
                 ("Ann".to_owned(), 1_000, "Hi".to_owned()),
                 ("Bob".to_owned(), 3_000, "Yo".to_owned())
             ]
         );
         // Only `<` and no `>`: one tag to the end, read once.
-        let text = format!("WEBVTT\n\n00:01.000 --> 00:02.000\n<v Ann>x{}", "<".repeat(100_000));
+        let text = format!(
+            "WEBVTT\n\n00:01.000 --> 00:02.000\n<v Ann>x{}",
+            "<".repeat(100_000)
+        );
         assert_eq!(turns(&text), [("Ann".to_owned(), 1_000, "x".to_owned())]);
     }
 
