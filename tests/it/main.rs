@@ -25,3 +25,4 @@ mod outbox;
 mod resilience;
 mod sandbox;
 mod support;
+mod voice;

@@ -39,29 +39,26 @@ pub(crate) fn get<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Valu
     obj.get(key).filter(|v| !v.is_null())
 }
 
-pub(crate) fn object<'a>(
-    value: &'a Value,
+pub(crate) fn object(
+    value: &Value,
     path: impl FnOnce() -> String,
-) -> Result<&'a Map<String, Value>, ChannelError> {
+) -> Result<&Map<String, Value>, ChannelError> {
     value
         .as_object()
         .ok_or_else(|| invalid(path(), "expected an object"))
 }
 
-pub(crate) fn array<'a>(
-    value: &'a Value,
+pub(crate) fn array(
+    value: &Value,
     path: impl FnOnce() -> String,
-) -> Result<&'a [Value], ChannelError> {
+) -> Result<&[Value], ChannelError> {
     value
         .as_array()
         .map(Vec::as_slice)
         .ok_or_else(|| invalid(path(), "expected a list"))
 }
 
-pub(crate) fn string<'a>(
-    value: &'a Value,
-    path: impl FnOnce() -> String,
-) -> Result<&'a str, ChannelError> {
+pub(crate) fn string(value: &Value, path: impl FnOnce() -> String) -> Result<&str, ChannelError> {
     value
         .as_str()
         .ok_or_else(|| invalid(path(), "expected a string"))

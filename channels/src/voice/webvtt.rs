@@ -48,10 +48,7 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, ChannelError> {
         speaker: None,
         cues: 0,
     };
-    loop {
-        let Some((number, line)) = pending.take().or_else(|| lines.next()) else {
-            break;
-        };
+    while let Some((number, line)) = pending.take().or_else(|| lines.next()) {
         if line.is_empty() {
             continue;
         }
