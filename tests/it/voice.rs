@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use handoff_tests::{Db, TestApp, both_databases, spawn_app_with};
+use handoff_tests::console::{RepConsole, texts_by};
+use handoff_tests::{Db, TestApp, both_databases, spawn_app_with, spawn_live_app};
 use serde_json::{Value, json};
 
 use crate::support::{reassemble, unique};
@@ -343,5 +344,59 @@ both_databases!(
         let (status, again) = app.post_escalation(&body).await;
         assert_eq!(status, 202, "{again}");
         assert_eq!(again["id"], accepted["id"]);
+    }
+);
+
+both_databases!(
+    a_live_transfer_opens_the_conversation_with_the_transcript,
+    |db: Db| async move {
+        // The deployment defines a Voice_Mode parameter, and the gateway is told to fill it.
+        let mut emulator = sf_emulator::EmulatorConfig::default();
+        emulator
+            .miaw
+            .custom_parameters
+            .push(sf_emulator::config::CustomParameter {
+                name: "Voice_Mode".into(),
+                max_length: 40,
+            });
+        let app = spawn_live_app(db, emulator, |config| {
+            config.miaw.channels = vec!["chat".into(), "voice".into()];
+            config.miaw.attribute_names.voice_mode = "Voice_Mode".into();
+        })
+        .await;
+        let session_id = unique("voice-live");
+        let mut body = voice_body(
+            &session_id,
+            "webvtt",
+            Value::String(fixture("captions.vtt")),
+            Some(json!({"Acme Assistant": "bot", "Caller": "customer"})),
+        );
+        body["voice_mode"] = json!("live_transfer");
+        let (status, accepted) = app.post_escalation(&body).await;
+        assert_eq!(status, 202, "{accepted}");
+        assert_eq!(accepted["route"], "messaging");
+        let conversation_id = accepted["salesforce_miaw_session_id"]
+            .as_str()
+            .expect("conversation id")
+            .to_owned();
+
+        let rep = RepConsole::new(&app.emulator.url());
+        let conversation = rep
+            .wait_for(&conversation_id, "the opening messages", |c| {
+                texts_by(c, "EndUser").len() >= 2
+            })
+            .await;
+        let attributes = &conversation["routing_attributes"];
+        assert_eq!(attributes["Voice_Mode"], "live_transfer", "{attributes}");
+        assert_eq!(attributes["OpencxSessionId"], session_id.as_str());
+        let opening = texts_by(&conversation, "EndUser");
+        assert_eq!(
+            opening[0],
+            "Voice call (live transfer): the caller is being connected to you by phone.\n\n\
+             Summary: Card declined twice; the caller wants a person."
+        );
+        assert_eq!(opening[1], format!("Transcript 1/1\n{}", rendered()));
+        let kinds = app.event_kinds(&session_id).await;
+        assert!(kinds.contains(&"voice.follow_up".to_owned()), "{kinds:?}");
     }
 );
