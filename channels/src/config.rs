@@ -84,6 +84,11 @@ pub struct BridgeConfig {
     /// `case` or `messaging` (the default).
     #[serde(default)]
     pub preferred_route: Option<Route>,
+    /// Allows a `url` on loopback, private and link-local addresses (and plain `http` to
+    /// loopback): a bridge running beside the gateway, tests, the sandbox. It turns off the
+    /// SSRF guard for this bridge.
+    #[serde(default)]
+    pub allow_private_url: bool,
 }
 
 impl ChannelConfig {
@@ -183,7 +188,7 @@ impl ChatConfig {
 impl BridgeConfig {
     fn build(&self, name: &str) -> Result<BridgeChannel, ChannelError> {
         let kind = ChannelKind::plugin(name).map_err(|e| invalid(format!("channels.{name}"), e))?;
-        let url = check_webhook_url(&self.url, false).map_err(|problem| {
+        let url = check_webhook_url(&self.url, self.allow_private_url).map_err(|problem| {
             invalid(
                 format!("channels.{name}.url"),
                 format!("the bridge URL {problem}; give the https address of the bridge"),
@@ -206,7 +211,7 @@ impl BridgeConfig {
             url,
             secret,
             self.preferred_route.unwrap_or(Route::Messaging),
-            false,
+            self.allow_private_url,
         )
     }
 }
