@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::bridge::BridgeChannel;
 use crate::webhook::{WebhookSecret, check_webhook_url};
+use crate::whatsapp::WhatsappConfig;
 use crate::{
     Channel, ChannelError, ChannelKind, ChatChannel, EmailConfig, MessagingChannel, Route,
 };
@@ -23,7 +24,7 @@ pub enum ChannelConfig {
     Email(EmailConfig),
     Chat(ChatConfig),
     Sms(BuiltInConfig),
-    Whatsapp(BuiltInConfig),
+    Whatsapp(WhatsappConfig),
     Voice(BuiltInConfig),
     Bridge(BridgeConfig),
 }
@@ -110,7 +111,7 @@ impl ChannelConfig {
     pub fn enabled(&self) -> bool {
         match self {
             Self::Sms(c) => c.enabled,
-            Self::Whatsapp(c) => c.enabled,
+            Self::Whatsapp(c) => c.enabled(),
             Self::Voice(c) => c.enabled,
             Self::Email(c) => c.enabled,
             Self::Chat(c) => c.enabled,
@@ -128,7 +129,7 @@ impl ChannelConfig {
                 ..ChatConfig::default()
             }),
             ChannelKind::Sms => Self::Sms(BuiltInConfig::default()),
-            ChannelKind::Whatsapp => Self::Whatsapp(BuiltInConfig::default()),
+            ChannelKind::Whatsapp => Self::Whatsapp(WhatsappConfig::default()),
             ChannelKind::Voice => Self::Voice(BuiltInConfig::default()),
             ChannelKind::Plugin(_) => return None,
         })
@@ -166,7 +167,7 @@ impl ChannelConfig {
         Ok(match self {
             Self::Email(email) => Arc::new(email.build(name)?),
             Self::Sms(_) => Arc::new(MessagingChannel::sms()),
-            Self::Whatsapp(_) => Arc::new(MessagingChannel::whatsapp()),
+            Self::Whatsapp(whatsapp) => Arc::new(whatsapp.build(name)?),
             Self::Voice(_) => Arc::new(MessagingChannel::voice()),
             Self::Chat(chat) => Arc::new(chat.build(name)?),
             Self::Bridge(bridge) => Arc::new(bridge.build(name)?),

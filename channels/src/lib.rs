@@ -20,6 +20,7 @@ mod normalize;
 mod registry;
 mod reply;
 pub mod webhook;
+pub mod whatsapp;
 
 use std::fmt;
 use std::str::FromStr;
@@ -42,6 +43,7 @@ pub use messaging::MessagingChannel;
 pub use model::{Conversation, Customer, EmailThread, Role, Turn};
 pub use registry::Registry;
 pub use reply::is_e164;
+pub use whatsapp::{WhatsappChannel, WhatsappConfig};
 
 /// Which channel a conversation came through.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
