@@ -17,9 +17,7 @@ use channels::{Channel, ChannelKind, DeliveryError, OutboundKind, OutboundMessag
 
 use super::rep_notice::{self, Deliverer, Refusal, RepNotice};
 use crate::escalation::worker::{Outcome, Worker};
-use crate::store::{
-    ClaimedJob, DeliveryState, FailureNote, RepNoticeWrite, Refused, delivery,
-};
+use crate::store::{ClaimedJob, DeliveryState, FailureNote, Refused, RepNoticeWrite, delivery};
 
 /// `last_error` of a delivery that may have been sent and was not resent.
 pub const OUTCOME_UNKNOWN: &str = "outcome unknown; not resent to avoid a duplicate";
@@ -708,7 +706,10 @@ mod tests {
         assert_eq!(textline.call_ids(), ["dlv_via"]);
         assert!(callline.call_ids().is_empty());
         let sent = textline.calls.lock().unwrap()[0].clone();
-        assert_eq!(sent.status_callback, None, "a plugin gets no Twilio callback");
+        assert_eq!(
+            sent.status_callback, None,
+            "a plugin gets no Twilio callback"
+        );
         assert_eq!(sent.customer_last_message_at, None, "no session row");
     }
 

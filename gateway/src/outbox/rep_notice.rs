@@ -10,7 +10,9 @@ use std::time::Duration;
 use channels::{ChannelKind, OutboundKind};
 
 use crate::escalation::mapper::live::message_id;
-use crate::store::{LiveState, NewLiveMessage, case_note_id, delivery, live_session, message_kind, session};
+use crate::store::{
+    LiveState, NewLiveMessage, case_note_id, delivery, live_session, message_kind, session,
+};
 
 /// The `case_notes.kind` of a reply not delivered because the reply window is closed.
 pub const WINDOW_CLOSED_NOTE: &str = "window_closed";
@@ -271,7 +273,10 @@ mod tests {
         let first = decide(
             &window(),
             &whatsapp(),
-            &row("dlv_0123456789abcdef0123456789abcdef", OutboundKind::AgentMessage),
+            &row(
+                "dlv_0123456789abcdef0123456789abcdef",
+                OutboundKind::AgentMessage,
+            ),
             Some(&s),
             Some(&l),
         );
@@ -293,7 +298,10 @@ mod tests {
         let part = decide(
             &window(),
             &whatsapp(),
-            &row("dlv_0123456789abcdef0123456789abcdef_002", OutboundKind::AgentMessage),
+            &row(
+                "dlv_0123456789abcdef0123456789abcdef_002",
+                OutboundKind::AgentMessage,
+            ),
             Some(&s),
             Some(&l),
         );
@@ -302,7 +310,10 @@ mod tests {
         let other = decide(
             &window(),
             &whatsapp(),
-            &row("dlv_ffff456789abcdef0123456789abcdef", OutboundKind::AgentMessage),
+            &row(
+                "dlv_ffff456789abcdef0123456789abcdef",
+                OutboundKind::AgentMessage,
+            ),
             Some(&s),
             Some(&l),
         );
@@ -314,7 +325,10 @@ mod tests {
         let opted = decide(
             &Refusal::OptedOut,
             &sms(),
-            &row("dlv_0123456789abcdef0123456789abcdef", OutboundKind::AgentMessage),
+            &row(
+                "dlv_0123456789abcdef0123456789abcdef",
+                OutboundKind::AgentMessage,
+            ),
             Some(&s),
             Some(&l),
         );
@@ -322,7 +336,11 @@ mod tests {
             panic!()
         };
         assert_ne!(opted.id, message.id);
-        assert!(opted.text.contains("opted out of SMS messages (STOP)"), "{}", opted.text);
+        assert!(
+            opted.text.contains("opted out of SMS messages (STOP)"),
+            "{}",
+            opted.text
+        );
     }
 
     #[test]
@@ -340,7 +358,12 @@ mod tests {
                 Some(&s),
                 l,
             );
-            let RepNotice::CaseNote { note_id, kind, body } = notice else {
+            let RepNotice::CaseNote {
+                note_id,
+                kind,
+                body,
+            } = notice
+            else {
                 panic!("{notice:?}");
             };
             assert_eq!(kind, WINDOW_CLOSED_NOTE);
@@ -376,11 +399,17 @@ mod tests {
     #[test]
     fn last_errors_say_what_happened_and_what_the_customer_must_do() {
         let window_error = whatsapp().last_error(&window());
-        assert!(window_error.starts_with("reply window closed (131047): "), "{window_error}");
+        assert!(
+            window_error.starts_with("reply window closed (131047): "),
+            "{window_error}"
+        );
         assert!(window_error.contains("within 24 hours of the customer's last message"));
         assert!(window_error.ends_with("The customer must write first."));
         let opted = sms().last_error(&Refusal::OptedOut);
-        assert!(opted.starts_with("the customer opted out (STOP)"), "{opted}");
+        assert!(
+            opted.starts_with("the customer opted out (STOP)"),
+            "{opted}"
+        );
         let plugin = Deliverer {
             kind: ChannelKind::Plugin("textline".into()),
             reply_window: Some(Duration::from_secs(90 * 60)),
@@ -399,6 +428,9 @@ mod tests {
         let cut = excerpt(&long);
         assert_eq!(cut.chars().count(), EXCERPT_CHARS + 1);
         assert!(cut.ends_with('…'));
-        assert_eq!(excerpt(&"ü".repeat(EXCERPT_CHARS)).chars().count(), EXCERPT_CHARS);
+        assert_eq!(
+            excerpt(&"ü".repeat(EXCERPT_CHARS)).chars().count(),
+            EXCERPT_CHARS
+        );
     }
 }

@@ -30,7 +30,7 @@ pub use case_events::{
 #[allow(unused_imports)] // used by the inbound-email and case-reply producers
 pub(crate) use case_notes::enqueue_case_note_in;
 pub use case_notes::{NOTE_MAX_ATTEMPTS, NoteState, case_note_id};
-pub use delivery_refusals::{RepNoticeWrite, RepTold, Refused};
+pub use delivery_refusals::{Refused, RepNoticeWrite, RepTold};
 pub use email_thread::{EmailDirection, FailureNote, THREAD_READ_LIMIT};
 pub use entities::{
     api_token, case_note, delivery, email_message, event, idempotency_key, inbound_email,
