@@ -161,4 +161,90 @@ mod tests {
         let chat = channels::Capabilities::receive_only();
         assert_eq!(super::split_for(&chat, parts[0].clone()).len(), 1);
     }
+
+    /// A plugin that delivers (or not), possibly through another channel.
+    struct Plugin {
+        name: &'static str,
+        delivers: bool,
+        through: Option<&'static str>,
+    }
+
+    #[async_trait::async_trait]
+    impl channels::Channel for Plugin {
+        fn kind(&self) -> channels::ChannelKind {
+            channels::ChannelKind::Plugin(self.name.into())
+        }
+        fn preferred_route(&self) -> channels::Route {
+            channels::Route::Messaging
+        }
+        fn capabilities(&self) -> channels::Capabilities {
+            channels::Capabilities {
+                delivers: self.delivers,
+                ..channels::Capabilities::receive_only()
+            }
+        }
+        fn delivers_through(&self) -> Option<channels::ChannelKind> {
+            self.through
+                .map(|t| channels::ChannelKind::Plugin(t.into()))
+        }
+        fn normalize(
+            &self,
+            _: channels::EscalationInput,
+        ) -> Result<channels::Conversation, channels::ChannelError> {
+            Err(channels::ChannelError::MissingTranscript)
+        }
+    }
+
+    #[test]
+    fn the_deliverer_is_the_channel_a_session_sends_through_or_says_why_not() {
+        let mut registry = channels::Registry::builtin();
+        for (name, delivers, through) in [
+            ("textline", true, None),
+            ("callline", false, Some("textline")),
+            ("mute", false, None),
+            ("viamute", false, Some("mute")),
+            ("nowhere", false, Some("gone")),
+        ] {
+            registry
+                .register_plugin(std::sync::Arc::new(Plugin {
+                    name,
+                    delivers,
+                    through,
+                }))
+                .unwrap();
+        }
+        let name = |channel: &str| {
+            super::deliverer(&registry, channel).map(|c| c.kind().as_str().to_string())
+        };
+        assert_eq!(name("textline").unwrap(), "textline");
+        assert_eq!(name("callline").unwrap(), "textline");
+        assert_eq!(
+            name("mute").unwrap_err(),
+            "channel `mute` cannot send messages to customers"
+        );
+        assert_eq!(
+            name("viamute").unwrap_err(),
+            "channel `viamute` sends through `mute`, which cannot send messages to customers"
+        );
+        assert_eq!(
+            name("nowhere").unwrap_err(),
+            "channel `nowhere` sends through `gone`, which is not enabled"
+        );
+        assert_eq!(
+            name("fax").unwrap_err(),
+            "the session's channel is not configured"
+        );
+    }
+
+    #[test]
+    fn parts_map_to_their_message() {
+        let id = super::delivery_id("s-1", "case_reply:x");
+        assert_eq!(super::message_delivery_id(&id), id);
+        assert_eq!(super::message_delivery_id(&format!("{id}_002")), id);
+        assert_eq!(
+            super::message_delivery_id(&format!("{id}_12")),
+            format!("{id}_12")
+        );
+        assert_eq!(super::message_delivery_id("inbound_001"), "inbound_001");
+    }
 }
