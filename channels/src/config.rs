@@ -9,6 +9,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::bridge::BridgeChannel;
+use crate::sms::SmsConfig;
 use crate::webhook::{WebhookSecret, check_webhook_url};
 use crate::{
     Channel, ChannelError, ChannelKind, ChatChannel, EmailConfig, MessagingChannel, Route,
@@ -22,7 +23,7 @@ use crate::{
 pub enum ChannelConfig {
     Email(EmailConfig),
     Chat(ChatConfig),
-    Sms(BuiltInConfig),
+    Sms(SmsConfig),
     Whatsapp(BuiltInConfig),
     Voice(BuiltInConfig),
     Bridge(BridgeConfig),
@@ -122,7 +123,7 @@ impl ChannelConfig {
                 enabled: true,
                 ..ChatConfig::default()
             }),
-            ChannelKind::Sms => Self::Sms(BuiltInConfig::default()),
+            ChannelKind::Sms => Self::Sms(SmsConfig::default()),
             ChannelKind::Whatsapp => Self::Whatsapp(BuiltInConfig::default()),
             ChannelKind::Voice => Self::Voice(BuiltInConfig::default()),
             ChannelKind::Plugin(_) => return None,
@@ -160,7 +161,7 @@ impl ChannelConfig {
         }
         Ok(match self {
             Self::Email(email) => Arc::new(email.build(name)?),
-            Self::Sms(_) => Arc::new(MessagingChannel::sms()),
+            Self::Sms(sms) => Arc::new(sms.build(name)?),
             Self::Whatsapp(_) => Arc::new(MessagingChannel::whatsapp()),
             Self::Voice(_) => Arc::new(MessagingChannel::voice()),
             Self::Chat(chat) => Arc::new(chat.build(name)?),

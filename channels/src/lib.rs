@@ -19,6 +19,8 @@ mod model;
 mod normalize;
 mod registry;
 mod reply;
+mod sms;
+pub mod twilio;
 pub mod webhook;
 
 use std::fmt;
@@ -42,6 +44,7 @@ pub use messaging::MessagingChannel;
 pub use model::{Conversation, Customer, EmailThread, Role, Turn};
 pub use registry::Registry;
 pub use reply::is_e164;
+pub use sms::{SmsChannel, SmsConfig};
 
 /// Which channel a conversation came through.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

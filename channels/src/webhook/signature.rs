@@ -136,6 +136,9 @@ pub enum VerifyError {
     TimestampOutOfTolerance,
     #[error("no `webhook-signature` matches the configured secret")]
     NoValidSignature,
+    /// A provider's signature header (`X-Twilio-Signature`) that does not match the request.
+    #[error("the `{0}` signature does not match the request and the configured secret")]
+    SignatureMismatch(&'static str),
 }
 
 #[cfg(test)]
