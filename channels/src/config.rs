@@ -9,6 +9,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::bridge::BridgeChannel;
+use crate::sms::SmsConfig;
 use crate::webhook::{WebhookSecret, check_webhook_url};
 use crate::whatsapp::WhatsappConfig;
 use crate::{
@@ -23,7 +24,7 @@ use crate::{
 pub enum ChannelConfig {
     Email(EmailConfig),
     Chat(ChatConfig),
-    Sms(BuiltInConfig),
+    Sms(SmsConfig),
     Whatsapp(WhatsappConfig),
     Voice(BuiltInConfig),
     Bridge(BridgeConfig),
@@ -128,7 +129,7 @@ impl ChannelConfig {
                 enabled: true,
                 ..ChatConfig::default()
             }),
-            ChannelKind::Sms => Self::Sms(BuiltInConfig::default()),
+            ChannelKind::Sms => Self::Sms(SmsConfig::default()),
             ChannelKind::Whatsapp => Self::Whatsapp(WhatsappConfig::default()),
             ChannelKind::Voice => Self::Voice(BuiltInConfig::default()),
             ChannelKind::Plugin(_) => return None,
@@ -166,7 +167,7 @@ impl ChannelConfig {
         }
         Ok(match self {
             Self::Email(email) => Arc::new(email.build(name)?),
-            Self::Sms(_) => Arc::new(MessagingChannel::sms()),
+            Self::Sms(sms) => Arc::new(sms.build(name)?),
             Self::Whatsapp(whatsapp) => Arc::new(whatsapp.build(name)?),
             Self::Voice(_) => Arc::new(MessagingChannel::voice()),
             Self::Chat(chat) => Arc::new(chat.build(name)?),

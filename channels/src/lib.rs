@@ -19,6 +19,8 @@ mod model;
 mod normalize;
 mod registry;
 mod reply;
+mod sms;
+pub mod twilio;
 pub mod webhook;
 pub mod whatsapp;
 
@@ -43,6 +45,7 @@ pub use messaging::MessagingChannel;
 pub use model::{Conversation, Customer, EmailThread, Role, Turn};
 pub use registry::Registry;
 pub use reply::is_e164;
+pub use sms::{SmsChannel, SmsConfig};
 pub use whatsapp::{WhatsappChannel, WhatsappConfig};
 
 /// Which channel a conversation came through.

@@ -136,8 +136,9 @@ pub enum VerifyError {
     TimestampOutOfTolerance,
     #[error("no `webhook-signature` matches the configured secret")]
     NoValidSignature,
-    /// A provider's own signature header (WhatsApp `X-Hub-Signature-256`) that is malformed
-    /// or does not match the configured secret; the header's name.
+    /// A provider's own signature header (Twilio `X-Twilio-Signature`, WhatsApp
+    /// `X-Hub-Signature-256`) that is malformed or does not match the configured secret; the
+    /// header's name.
     #[error("`{0}` is malformed or does not match the configured secret")]
     SignatureMismatch(&'static str),
     /// A provider's subscription handshake (WhatsApp `GET ?hub.mode=subscribe&…`) that does
