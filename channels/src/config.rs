@@ -168,7 +168,7 @@ impl ChannelConfig {
         Ok(match self {
             Self::Email(email) => Arc::new(email.build(name)?),
             Self::Sms(sms) => Arc::new(sms.build(name)?),
-            Self::Whatsapp(whatsapp) => Arc::new(whatsapp.build(name)?),
+            Self::Whatsapp(whatsapp) => whatsapp.build(name)?,
             Self::Voice(_) => Arc::new(MessagingChannel::voice()),
             Self::Chat(chat) => Arc::new(chat.build(name)?),
             Self::Bridge(bridge) => Arc::new(bridge.build(name)?),

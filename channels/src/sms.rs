@@ -144,7 +144,7 @@ impl SmsConfig {
                 "must be at most 1600 characters",
             ));
         }
-        let twilio = self.twilio(name)?;
+        let twilio = self.twilio(name, AddressPrefix::Bare)?;
         Ok(SmsChannel {
             twilio,
             max_segments: self.max_segments,
@@ -154,7 +154,13 @@ impl SmsConfig {
     }
 
     /// The Twilio client when the account is configured; `None` when no Twilio setting is.
-    fn twilio(&self, name: &str) -> Result<Option<TwilioMessaging>, ChannelError> {
+    /// `prefix` says how addresses are written (bare for SMS, `whatsapp:` for a WhatsApp
+    /// sender, which shares these settings).
+    pub(crate) fn twilio(
+        &self,
+        name: &str,
+        prefix: AddressPrefix,
+    ) -> Result<Option<TwilioMessaging>, ChannelError> {
         let setting = |key: &str| format!("channels.{name}.{key}");
         let invalid = |key: &str, reason: String| ChannelError::InvalidConfig {
             setting: setting(key),
@@ -259,7 +265,7 @@ impl SmsConfig {
                 numbers,
                 api_url: self.api_url.clone(),
                 timeout: Duration::from_secs(self.timeout_secs),
-                prefix: AddressPrefix::Bare,
+                prefix,
             },
         )
         .map(Some)

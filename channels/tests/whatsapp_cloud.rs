@@ -130,7 +130,7 @@ fn whatsapp(api_url: &str, extra: Value) -> WhatsappChannel {
     }
     serde_json::from_value::<WhatsappConfig>(table)
         .unwrap()
-        .build("whatsapp")
+        .build_cloud_api("whatsapp")
         .unwrap()
         .with_clock(noon)
 }

@@ -2,6 +2,7 @@
 //! and its settings. Every value is checked when the gateway starts, naming the setting.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -12,8 +13,9 @@ use url::Url;
 
 use super::cloud_api::CloudApi;
 use super::signature::{AppSecret, VerifyToken};
+use super::twilio::TwilioWhatsappConfig;
 use super::{Template, WhatsappChannel};
-use crate::{ChannelError, KeywordConfig};
+use crate::{Channel, ChannelError, KeywordConfig};
 
 /// The Graph API host.
 pub const DEFAULT_API_URL: &str = "https://graph.facebook.com";
@@ -30,6 +32,8 @@ const MAX_REPLY_CHARS: usize = 4_096;
 pub enum WhatsappConfig {
     /// Meta's WhatsApp Cloud API (`provider = "cloud_api"`, the default).
     CloudApi(CloudApiConfig),
+    /// Twilio's WhatsApp senders (`provider = "twilio"`).
+    Twilio(TwilioWhatsappConfig),
 }
 
 impl Default for WhatsappConfig {
@@ -45,12 +49,30 @@ enum Tagged {
     CloudApi(CloudApiConfig),
 }
 
+/// The providers, for the error naming an unknown one.
+const PROVIDERS: &str = "cloud_api, twilio";
+
 impl<'de> Deserialize<'de> for WhatsappConfig {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let mut table = Map::<String, Value>::deserialize(deserializer)?;
-        table
+        let provider = table
             .entry("provider")
-            .or_insert_with(|| Value::from("cloud_api"));
+            .or_insert_with(|| Value::from("cloud_api"))
+            .clone();
+        if provider == "twilio" {
+            return TwilioWhatsappConfig::deserialize(Value::Object(table))
+                .map(Self::Twilio)
+                .map_err(de::Error::custom);
+        }
+        if provider != "cloud_api" {
+            let shown = provider
+                .as_str()
+                .map_or_else(|| provider.to_string(), crate::printable_prefix);
+            return Err(de::Error::custom(format!(
+                "unknown WhatsApp provider `{}`; valid providers are: {PROVIDERS}",
+                crate::printable_prefix(&shown)
+            )));
+        }
         match Tagged::deserialize(Value::Object(table)).map_err(de::Error::custom)? {
             Tagged::CloudApi(config) => Ok(Self::CloudApi(config)),
         }
@@ -63,6 +85,7 @@ impl WhatsappConfig {
     pub fn enabled(&self) -> bool {
         match self {
             Self::CloudApi(config) => config.enabled,
+            Self::Twilio(config) => config.twilio.enabled,
         }
     }
 
@@ -70,9 +93,25 @@ impl WhatsappConfig {
     ///
     /// # Errors
     /// [`ChannelError::InvalidConfig`] naming the setting (`channels.whatsapp.<key>`).
-    pub fn build(&self, name: &str) -> Result<WhatsappChannel, ChannelError> {
+    pub fn build(&self, name: &str) -> Result<Arc<dyn Channel>, ChannelError> {
+        Ok(match self {
+            Self::CloudApi(config) => Arc::new(config.build(name)?),
+            Self::Twilio(config) => Arc::new(config.build(name)?),
+        })
+    }
+
+    /// The Cloud API adapter itself, for callers that need its own methods (a test clock).
+    ///
+    /// # Errors
+    /// As [`WhatsappConfig::build`]; [`ChannelError::InvalidConfig`] naming `provider` for a
+    /// table of another provider.
+    pub fn build_cloud_api(&self, name: &str) -> Result<WhatsappChannel, ChannelError> {
         match self {
             Self::CloudApi(config) => config.build(name),
+            Self::Twilio(_) => Err(invalid(
+                format!("channels.{name}.provider"),
+                "this table configures the twilio provider, not cloud_api",
+            )),
         }
     }
 }
@@ -423,7 +462,7 @@ mod tests {
     fn build(table: Value) -> Result<WhatsappChannel, ChannelError> {
         serde_json::from_value::<WhatsappConfig>(table)
             .unwrap()
-            .build("whatsapp")
+            .build_cloud_api("whatsapp")
     }
 
     fn setting_of(table: Value) -> String {
@@ -494,7 +533,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            err.to_string().contains("unknown variant `carrier_pigeon`"),
+            err.to_string()
+                .contains("unknown WhatsApp provider `carrier_pigeon`"),
             "{err}"
         );
         let err = serde_json::from_value::<ChannelConfig>(
@@ -615,7 +655,10 @@ mod tests {
             Some("channels.whatsapp.app_secret_file")
         );
         let config: WhatsappConfig = serde_json::from_value(full()).unwrap();
-        let shown = format!("{config:?} {:?}", config.build("whatsapp").unwrap());
+        let shown = format!(
+            "{config:?} {:?}",
+            config.build_cloud_api("whatsapp").unwrap()
+        );
         for secret in ["EAAG-token", "1222e786", "meatyhamhock"] {
             assert!(!shown.contains(secret), "{shown}");
         }

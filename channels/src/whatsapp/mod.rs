@@ -16,6 +16,7 @@ mod config;
 mod handshake;
 mod message;
 mod signature;
+mod twilio;
 mod webhook;
 mod window;
 
@@ -30,6 +31,7 @@ pub use config::{
 pub use handshake::MAX_CHALLENGE_CHARS;
 pub use message::MAX_TEXT_CHARS;
 pub use signature::{AppSecret, SIGNATURE_HEADER};
+pub use twilio::{TWILIO_WHATSAPP_MAX_CHARS, TwilioWhatsappChannel, TwilioWhatsappConfig};
 pub use webhook::MAX_EVENTS;
 pub use window::{TEMPLATE_PARAMETER_MAX_CHARS, WHATSAPP_REPLY_WINDOW};
 

@@ -37,7 +37,7 @@ fn channel_with(extra: Value) -> WhatsappChannel {
     }
     serde_json::from_value::<WhatsappConfig>(table)
         .unwrap()
-        .build("whatsapp")
+        .build_cloud_api("whatsapp")
         .unwrap()
 }
 
