@@ -28,9 +28,19 @@ pub(crate) fn from_error(e: Error) -> Response {
     error(status, e)
 }
 
-/// Parses a JSON body, or answers 400 with serde's message (which names the field).
-pub(crate) fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| error(StatusCode::BAD_REQUEST, e))
+/// A control body that is not the expected JSON: 400 with serde's message (which names the
+/// field).
+pub(crate) struct BadJson(serde_json::Error);
+
+impl IntoResponse for BadJson {
+    fn into_response(self) -> Response {
+        error(StatusCode::BAD_REQUEST, self.0)
+    }
+}
+
+/// Parses a JSON control body.
+pub(crate) fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, BadJson> {
+    serde_json::from_slice(body).map_err(BadJson)
 }
 
 /// 204 on success.

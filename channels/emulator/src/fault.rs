@@ -64,9 +64,7 @@ impl Fault {
         match self {
             Fault::RateLimit {
                 retry_after_secs, ..
-            } if *retry_after_secs > 86_400 => {
-                Err("retry_after_secs must be at most 86400".into())
-            }
+            } if *retry_after_secs > 86_400 => Err("retry_after_secs must be at most 86400".into()),
             Fault::ServerError { status, .. } if !(500..=599).contains(status) => {
                 Err(format!("status must be between 500 and 599, got {status}"))
             }

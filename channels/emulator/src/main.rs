@@ -15,10 +15,18 @@ use tracing_subscriber::EnvFilter;
 #[command(name = "channel-emulator", version)]
 struct Args {
     /// Address of the Twilio emulator.
-    #[arg(long, env = "CHANNEL_EMULATOR_TWILIO_LISTEN", default_value = "127.0.0.1:7081")]
+    #[arg(
+        long,
+        env = "CHANNEL_EMULATOR_TWILIO_LISTEN",
+        default_value = "127.0.0.1:7081"
+    )]
     twilio_listen: SocketAddr,
     /// Address of the WhatsApp Cloud emulator.
-    #[arg(long, env = "CHANNEL_EMULATOR_WHATSAPP_LISTEN", default_value = "127.0.0.1:7082")]
+    #[arg(
+        long,
+        env = "CHANNEL_EMULATOR_WHATSAPP_LISTEN",
+        default_value = "127.0.0.1:7082"
+    )]
     whatsapp_listen: SocketAddr,
     /// Twilio Account SID (AC + 32 hex digits).
     #[arg(long, env = "CHANNEL_EMULATOR_TWILIO_ACCOUNT_SID", default_value = twilio::DEMO_ACCOUNT_SID)]
@@ -27,10 +35,19 @@ struct Args {
     #[arg(long, env = "CHANNEL_EMULATOR_TWILIO_AUTH_TOKEN", default_value = twilio::DEMO_AUTH_TOKEN, hide_env_values = true)]
     twilio_auth_token: String,
     /// Twilio API key SID (SK + 32 hex digits), accepted for API auth.
-    #[arg(long, env = "CHANNEL_EMULATOR_TWILIO_API_KEY_SID", requires = "twilio_api_key_secret")]
+    #[arg(
+        long,
+        env = "CHANNEL_EMULATOR_TWILIO_API_KEY_SID",
+        requires = "twilio_api_key_secret"
+    )]
     twilio_api_key_sid: Option<String>,
     /// Secret of --twilio-api-key-sid.
-    #[arg(long, env = "CHANNEL_EMULATOR_TWILIO_API_KEY_SECRET", requires = "twilio_api_key_sid", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CHANNEL_EMULATOR_TWILIO_API_KEY_SECRET",
+        requires = "twilio_api_key_sid",
+        hide_env_values = true
+    )]
     twilio_api_key_secret: Option<String>,
     /// Where inbound SMS are posted (e.g. http://127.0.0.1:8080/channels/sms/inbound).
     #[arg(long, env = "CHANNEL_EMULATOR_TWILIO_SMS_WEBHOOK")]
@@ -39,13 +56,25 @@ struct Args {
     #[arg(long, env = "CHANNEL_EMULATOR_TWILIO_WHATSAPP_WEBHOOK")]
     twilio_whatsapp_webhook: Option<String>,
     /// SMS numbers of the account (repeat, or comma-separated). None: any E.164 From.
-    #[arg(long = "twilio-number", env = "CHANNEL_EMULATOR_TWILIO_NUMBERS", value_delimiter = ',')]
+    #[arg(
+        long = "twilio-number",
+        env = "CHANNEL_EMULATOR_TWILIO_NUMBERS",
+        value_delimiter = ','
+    )]
     twilio_numbers: Vec<String>,
     /// WhatsApp senders of the account (repeat, or comma-separated). None: any.
-    #[arg(long = "twilio-whatsapp-sender", env = "CHANNEL_EMULATOR_TWILIO_WHATSAPP_SENDERS", value_delimiter = ',')]
+    #[arg(
+        long = "twilio-whatsapp-sender",
+        env = "CHANNEL_EMULATOR_TWILIO_WHATSAPP_SENDERS",
+        value_delimiter = ','
+    )]
     twilio_whatsapp_senders: Vec<String>,
     /// A Messaging Service: `MG…=+1555…,whatsapp:+1555…` (repeat, or `;`-separated).
-    #[arg(long = "twilio-messaging-service", env = "CHANNEL_EMULATOR_TWILIO_MESSAGING_SERVICES", value_delimiter = ';')]
+    #[arg(
+        long = "twilio-messaging-service",
+        env = "CHANNEL_EMULATOR_TWILIO_MESSAGING_SERVICES",
+        value_delimiter = ';'
+    )]
     twilio_messaging_services: Vec<String>,
     /// WhatsApp Cloud phone number id.
     #[arg(long, env = "CHANNEL_EMULATOR_WHATSAPP_PHONE_NUMBER_ID", default_value = whatsapp::DEMO_PHONE_NUMBER_ID)]
@@ -63,7 +92,11 @@ struct Args {
     #[arg(long, env = "CHANNEL_EMULATOR_WHATSAPP_WEBHOOK")]
     whatsapp_webhook: Option<String>,
     /// Approved WhatsApp template names (repeat, or comma-separated).
-    #[arg(long = "whatsapp-template", env = "CHANNEL_EMULATOR_WHATSAPP_TEMPLATES", value_delimiter = ',')]
+    #[arg(
+        long = "whatsapp-template",
+        env = "CHANNEL_EMULATOR_WHATSAPP_TEMPLATES",
+        value_delimiter = ','
+    )]
     whatsapp_templates: Vec<String>,
     /// Pause before each status callback / status webhook, in milliseconds.
     #[arg(long, env = "CHANNEL_EMULATOR_STATUS_DELAY_MS", default_value_t = 500)]
@@ -75,9 +108,9 @@ struct Args {
 
 /// `MG…=a,b` → (sid, senders).
 fn parse_service(spec: &str) -> anyhow::Result<(String, Vec<String>)> {
-    let (sid, senders) = spec
-        .split_once('=')
-        .with_context(|| format!("--twilio-messaging-service '{spec}': expected MG…=sender,sender"))?;
+    let (sid, senders) = spec.split_once('=').with_context(|| {
+        format!("--twilio-messaging-service '{spec}': expected MG…=sender,sender")
+    })?;
     let senders: Vec<String> = senders
         .split(',')
         .map(str::trim)
@@ -174,7 +207,10 @@ fn print_twilio(args: &Args, t: &TwilioEmulator) {
     }
     let webhook = |w: &Option<String>| w.clone().unwrap_or_else(|| "none".into());
     println!("  SMS webhook:    {}", webhook(&args.twilio_sms_webhook));
-    println!("  WA webhook:     {}", webhook(&args.twilio_whatsapp_webhook));
+    println!(
+        "  WA webhook:     {}",
+        webhook(&args.twilio_whatsapp_webhook)
+    );
     if args.twilio_numbers.is_empty() {
         println!("  numbers:        any E.164 From (none configured)");
     } else {

@@ -61,6 +61,10 @@ pub(crate) fn serve(
     router: Router,
     cancel: CancellationToken,
 ) -> JoinHandle<()> {
+    // Answers go out without waiting for Nagle's algorithm (small JSON answers).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tokio::spawn(async move {
         let result = axum::serve(listener, router)
             .with_graceful_shutdown(cancel.cancelled_owned())

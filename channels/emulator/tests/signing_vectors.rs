@@ -104,7 +104,11 @@ fn twilio_signature_changes_with_any_input() {
     let base = twilio::signature(TOKEN, URL, &params);
     assert_ne!(twilio::signature("12346", URL, &params), base);
     assert_ne!(
-        twilio::signature(TOKEN, "https://mycompany.com/myapp.php?foo=1&bar=3", &params),
+        twilio::signature(
+            TOKEN,
+            "https://mycompany.com/myapp.php?foo=1&bar=3",
+            &params
+        ),
         base
     );
     let mut changed = params.clone();

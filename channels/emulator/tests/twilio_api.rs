@@ -124,30 +124,122 @@ async fn validation_errors_carry_twilios_codes() {
     let service = "MG00000000000000000000000000000001";
     emu.add_messaging_service(service, &[FROM]).unwrap();
     let long = "a".repeat(1601);
-    let media: Vec<(&str, &str)> = (0..11).map(|_| ("MediaUrl", "https://example.com/a.jpg")).collect();
+    let media: Vec<(&str, &str)> = (0..11)
+        .map(|_| ("MediaUrl", "https://example.com/a.jpg"))
+        .collect();
     let mut eleven_media = vec![("To", CUSTOMER), ("From", FROM)];
     eleven_media.extend(media);
     let cases: Vec<(Vec<(&str, &str)>, u64)> = vec![
         (vec![("From", FROM), ("Body", "x")], 21604),
-        (vec![("To", "4155550100"), ("From", FROM), ("Body", "x")], 21211),
+        (
+            vec![("To", "4155550100"), ("From", FROM), ("Body", "x")],
+            21211,
+        ),
         (vec![("To", "+0155"), ("From", FROM), ("Body", "x")], 21211),
         (vec![("To", CUSTOMER), ("Body", "x")], 21603),
-        (vec![("To", CUSTOMER), ("From", "+15559999999"), ("Body", "x")], 21606),
-        (vec![("To", "whatsapp:+14155550100"), ("From", "whatsapp:+15559999999"), ("Body", "x")], 63007),
-        (vec![("To", "whatsapp:+14155550100"), ("From", FROM), ("Body", "x")], 21910),
+        (
+            vec![("To", CUSTOMER), ("From", "+15559999999"), ("Body", "x")],
+            21606,
+        ),
+        (
+            vec![
+                ("To", "whatsapp:+14155550100"),
+                ("From", "whatsapp:+15559999999"),
+                ("Body", "x"),
+            ],
+            63007,
+        ),
+        (
+            vec![
+                ("To", "whatsapp:+14155550100"),
+                ("From", FROM),
+                ("Body", "x"),
+            ],
+            21910,
+        ),
         (vec![("To", CUSTOMER), ("From", FROM)], 21602),
-        (vec![("To", CUSTOMER), ("MessagingServiceSid", service)], 21619),
-        (vec![("To", CUSTOMER), ("MessagingServiceSid", "MG00000000000000000000000000000009"), ("Body", "x")], 21705),
-        (vec![("To", "whatsapp:+14155550100"), ("MessagingServiceSid", service), ("Body", "x")], 21910),
-        (vec![("To", CUSTOMER), ("From", FROM), ("Body", long.as_str())], 21617),
+        (
+            vec![("To", CUSTOMER), ("MessagingServiceSid", service)],
+            21619,
+        ),
+        (
+            vec![
+                ("To", CUSTOMER),
+                ("MessagingServiceSid", "MG00000000000000000000000000000009"),
+                ("Body", "x"),
+            ],
+            21705,
+        ),
+        (
+            vec![
+                ("To", "whatsapp:+14155550100"),
+                ("MessagingServiceSid", service),
+                ("Body", "x"),
+            ],
+            21910,
+        ),
+        (
+            vec![("To", CUSTOMER), ("From", FROM), ("Body", long.as_str())],
+            21617,
+        ),
         (eleven_media, 21623),
-        (vec![("To", CUSTOMER), ("From", FROM), ("MediaUrl", "ftp://example.com/a.jpg")], 21620),
-        (vec![("To", CUSTOMER), ("From", FROM), ("Body", "x"), ("ContentVariables", "{}")], 21654),
-        (vec![("To", CUSTOMER), ("From", FROM), ("ContentSid", "HX123")], 21655),
-        (vec![("To", CUSTOMER), ("From", FROM), ("ContentSid", "HX0123456789abcdef0123456789abcdef"), ("ContentVariables", "{\"1\": 5}")], 21656),
-        (vec![("To", CUSTOMER), ("From", FROM), ("ContentSid", "HX0123456789abcdef0123456789abcdef"), ("ContentVariables", "not json")], 21656),
-        (vec![("To", CUSTOMER), ("From", FROM), ("Body", "x"), ("StatusCallback", "not a url")], 21609),
-        (vec![("To", CUSTOMER), ("From", FROM), ("Body", "x"), ("StatusCallback", "https://bad_host.example/cb")], 21609),
+        (
+            vec![
+                ("To", CUSTOMER),
+                ("From", FROM),
+                ("MediaUrl", "ftp://example.com/a.jpg"),
+            ],
+            21620,
+        ),
+        (
+            vec![
+                ("To", CUSTOMER),
+                ("From", FROM),
+                ("Body", "x"),
+                ("ContentVariables", "{}"),
+            ],
+            21654,
+        ),
+        (
+            vec![("To", CUSTOMER), ("From", FROM), ("ContentSid", "HX123")],
+            21655,
+        ),
+        (
+            vec![
+                ("To", CUSTOMER),
+                ("From", FROM),
+                ("ContentSid", "HX0123456789abcdef0123456789abcdef"),
+                ("ContentVariables", "{\"1\": 5}"),
+            ],
+            21656,
+        ),
+        (
+            vec![
+                ("To", CUSTOMER),
+                ("From", FROM),
+                ("ContentSid", "HX0123456789abcdef0123456789abcdef"),
+                ("ContentVariables", "not json"),
+            ],
+            21656,
+        ),
+        (
+            vec![
+                ("To", CUSTOMER),
+                ("From", FROM),
+                ("Body", "x"),
+                ("StatusCallback", "not a url"),
+            ],
+            21609,
+        ),
+        (
+            vec![
+                ("To", CUSTOMER),
+                ("From", FROM),
+                ("Body", "x"),
+                ("StatusCallback", "https://bad_host.example/cb"),
+            ],
+            21609,
+        ),
     ];
     for (form, code) in cases {
         let (status, body) = send(&emu, &form).await;
@@ -194,7 +286,10 @@ async fn the_created_message_resource_looks_like_twilios() {
     assert_eq!(body["messaging_service_sid"], Value::Null);
     for date in ["date_created", "date_updated"] {
         let d = body[date].as_str().unwrap();
-        assert!(chrono::DateTime::parse_from_rfc2822(d).is_ok(), "{date}: {d}");
+        assert!(
+            chrono::DateTime::parse_from_rfc2822(d).is_ok(),
+            "{date}: {d}"
+        );
         assert!(d.ends_with("+0000"), "{d}");
     }
     assert_eq!(
@@ -255,7 +350,11 @@ async fn messages_can_be_fetched_and_listed() {
     assert_eq!(missing.status(), 404);
     let body: Value = missing.json().await.unwrap();
     assert_eq!(body["code"], 20404);
-    let unauthenticated = client.get(format!("{base}/{sid}.json")).send().await.unwrap();
+    let unauthenticated = client
+        .get(format!("{base}/{sid}.json"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unauthenticated.status(), 401);
 
     let list: Value = client
@@ -308,14 +407,30 @@ async fn messages_can_be_fetched_and_listed() {
 #[tokio::test]
 async fn senders_are_open_until_numbers_are_configured() {
     let emu = emulator().await;
-    let (status, _) = send(&emu, &[("To", CUSTOMER), ("From", "+15557777777"), ("Body", "x")]).await;
+    let (status, _) = send(
+        &emu,
+        &[("To", CUSTOMER), ("From", "+15557777777"), ("Body", "x")],
+    )
+    .await;
     assert_eq!(status, 201);
-    let (status, body) = send(&emu, &[("To", CUSTOMER), ("From", "Handoff"), ("Body", "x")]).await;
+    let (status, body) = send(
+        &emu,
+        &[("To", CUSTOMER), ("From", "Handoff"), ("Body", "x")],
+    )
+    .await;
     assert_error(status, &body, 400, 21606);
     emu.add_number("Handoff").unwrap();
-    let (status, body) = send(&emu, &[("To", CUSTOMER), ("From", "Handoff"), ("Body", "x")]).await;
+    let (status, body) = send(
+        &emu,
+        &[("To", CUSTOMER), ("From", "Handoff"), ("Body", "x")],
+    )
+    .await;
     assert_eq!(status, 201, "{body}");
-    let (status, body) = send(&emu, &[("To", CUSTOMER), ("From", "+15557777777"), ("Body", "x")]).await;
+    let (status, body) = send(
+        &emu,
+        &[("To", CUSTOMER), ("From", "+15557777777"), ("Body", "x")],
+    )
+    .await;
     assert_error(status, &body, 400, 21606);
     assert!(emu.add_number("+0123").is_err());
     assert!(emu.add_number("twelve chars").is_err());
@@ -329,7 +444,11 @@ async fn a_messaging_service_picks_its_sender() {
         .unwrap();
     let (status, body) = send(
         &emu,
-        &[("To", CUSTOMER), ("MessagingServiceSid", service), ("Body", "x")],
+        &[
+            ("To", CUSTOMER),
+            ("MessagingServiceSid", service),
+            ("Body", "x"),
+        ],
     )
     .await;
     assert_eq!(status, 201, "{body}");
@@ -401,7 +520,10 @@ async fn faults_can_be_set_over_http() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let pending: Value = resp.json().await.unwrap();
-    assert_eq!(pending, json!([{"type": "server_error", "count": 1, "status": 500}]));
+    assert_eq!(
+        pending,
+        json!([{"type": "server_error", "count": 1, "status": 500}])
+    );
     let bad = client
         .post(&url)
         .json(&json!({"type": "server_error", "count": 1, "status": 404}))
@@ -430,7 +552,10 @@ async fn faults_can_be_set_over_http() {
 async fn unknown_routes_answer_twilios_404() {
     let emu = emulator().await;
     let resp = common::client()
-        .get(format!("{}/2010-04-01/Accounts/{SID}/Calls.json", emu.url()))
+        .get(format!(
+            "{}/2010-04-01/Accounts/{SID}/Calls.json",
+            emu.url()
+        ))
         .basic_auth(SID, Some(TOKEN))
         .send()
         .await

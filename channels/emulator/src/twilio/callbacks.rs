@@ -120,11 +120,10 @@ pub(crate) fn signed_form(
     if let Ok(value) = HeaderValue::from_str(&sig) {
         headers.push((HeaderName::from_static(SIGNATURE_HEADER), value));
     }
-    if let Ok(value) = HeaderValue::from_str(&format!("{}-{}", crate::ids::random_hex(16), message_id)) {
-        headers.push((
-            HeaderName::from_static("i-twilio-idempotency-token"),
-            value,
-        ));
+    if let Ok(value) =
+        HeaderValue::from_str(&format!("{}-{}", crate::ids::random_hex(16), message_id))
+    {
+        headers.push((HeaderName::from_static("i-twilio-idempotency-token"), value));
     }
     SignedRequest {
         method: Method::POST,

@@ -60,7 +60,7 @@ struct InboundBody {
 async fn inbound(State(state): State<Arc<TwilioState>>, body: Bytes) -> Response {
     let req: InboundBody = match parse(&body) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(resp) => return resp.into_response(),
     };
     match inbound::deliver(&state, &req.from, &req.to, &req.body, &req.media).await {
         Ok(result) => Json(result).into_response(),
@@ -82,7 +82,7 @@ async fn faults(State(state): State<Arc<TwilioState>>) -> Response {
 async fn add_fault(State(state): State<Arc<TwilioState>>, body: Bytes) -> Response {
     let fault: Fault = match parse(&body) {
         Ok(f) => f,
-        Err(resp) => return resp,
+        Err(resp) => return resp.into_response(),
     };
     let mut queue = lock(&state.faults);
     match queue.push(fault) {
@@ -109,7 +109,7 @@ struct Webhooks {
 async fn webhooks(State(state): State<Arc<TwilioState>>, body: Bytes) -> Response {
     let req: Webhooks = match parse(&body) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(resp) => return resp.into_response(),
     };
     let result = super::set_webhook(&state, false, req.sms)
         .and_then(|()| super::set_webhook(&state, true, req.whatsapp));
@@ -128,21 +128,21 @@ struct Number {
 async fn number(State(state): State<Arc<TwilioState>>, body: Bytes) -> Response {
     match parse::<Number>(&body) {
         Ok(n) => done(super::add_number(&state, &n.number)),
-        Err(resp) => resp,
+        Err(resp) => resp.into_response(),
     }
 }
 
 async fn whatsapp_sender(State(state): State<Arc<TwilioState>>, body: Bytes) -> Response {
     match parse::<Number>(&body) {
         Ok(n) => done(super::add_whatsapp_sender(&state, &n.number)),
-        Err(resp) => resp,
+        Err(resp) => resp.into_response(),
     }
 }
 
 async fn undeliverable(State(state): State<Arc<TwilioState>>, body: Bytes) -> Response {
     match parse::<Number>(&body) {
         Ok(n) => done(super::mark_undeliverable(&state, &n.number)),
-        Err(resp) => resp,
+        Err(resp) => resp.into_response(),
     }
 }
 
@@ -156,7 +156,7 @@ struct Service {
 async fn service(State(state): State<Arc<TwilioState>>, body: Bytes) -> Response {
     match parse::<Service>(&body) {
         Ok(s) => done(super::add_messaging_service(&state, &s.sid, s.senders)),
-        Err(resp) => resp,
+        Err(resp) => resp.into_response(),
     }
 }
 
@@ -170,7 +170,7 @@ struct ProfileName {
 async fn profile_name(State(state): State<Arc<TwilioState>>, body: Bytes) -> Response {
     match parse::<ProfileName>(&body) {
         Ok(p) => done(super::set_profile_name(&state, &p.wa_id, &p.name)),
-        Err(resp) => resp,
+        Err(resp) => resp.into_response(),
     }
 }
 
@@ -180,7 +180,7 @@ async fn clock(State(state): State<Arc<TwilioState>>, body: Bytes) -> Response {
             state.clock.advance(Duration::from_secs(a.advance_secs));
             StatusCode::NO_CONTENT.into_response()
         }
-        Err(resp) => resp,
+        Err(resp) => resp.into_response(),
     }
 }
 

@@ -11,9 +11,9 @@ use crate::poster::{CallbackKind, InboundResult};
 use crate::server::lock;
 use crate::twilio::address::{self, Channel};
 use crate::twilio::callbacks::signed_form;
+use crate::twilio::segments;
 use crate::twilio::send::{MAX_BODY_CHARS, MAX_MEDIA};
 use crate::twilio::state::{API_VERSION, CUSTOMER_LIMIT, Inner, Message, TwilioState};
-use crate::twilio::segments;
 use crate::{Error, Result};
 
 /// Twilio's default opt-out keywords (SMS).
@@ -42,15 +42,18 @@ pub(crate) async fn deliver(
     body: &str,
     media: &[InboundMedia],
 ) -> Result<InboundResult> {
-    let (channel, from_number) =
-        address::parse(from).ok_or_else(|| Error::invalid("from", "must be +E164 or whatsapp:+E164"))?;
+    let (channel, from_number) = address::parse(from)
+        .ok_or_else(|| Error::invalid("from", "must be +E164 or whatsapp:+E164"))?;
     match address::parse(to) {
         Some((c, _)) if c == channel => {}
         Some(_) => return Err(Error::invalid("to", "must be on the same channel as from")),
         None => return Err(Error::invalid("to", "must be +E164 or whatsapp:+E164")),
     }
     if body.chars().count() > MAX_BODY_CHARS {
-        return Err(Error::invalid("body", "Twilio delivers at most 1600 characters"));
+        return Err(Error::invalid(
+            "body",
+            "Twilio delivers at most 1600 characters",
+        ));
     }
     if media.len() > MAX_MEDIA {
         return Err(Error::invalid("media", "at most 10 media items"));

@@ -91,8 +91,7 @@ impl Default for TwilioSettings {
 impl TwilioSettings {
     /// Checks the settings; the error names the field.
     pub fn validate(&self) -> Result<()> {
-        if !(self.account_sid.starts_with("AC") && crate::hex::is_hex(&self.account_sid[2..], 32))
-        {
+        if !(self.account_sid.starts_with("AC") && crate::hex::is_hex(&self.account_sid[2..], 32)) {
             return Err(Error::invalid(
                 "account_sid",
                 "must be AC followed by 32 hex digits",
@@ -420,7 +419,10 @@ fn bare_e164<'a>(field: &'static str, number: &'a str) -> Result<&'a str> {
     if address::is_e164(bare) {
         Ok(bare)
     } else {
-        Err(Error::invalid(field, "must be an E.164 number (+ and digits)"))
+        Err(Error::invalid(
+            field,
+            "must be an E.164 number (+ and digits)",
+        ))
     }
 }
 
@@ -429,7 +431,9 @@ const SENDER_LIMIT: usize = 1000;
 
 fn add_number(state: &TwilioState, number: &str) -> Result<()> {
     let alphanumeric = (1..=11).contains(&number.len())
-        && number.bytes().all(|b| b.is_ascii_alphanumeric() || b == b' ')
+        && number
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b' ')
         && number.bytes().any(|b| b.is_ascii_alphabetic());
     if !address::is_e164(number) && !alphanumeric {
         return Err(Error::invalid(
@@ -457,7 +461,10 @@ fn add_whatsapp_sender(state: &TwilioState, number: &str) -> Result<()> {
 
 fn add_messaging_service(state: &TwilioState, sid: &str, senders: Vec<String>) -> Result<()> {
     if !(sid.starts_with("MG") && crate::hex::is_hex(&sid[2..], 32)) {
-        return Err(Error::invalid("sid", "must be MG followed by 32 hex digits"));
+        return Err(Error::invalid(
+            "sid",
+            "must be MG followed by 32 hex digits",
+        ));
     }
     if senders.is_empty() || senders.len() > 100 {
         return Err(Error::invalid("senders", "must list 1 to 100 senders"));

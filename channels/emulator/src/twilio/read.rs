@@ -86,7 +86,10 @@ pub(crate) async fn list(
         .take(page_size)
         .map(|m| m.resource(&state.account_sid))
         .collect();
-    let base = format!("/{API_VERSION}/Accounts/{}/Messages.json", state.account_sid);
+    let base = format!(
+        "/{API_VERSION}/Accounts/{}/Messages.json",
+        state.account_sid
+    );
     let filters: String = [("To", to), ("From", from)]
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| format!("&{k}={}", encode(v))))

@@ -125,7 +125,12 @@ fn validate(inner: &Inner, form: &Form, now: DateTime<Utc>) -> Result<Accepted, 
     })?;
     let service = form.get("MessagingServiceSid");
     let (from, from_shown) = match (form.get("From"), service) {
-        (None, None) => return Err(TwilioError::bad_request(21603, "A 'From' phone number is required.")),
+        (None, None) => {
+            return Err(TwilioError::bad_request(
+                21603,
+                "A 'From' phone number is required.",
+            ));
+        }
         (Some(from), _) => {
             if !inner.owns_sender(from) {
                 return Err(if address::channel_of(from) == Channel::Whatsapp {
@@ -165,7 +170,7 @@ fn validate(inner: &Inner, form: &Form, now: DateTime<Utc>) -> Result<Accepted, 
         pool.iter()
             .find(|a| address::channel_of(a) == to_channel)
             .cloned()
-            .ok_or_else(|| channel_mismatch())?
+            .ok_or_else(channel_mismatch)?
     };
     if address::channel_of(&from) != to_channel {
         return Err(channel_mismatch());
@@ -186,11 +191,17 @@ fn validate(inner: &Inner, form: &Form, now: DateTime<Utc>) -> Result<Accepted, 
     if let Some(vars) = content_variables
         && !content_variables_ok(vars)
     {
-        return Err(TwilioError::bad_request(21656, "The ContentVariables Parameter is invalid"));
+        return Err(TwilioError::bad_request(
+            21656,
+            "The ContentVariables Parameter is invalid",
+        ));
     }
     let media_urls = form.all("MediaUrl");
     if media_urls.len() > MAX_MEDIA {
-        return Err(TwilioError::bad_request(21623, "Number of media files exceeds allowed limit"));
+        return Err(TwilioError::bad_request(
+            21623,
+            "Number of media files exceeds allowed limit",
+        ));
     }
     if media_urls.iter().any(|u| !http_url(u)) {
         return Err(TwilioError::bad_request(21620, "Invalid media URL(s)"));
@@ -216,10 +227,16 @@ fn validate(inner: &Inner, form: &Form, now: DateTime<Utc>) -> Result<Accepted, 
     if let Some(url) = status_callback
         && !callback_url_ok(url)
     {
-        return Err(TwilioError::bad_request(21609, "The StatusCallback URL is not a valid URL."));
+        return Err(TwilioError::bad_request(
+            21609,
+            "The StatusCallback URL is not a valid URL.",
+        ));
     }
     if to_channel == Channel::Sms && opted_out(inner, &from, to, service) {
-        return Err(TwilioError::bad_request(21610, "Attempt to send to unsubscribed recipient"));
+        return Err(TwilioError::bad_request(
+            21610,
+            "Attempt to send to unsubscribed recipient",
+        ));
     }
     if to_channel == Channel::Whatsapp && content_sid.is_none() {
         let last = inner
@@ -297,7 +314,6 @@ fn http_url(value: &str) -> bool {
 fn callback_url_ok(value: &str) -> bool {
     value.len() <= MAX_CALLBACK_URL
         && url::Url::parse(value).ok().is_some_and(|u| {
-            matches!(u.scheme(), "http" | "https")
-                && u.host_str().is_some_and(|h| !h.contains('_'))
+            matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.contains('_'))
         })
 }

@@ -28,8 +28,8 @@ pub fn signed_string(url: &str, params: &[(String, String)]) -> String {
 
 /// The `X-Twilio-Signature` value for a form post of `params` to exactly `url`.
 pub fn signature(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
-    let mut mac =
-        Hmac::<Sha1>::new_from_slice(auth_token.as_bytes()).expect("HMAC takes a key of any length");
+    let mut mac = Hmac::<Sha1>::new_from_slice(auth_token.as_bytes())
+        .expect("HMAC takes a key of any length");
     mac.update(signed_string(url, params).as_bytes());
     STANDARD.encode(mac.finalize().into_bytes())
 }
@@ -48,6 +48,9 @@ mod tests {
     #[test]
     fn signed_string_sorts_names_and_dedupes_values() {
         let p = pairs(&[("b", "2"), ("a", "y"), ("a", "x"), ("a", "y"), ("B", "0")]);
-        assert_eq!(signed_string("https://h/p?q=1", &p), "https://h/p?q=1B0axayb2");
+        assert_eq!(
+            signed_string("https://h/p?q=1", &p),
+            "https://h/p?q=1B0axayb2"
+        );
     }
 }

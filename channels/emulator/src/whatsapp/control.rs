@@ -61,7 +61,7 @@ struct InboundBody {
 async fn inbound(State(state): State<Arc<WhatsappState>>, body: Bytes) -> Response {
     let req: InboundBody = match parse(&body) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(resp) => return resp.into_response(),
     };
     let result = match (req.from, req.text, req.message) {
         (Some(from), Some(text), None) => inbound::deliver_text(&state, &from, &text).await,
@@ -100,10 +100,12 @@ async fn verify(State(state): State<Arc<WhatsappState>>, body: Bytes) -> Respons
     } else {
         match parse(&body) {
             Ok(r) => r,
-            Err(resp) => return resp,
+            Err(resp) => return resp.into_response(),
         }
     };
-    let token = req.verify_token.unwrap_or_else(|| state.verify_token.clone());
+    let token = req
+        .verify_token
+        .unwrap_or_else(|| state.verify_token.clone());
     match inbound::verify(&state, &token).await {
         Ok(echoed) => Json(json!({"echoed": echoed})).into_response(),
         Err(e) => from_error(e),
@@ -117,7 +119,7 @@ async fn faults(State(state): State<Arc<WhatsappState>>) -> Response {
 async fn add_fault(State(state): State<Arc<WhatsappState>>, body: Bytes) -> Response {
     let fault: Fault = match parse(&body) {
         Ok(f) => f,
-        Err(resp) => return resp,
+        Err(resp) => return resp.into_response(),
     };
     let mut queue = lock(&state.faults);
     match queue.push(fault) {
@@ -142,7 +144,7 @@ struct Webhook {
 async fn webhook(State(state): State<Arc<WhatsappState>>, body: Bytes) -> Response {
     match parse::<Webhook>(&body) {
         Ok(w) => done(super::set_webhook(&state, w.url)),
-        Err(resp) => resp,
+        Err(resp) => resp.into_response(),
     }
 }
 
@@ -155,7 +157,7 @@ struct Template {
 async fn template(State(state): State<Arc<WhatsappState>>, body: Bytes) -> Response {
     match parse::<Template>(&body) {
         Ok(t) => done(super::add_template(&state, &t.name)),
-        Err(resp) => resp,
+        Err(resp) => resp.into_response(),
     }
 }
 
@@ -168,7 +170,7 @@ struct WaId {
 async fn undeliverable(State(state): State<Arc<WhatsappState>>, body: Bytes) -> Response {
     match parse::<WaId>(&body) {
         Ok(w) => done(super::mark_undeliverable(&state, &w.wa_id)),
-        Err(resp) => resp,
+        Err(resp) => resp.into_response(),
     }
 }
 
@@ -182,7 +184,7 @@ struct ProfileName {
 async fn profile_name(State(state): State<Arc<WhatsappState>>, body: Bytes) -> Response {
     match parse::<ProfileName>(&body) {
         Ok(p) => done(super::set_profile_name(&state, &p.wa_id, &p.name)),
-        Err(resp) => resp,
+        Err(resp) => resp.into_response(),
     }
 }
 
@@ -192,7 +194,7 @@ async fn clock(State(state): State<Arc<WhatsappState>>, body: Bytes) -> Response
             state.clock.advance(Duration::from_secs(a.advance_secs));
             StatusCode::NO_CONTENT.into_response()
         }
-        Err(resp) => resp,
+        Err(resp) => resp.into_response(),
     }
 }
 

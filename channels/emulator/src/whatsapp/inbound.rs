@@ -76,7 +76,9 @@ pub(crate) async fn deliver(state: &Arc<WhatsappState>, message: Value) -> Resul
         chrono::Utc::now().timestamp().to_string()
     })?;
     let message = Value::Object(message);
-    let size = serde_json::to_vec(&message).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(&message)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > MAX_MESSAGE_JSON_BYTES {
         return Err(Error::invalid("message", "larger than 256 KiB"));
     }
@@ -84,7 +86,11 @@ pub(crate) async fn deliver(state: &Arc<WhatsappState>, message: Value) -> Resul
 }
 
 /// Sets `key` to `make()` when absent; refuses a present non-string value.
-fn fill(message: &mut Map<String, Value>, key: &'static str, make: impl FnOnce() -> String) -> Result<()> {
+fn fill(
+    message: &mut Map<String, Value>,
+    key: &'static str,
+    make: impl FnOnce() -> String,
+) -> Result<()> {
     match message.get(key) {
         None => {
             message.insert(key.into(), Value::String(make()));
@@ -92,7 +98,11 @@ fn fill(message: &mut Map<String, Value>, key: &'static str, make: impl FnOnce()
         }
         Some(Value::String(s)) if !s.is_empty() => Ok(()),
         Some(_) => Err(Error::invalid(
-            if key == "id" { "message.id" } else { "message.timestamp" },
+            if key == "id" {
+                "message.id"
+            } else {
+                "message.timestamp"
+            },
             "must be a non-empty string",
         )),
     }
@@ -117,11 +127,16 @@ async fn post(
     let id = message_id(&message);
     let request = {
         let mut inner = lock(&state.inner);
-        let url = inner.webhook.clone().ok_or(Error::NoWebhook("WhatsApp Cloud"))?;
+        let url = inner
+            .webhook
+            .clone()
+            .ok_or(Error::NoWebhook("WhatsApp Cloud"))?;
         if !inner.last_inbound.contains_key(from) && inner.tracked_customers() >= CUSTOMER_LIMIT {
             return Err(Error::LimitReached("customers tracked"));
         }
-        inner.last_inbound.insert(from.to_string(), state.clock.now());
+        inner
+            .last_inbound
+            .insert(from.to_string(), state.clock.now());
         inner.push_inbound_id(id.clone());
         let name = inner
             .profile_names
@@ -178,8 +193,8 @@ pub(crate) async fn verify(state: &WhatsappState, token: &str) -> Result<bool> {
         .webhook
         .clone()
         .ok_or(Error::NoWebhook("WhatsApp Cloud"))?;
-    let mut url = url::Url::parse(&webhook)
-        .map_err(|e| Error::invalid("webhook_url", e.to_string()))?;
+    let mut url =
+        url::Url::parse(&webhook).map_err(|e| Error::invalid("webhook_url", e.to_string()))?;
     let challenge = crate::ids::random_digits(10);
     url.query_pairs_mut()
         .append_pair("hub.mode", "subscribe")

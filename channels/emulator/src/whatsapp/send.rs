@@ -14,8 +14,8 @@ use serde_json::{Map, Value, json};
 
 use crate::clock::window_open;
 use crate::fault::Injected;
-use crate::server::lock;
 use crate::secret::constant_time_eq;
+use crate::server::lock;
 use crate::whatsapp::graph::GraphError;
 use crate::whatsapp::state::{Inner, Stored, WhatsappState};
 use crate::whatsapp::{statuses, wamid};
@@ -155,7 +155,9 @@ fn wa_id_of(to: &str) -> Option<String> {
 }
 
 fn str_field<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
-    obj.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+    obj.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 fn validate(
@@ -299,7 +301,14 @@ mod tests {
         }
         assert_eq!(wa_id_of("+16505551234").as_deref(), Some("16505551234"));
         assert_eq!(wa_id_of("16505551234").as_deref(), Some("16505551234"));
-        for bad in ["", "+", "0123", "1650555123456789", "1650-555", "whatsapp:+1650"] {
+        for bad in [
+            "",
+            "+",
+            "0123",
+            "1650555123456789",
+            "1650-555",
+            "whatsapp:+1650",
+        ] {
             assert_eq!(wa_id_of(bad), None, "{bad}");
         }
     }

@@ -7,7 +7,11 @@ use base64::engine::general_purpose::STANDARD;
 
 /// A new id for a message exchanged with `wa_id` (digits).
 pub(crate) fn new(wa_id: &str, inbound: bool) -> String {
-    let (tag, len) = if inbound { (0x12u8, 32usize) } else { (0x11u8, 18usize) };
+    let (tag, len) = if inbound {
+        (0x12u8, 32usize)
+    } else {
+        (0x11u8, 18usize)
+    };
     let hex = crate::ids::random_hex(len / 2).to_ascii_uppercase();
     let number = &wa_id.as_bytes()[..wa_id.len().min(127)];
     let mut record = Vec::with_capacity(8 + number.len() + hex.len());
@@ -29,7 +33,10 @@ mod tests {
         let real = "HBgMOTcyNTQ0NDAxMjQzFQIAEhggM0RFQTNCMEEwRTY3QzUwODYzMDc4NjQ4QzM4ODAxM0YA";
         let mine = new("972544401243", true);
         assert_eq!(mine.len(), "wamid.".len() + real.len());
-        assert!(mine.starts_with("wamid.HBgMOTcyNTQ0NDAxMjQzFQIAEhgg"), "{mine}");
+        assert!(
+            mine.starts_with("wamid.HBgMOTcyNTQ0NDAxMjQzFQIAEhgg"),
+            "{mine}"
+        );
         let out = new("16505551234", false);
         assert!(out.starts_with("wamid.HBgLMTY1MDU1NTEyMzQVAgARGB"), "{out}");
     }

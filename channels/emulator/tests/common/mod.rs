@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -40,7 +39,10 @@ impl Captured {
 
     /// The first value of a form parameter.
     pub fn param(&self, name: &str) -> Option<String> {
-        self.form().into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+        self.form()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -69,7 +71,9 @@ impl Receiver {
     }
 
     /// Answers with `respond(request)`.
-    pub async fn start(respond: impl Fn(&Captured) -> (u16, String) + Send + Sync + 'static) -> Receiver {
+    pub async fn start(
+        respond: impl Fn(&Captured) -> (u16, String) + Send + Sync + 'static,
+    ) -> Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -156,18 +160,6 @@ pub fn meta_signature(app_secret: &str, body: &[u8]) -> String {
     let digest = mac.finalize().into_bytes();
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256={hex}")
-}
-
-/// Polls `check` every 10 ms until it holds (at most 10 s; a hang is a failure, not a
-/// timing assertion).
-pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..1000 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{what}: not reached within 10 s");
 }
 
 pub fn client() -> reqwest::Client {
