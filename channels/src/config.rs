@@ -9,11 +9,10 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::bridge::BridgeChannel;
+use crate::sms::SmsConfig;
 use crate::webhook::{WebhookSecret, check_webhook_url};
-use crate::{
-    Channel, ChannelError, ChannelKind, ChatChannel, EmailConfig, MessagingChannel, Route,
-    VoiceConfig,
-};
+use crate::whatsapp::WhatsappConfig;
+use crate::{Channel, ChannelError, ChannelKind, ChatChannel, EmailConfig, Route, VoiceConfig};
 
 /// One `[channels.<name>]` table, by its `type`.
 #[derive(Debug, Clone, Deserialize)]
@@ -23,8 +22,8 @@ use crate::{
 pub enum ChannelConfig {
     Email(EmailConfig),
     Chat(ChatConfig),
-    Sms(BuiltInConfig),
-    Whatsapp(BuiltInConfig),
+    Sms(SmsConfig),
+    Whatsapp(WhatsappConfig),
     Voice(VoiceConfig),
     Bridge(BridgeConfig),
 }
@@ -85,6 +84,11 @@ pub struct BridgeConfig {
     /// `case` or `messaging` (the default).
     #[serde(default)]
     pub preferred_route: Option<Route>,
+    /// Allows a `url` on loopback, private and link-local addresses (and plain `http` to
+    /// loopback): a bridge running beside the gateway, tests, the sandbox. It turns off the
+    /// SSRF guard for this bridge.
+    #[serde(default)]
+    pub allow_private_url: bool,
 }
 
 impl ChannelConfig {
@@ -106,7 +110,7 @@ impl ChannelConfig {
     pub fn enabled(&self) -> bool {
         match self {
             Self::Sms(c) => c.enabled,
-            Self::Whatsapp(c) => c.enabled,
+            Self::Whatsapp(c) => c.enabled(),
             Self::Voice(c) => c.enabled,
             Self::Email(c) => c.enabled,
             Self::Chat(c) => c.enabled,
@@ -123,8 +127,8 @@ impl ChannelConfig {
                 enabled: true,
                 ..ChatConfig::default()
             }),
-            ChannelKind::Sms => Self::Sms(BuiltInConfig::default()),
-            ChannelKind::Whatsapp => Self::Whatsapp(BuiltInConfig::default()),
+            ChannelKind::Sms => Self::Sms(SmsConfig::default()),
+            ChannelKind::Whatsapp => Self::Whatsapp(WhatsappConfig::default()),
             ChannelKind::Voice => Self::Voice(VoiceConfig::default()),
             ChannelKind::Plugin(_) => return None,
         })
@@ -161,8 +165,8 @@ impl ChannelConfig {
         }
         Ok(match self {
             Self::Email(email) => Arc::new(email.build(name)?),
-            Self::Sms(_) => Arc::new(MessagingChannel::sms()),
-            Self::Whatsapp(_) => Arc::new(MessagingChannel::whatsapp()),
+            Self::Sms(sms) => Arc::new(sms.build(name)?),
+            Self::Whatsapp(whatsapp) => whatsapp.build(name)?,
             Self::Voice(voice) => Arc::new(voice.build(name)?),
             Self::Chat(chat) => Arc::new(chat.build(name)?),
             Self::Bridge(bridge) => Arc::new(bridge.build(name)?),
@@ -184,7 +188,7 @@ impl ChatConfig {
 impl BridgeConfig {
     fn build(&self, name: &str) -> Result<BridgeChannel, ChannelError> {
         let kind = ChannelKind::plugin(name).map_err(|e| invalid(format!("channels.{name}"), e))?;
-        let url = check_webhook_url(&self.url, false).map_err(|problem| {
+        let url = check_webhook_url(&self.url, self.allow_private_url).map_err(|problem| {
             invalid(
                 format!("channels.{name}.url"),
                 format!("the bridge URL {problem}; give the https address of the bridge"),
@@ -207,7 +211,7 @@ impl BridgeConfig {
             url,
             secret,
             self.preferred_route.unwrap_or(Route::Messaging),
-            false,
+            self.allow_private_url,
         )
     }
 }

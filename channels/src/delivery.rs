@@ -55,9 +55,14 @@ impl Capabilities {
     /// `text` cut into the messages this channel can carry: one when there is no limit or it
     /// fits; otherwise parts of at most [`Capabilities::max_message_chars`] characters, each cut
     /// after the last whitespace that keeps it within the limit (a word longer than the limit is
-    /// cut between characters). Nothing is lost: the parts concatenate back to `text`.
+    /// cut between characters). [`SplitRule::SmsSegments`] counts SMS segments instead of
+    /// characters (see [`crate::twilio::segments`]). Nothing is lost: the parts concatenate
+    /// back to `text`.
     #[must_use]
     pub fn split_message(&self, text: &str) -> Vec<String> {
+        if let SplitRule::SmsSegments { max_segments } = self.split {
+            return crate::twilio::segments::split(text, max_segments);
+        }
         let Some(max) = self.max_message_chars.filter(|&max| max > 0) else {
             return vec![text.to_owned()];
         };
@@ -95,6 +100,10 @@ pub enum SplitRule {
     Whole,
     /// Split between words where possible, else between characters.
     Words,
+    /// SMS: parts of at most `max_segments` segments each (GSM-7: 160 septets in one message,
+    /// 153 per segment; UCS-2: 70 / 67 UTF-16 code units), cut after whitespace where
+    /// possible; [`Capabilities::max_message_chars`] is not used.
+    SmsSegments { max_segments: usize },
 }
 
 /// Where a session's outbound messages go, typed per channel and checked when the escalation is
@@ -384,6 +393,29 @@ mod tests {
     fn long_texts_are_cut_after_whitespace_within_the_limit() {
         let parts = limited(12).split_message("the quick brown fox jumps over");
         assert_eq!(parts, ["the quick ", "brown fox ", "jumps over"]);
+    }
+
+    #[test]
+    fn sms_texts_are_split_by_segments() {
+        let sms = Capabilities {
+            split: SplitRule::SmsSegments { max_segments: 2 },
+            ..Capabilities::receive_only()
+        };
+        let gsm = "word ".repeat(100); // 500 septets: 4 segments
+        let parts = sms.split_message(&gsm);
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts.concat(), gsm);
+        assert!(
+            parts
+                .iter()
+                .all(|p| crate::twilio::segments(p).1 <= 2 && p.ends_with(' '))
+        );
+        // UCS-2 text has less room: 2 × 67 code units a part.
+        let cyrillic = "слово ".repeat(100);
+        let parts = sms.split_message(&cyrillic);
+        assert_eq!(parts.len(), 5);
+        assert_eq!(parts.concat(), cyrillic);
+        assert_eq!(sms.split_message("short"), ["short"]);
     }
 
     #[test]

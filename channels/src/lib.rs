@@ -19,8 +19,11 @@ mod model;
 mod normalize;
 mod registry;
 mod reply;
+mod sms;
+pub mod twilio;
 pub mod voice;
 pub mod webhook;
+pub mod whatsapp;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -44,9 +47,11 @@ pub use messaging::MessagingChannel;
 pub use model::{Conversation, Customer, EmailThread, Role, Turn};
 pub use registry::Registry;
 pub use reply::is_e164;
+pub use sms::{SmsChannel, SmsConfig};
 pub use voice::{
     FollowUp, VoiceChannel, VoiceConfig, VoiceFormat, VoiceInfo, VoiceMode, VoiceTranscript,
 };
+pub use whatsapp::{WhatsappChannel, WhatsappConfig};
 
 /// Which channel a conversation came through.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

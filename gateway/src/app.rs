@@ -99,8 +99,23 @@ pub struct Application {
 impl Application {
     /// Builds the gateway for a real org.
     pub async fn build(config: Config, listener: TcpListener) -> Result<Application, StartError> {
+        Self::build_with_plugins(config, listener, Vec::new()).await
+    }
+
+    /// Builds the gateway for a real org with channel adapters written in Rust besides the
+    /// configured ones (each a [`channels::ChannelKind::Plugin`] whose name no
+    /// `[channels.<name>]` table uses): a library user's own channel, or a test's provider.
+    pub async fn build_with_plugins(
+        config: Config,
+        listener: TcpListener,
+        plugins: Vec<Arc<dyn channels::Channel>>,
+    ) -> Result<Application, StartError> {
         let store = Store::open(&config.database_url).await?;
-        Self::assemble(config, listener, store, None, None, None).await
+        let mut channels = channels::Registry::from_config(&config.channels)?;
+        for plugin in plugins {
+            channels.register_plugin(plugin)?;
+        }
+        Self::assemble(config, listener, store, channels, None, None, None).await
     }
 
     /// Builds the gateway with the built-in Salesforce emulator in-process, on a
@@ -201,13 +216,24 @@ impl Application {
             webhook_secret,
             case_webhook_secret,
         };
-        Self::assemble(config, listener, store, Some(info), Some(emulator), scratch).await
+        let channels = channels::Registry::from_config(&config.channels)?;
+        Self::assemble(
+            config,
+            listener,
+            store,
+            channels,
+            Some(info),
+            Some(emulator),
+            scratch,
+        )
+        .await
     }
 
     async fn assemble(
         config: Config,
         listener: TcpListener,
         store: Store,
+        channels: channels::Registry,
         sandbox: Option<SandboxInfo>,
         emulator: Option<sf_emulator::EmulatorHandle>,
         scratch: Option<tempfile::TempDir>,
@@ -230,7 +256,7 @@ impl Application {
         );
         let config = Arc::new(config);
         let wake = Arc::new(Notify::new());
-        let channels = Arc::new(channels::Registry::from_config(&config.channels)?);
+        let channels = Arc::new(channels);
         let gate = Arc::new(Gate::new(GateConfig {
             failure_threshold: config.salesforce.breaker_failure_threshold,
             open_for: Duration::from_secs(config.salesforce.breaker_open_secs),

@@ -200,10 +200,15 @@ async fn spawn_app_on(
     }
     let (url, dir) = fresh_database(db).await;
     let mut config = test_config(&url, &emulator);
-    adjust(&mut config);
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind gateway");
+    // Providers (Twilio, Meta, bridges) sign the URL they call: the gateway's own address.
+    config.public_url = Some(format!(
+        "http://{}",
+        listener.local_addr().expect("gateway address")
+    ));
+    adjust(&mut config);
     let app = Application::build(config.clone(), listener)
         .await
         .expect("gateway builds");

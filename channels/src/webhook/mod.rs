@@ -7,6 +7,7 @@ mod signature;
 mod target;
 mod timestamped;
 
+pub(crate) use sender::retry_after;
 pub use sender::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Envelope, EnvelopeData, WebhookSender};
 pub use signature::{SecretError, TOLERANCE_SECS, VerifyError, WebhookSecret};
 pub use target::{MAX_URL_CHARS, UrlProblem, check_webhook_url, is_private_ip};

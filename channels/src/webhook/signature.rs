@@ -136,6 +136,15 @@ pub enum VerifyError {
     TimestampOutOfTolerance,
     #[error("no `webhook-signature` matches the configured secret")]
     NoValidSignature,
+    /// A provider's own signature header (Twilio `X-Twilio-Signature`, WhatsApp
+    /// `X-Hub-Signature-256`) that is malformed or does not match the configured secret; the
+    /// header's name.
+    #[error("`{0}` is malformed or does not match the configured secret")]
+    SignatureMismatch(&'static str),
+    /// A provider's subscription handshake (WhatsApp `GET ?hub.mode=subscribe&…`) that does
+    /// not prove it knows our verify token; what is wrong.
+    #[error("the subscription handshake was refused: {0}")]
+    HandshakeRefused(&'static str),
 }
 
 #[cfg(test)]

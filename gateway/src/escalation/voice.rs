@@ -135,6 +135,24 @@ mod tests {
             "{data}"
         );
 
+        // SMS configured: the answers go by SMS, to a caller with a phone in E.164.
+        let sms = registry(json!({"sms": {
+            "type": "sms",
+            "account_sid": "AC0123456789abcdef0123456789abcdef",
+            "auth_token": "0123456789abcdef0123456789abcdef",
+            "from": "+15550100000",
+        }}));
+        let (_, data) =
+            follow_up_event(&sms, &escalation(&sms, call(Some("+14155550100")))).unwrap();
+        assert_eq!(data["via"], "sms", "{data}");
+        let (_, data) =
+            follow_up_event(&sms, &escalation(&sms, call(Some("+1 (415) 555-0100")))).unwrap();
+        assert_eq!(data["via"], "none", "{data}");
+        assert!(
+            data["reason"].as_str().unwrap().contains("no phone number"),
+            "{data}"
+        );
+
         // Not a voice conversation: nothing to say.
         let mut chat = call(None);
         chat["channel"] = json!("chat");

@@ -64,6 +64,13 @@ pub struct DeliveryView {
     pub provider_id: Option<String>,
     pub attempts: i32,
     pub last_error: Option<String>,
+    /// The provider's newest report on the message (queued, sent, delivered, read,
+    /// undelivered, failed), where the channel reports one.
+    #[serde(default)]
+    pub provider_status: Option<String>,
+    /// The provider's error code with an `undelivered` / `failed` report.
+    #[serde(default)]
+    pub provider_error_code: Option<String>,
 }
 
 impl From<delivery::Model> for DeliveryView {
@@ -76,6 +83,8 @@ impl From<delivery::Model> for DeliveryView {
             provider_id: d.provider_id,
             attempts: d.attempts,
             last_error: d.last_error,
+            provider_status: d.provider_status,
+            provider_error_code: d.provider_error_code,
         }
     }
 }

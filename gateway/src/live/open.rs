@@ -224,8 +224,8 @@ impl Worker {
             .map(|row| (session, row)))
     }
 
-    /// Runs `f` with the mapping context of a session (its channel, language,
-    /// reply target and the localized texts).
+    /// Runs `f` with the mapping context of a session (the channel that delivers
+    /// for it, its language, reply target and the localized texts).
     pub(crate) fn with_event_context<T>(
         &self,
         session: &session::Model,
@@ -234,14 +234,16 @@ impl Worker {
         event_id: &str,
         f: impl FnOnce(&EventContext<'_>) -> T,
     ) -> T {
-        let channel = self
-            .channels
-            .resolve(&session.channel)
-            .ok()
-            .and_then(|kind| self.channels.get(&kind));
-        let capabilities = channel
+        // The customer is told through the adapter that carries this channel's messages
+        // (voice: the caller's SMS); none that delivers: nothing is queued.
+        let deliverer = crate::outbox::deliverer(&self.channels, &session.channel).ok();
+        let capabilities = deliverer
+            .as_ref()
             .map(|c| c.capabilities())
             .unwrap_or_else(channels::Capabilities::receive_only);
+        let deliverer_name = deliverer
+            .as_ref()
+            .map_or_else(|| session.channel.clone(), |c| c.kind().to_string());
         let fallback_messages;
         let messages = match &self.live {
             Some(live) => &live.messages,
@@ -254,7 +256,7 @@ impl Worker {
         let ctx = EventContext {
             event_id,
             session_id: &session.id,
-            channel: &session.channel,
+            channel: &deliverer_name,
             language: &session.language,
             state: LiveState::parse(&row.state).unwrap_or(LiveState::Ended),
             rep_name: row.rep_name.as_deref(),

@@ -1,20 +1,37 @@
 //! The `DeliverMessage` handler: one attempt at sending an outbox row through
-//! its channel adapter. Exactly once, or visibly failed: the same delivery id on
-//! every attempt; a retry only when the provider dedupes on it or the request
-//! certainly never left; a delivery whose outcome is unknown on a channel that
-//! cannot dedupe is marked failed rather than sent a second time.
+//! the adapter that delivers for its channel ([`channels::Registry::deliverer`]:
+//! a voice session's rows go by SMS). Exactly once, or visibly failed: the same
+//! delivery id on every attempt; a retry only when the provider dedupes on it or
+//! the request certainly never left; a delivery whose outcome is unknown on a
+//! channel that cannot dedupe is marked failed rather than sent a second time.
+//! A customer who opted out gets nothing (the provider is not called), and a
+//! reply the customer's side refuses (opted out, reply window closed) is told to
+//! the rep ([`super::rep_notice`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
 
-use channels::{ChannelKind, DeliveryError, OutboundKind, OutboundMessage, ReplyTarget};
+use channels::{Channel, ChannelKind, DeliveryError, OutboundKind, OutboundMessage, ReplyTarget};
 
+use super::rep_notice::{self, Deliverer, Refusal, RepNotice};
 use crate::escalation::worker::{Outcome, Worker};
-use crate::store::{ClaimedJob, DeliveryState, FailureNote, delivery};
+use crate::store::{ClaimedJob, DeliveryState, FailureNote, Refused, RepNoticeWrite, delivery};
 
 /// `last_error` of a delivery that may have been sent and was not resent.
 pub const OUTCOME_UNKNOWN: &str = "outcome unknown; not resent to avoid a duplicate";
+
+/// The URL a provider reports a message's delivery status to, `{public_url}/channels/<name>/
+/// status`, for the built-in channels that take one per message (SMS, WhatsApp: Twilio's
+/// `StatusCallback`); `None` without a public URL and for every other channel.
+pub fn status_callback(public_url: Option<&str>, deliverer: &ChannelKind) -> Option<String> {
+    let base = public_url?.trim().trim_end_matches('/');
+    if base.is_empty() || !matches!(deliverer, ChannelKind::Sms | ChannelKind::Whatsapp) {
+        return None;
+    }
+    Some(format!("{base}/channels/{}/status", deliverer.as_str()))
+}
 
 impl Worker {
     pub(crate) async fn deliver_message(&self, job: &ClaimedJob, delivery_id: &str) -> Outcome {
@@ -25,12 +42,7 @@ impl Worker {
                     error: format!("delivery {delivery_id} does not exist"),
                 };
             }
-            Err(e) => {
-                return Outcome::Retry {
-                    after: self.backoff(job.attempt, None),
-                    error: format!("database: {e}"),
-                };
-            }
+            Err(e) => return self.delivery_db_retry(job, e),
         };
         match DeliveryState::parse(&row.state) {
             Some(DeliveryState::Sent) => return Outcome::Done,
@@ -52,7 +64,7 @@ impl Worker {
         let capabilities = channel.capabilities();
         if !capabilities.delivers {
             let error = DeliveryError::Unsupported {
-                channel: row.channel.clone(),
+                channel: channel.kind().to_string(),
             }
             .to_string();
             return self.failed(&row, error, job).await;
@@ -64,7 +76,11 @@ impl Worker {
             let error = "the stored delivery no longer parses".to_string();
             return self.failed(&row, error, job).await;
         };
-        let is_email = channel.kind() == ChannelKind::Email;
+        let kind = channel.kind();
+        let deliverer = Deliverer {
+            kind: kind.clone(),
+            reply_window: capabilities.reply_window,
+        };
         // A session's messages reach the customer in the order they were
         // written: wait for an earlier one still on its way (briefly while it
         // is being sent, longer while it waits for a retry).
@@ -81,32 +97,39 @@ impl Worker {
                     error: "waiting for an earlier message to this customer".into(),
                 };
             }
-            Err(e) => {
-                return Outcome::Retry {
-                    after: self.backoff(job.attempt, None),
-                    error: format!("database: {e}"),
-                };
+            Err(e) => return self.delivery_db_retry(job, e),
+        }
+        // Nothing reaches a customer who opted out of the delivering channel.
+        if let ReplyTarget::Phone { number } = &target {
+            match self.store.opted_out(kind.as_str(), number).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    return self
+                        .refused(&row, &deliverer, Refusal::OptedOut, None, job)
+                        .await;
+                }
+                Err(e) => return self.delivery_db_retry(job, e),
             }
         }
+        let session = match self.store.session(&row.session_id).await {
+            Ok(session) => session,
+            Err(e) => return self.delivery_db_retry(job, e),
+        };
+        message.customer_last_message_at = session
+            .as_ref()
+            .and_then(|s| s.customer_last_message_at)
+            .and_then(chrono::DateTime::from_timestamp_millis);
+        message.status_callback = status_callback(self.config.public_url.as_deref(), &kind);
+        let is_email = kind == ChannelKind::Email;
         if is_email {
             match self.email_context(&row).await {
                 Ok(context) => message.email = Some(context),
-                Err(e) => {
-                    return Outcome::Retry {
-                        after: self.backoff(job.attempt, None),
-                        error: format!("database: {e}"),
-                    };
-                }
+                Err(e) => return self.delivery_db_retry(job, e),
             }
         }
         let attempt = match self.store.start_delivery_attempt(&row.id).await {
             Ok(n) => n,
-            Err(e) => {
-                return Outcome::Retry {
-                    after: self.backoff(job.attempt, None),
-                    error: format!("database: {e}"),
-                };
-            }
+            Err(e) => return self.delivery_db_retry(job, e),
         };
         match channel.deliver(&target, &message).await {
             Ok(delivered) => {
@@ -139,10 +162,7 @@ impl Worker {
                 match finished {
                     Ok(()) => Outcome::Done,
                     // Left `sending`: the next attempt treats it as possibly sent.
-                    Err(e) => Outcome::Retry {
-                        after: self.backoff(job.attempt, None),
-                        error: format!("database: {e}"),
-                    },
+                    Err(e) => self.delivery_db_retry(job, e),
                 }
             }
             Err(DeliveryError::Retryable {
@@ -175,18 +195,105 @@ impl Worker {
                     error: message,
                 }
             }
-            Err(
-                e @ (DeliveryError::Permanent { .. }
-                | DeliveryError::Unsupported { .. }
-                | DeliveryError::WindowClosed { .. }
-                | DeliveryError::OptedOut),
-            ) => self.failed(&row, e.to_string(), job).await,
+            Err(DeliveryError::WindowClosed { message }) => {
+                let refusal = Refusal::WindowClosed {
+                    provider_message: message,
+                };
+                self.refused(&row, &deliverer, refusal, None, job).await
+            }
+            Err(DeliveryError::OptedOut) => {
+                // The provider knows it (Twilio 21610): remember it, so nothing more is sent.
+                let number = match &target {
+                    ReplyTarget::Phone { number } => Some(number.as_str()),
+                    _ => None,
+                };
+                let opt_out = number.map(|n| (kind.as_str(), n));
+                self.refused(&row, &deliverer, Refusal::OptedOut, opt_out, job)
+                    .await
+            }
+            Err(e @ (DeliveryError::Permanent { .. } | DeliveryError::Unsupported { .. })) => {
+                self.failed(&row, e.to_string(), job).await
+            }
         }
     }
 
-    fn channel_for(&self, row: &delivery::Model) -> Option<std::sync::Arc<dyn channels::Channel>> {
+    /// The adapter that delivers a row: its `channel` is the delivering channel's name
+    /// (older rows may name the session's channel, which leads to it the same way).
+    fn channel_for(&self, row: &delivery::Model) -> Option<Arc<dyn Channel>> {
         let kind = self.channels.resolve(&row.channel).ok()?;
-        self.channels.get(&kind)
+        self.channels.deliverer(&kind)
+    }
+
+    fn delivery_db_retry(&self, job: &ClaimedJob, e: sea_orm::DbErr) -> Outcome {
+        Outcome::Retry {
+            after: self.backoff(job.attempt, None),
+            error: format!("database: {e}"),
+        }
+    }
+
+    /// Marks a delivery the customer's side refused failed for good and tells the rep once
+    /// ([`rep_notice::decide`]), recording the opt-out when `opt_out` is given — in one
+    /// transaction. The provider is not asked again: only the customer can change this.
+    async fn refused(
+        &self,
+        row: &delivery::Model,
+        deliverer: &Deliverer,
+        refusal: Refusal,
+        opt_out: Option<(&str, &str)>,
+        job: &ClaimedJob,
+    ) -> Outcome {
+        let session = match self.store.session(&row.session_id).await {
+            Ok(session) => session,
+            Err(e) => return self.delivery_db_retry(job, e),
+        };
+        let live = match session.as_ref() {
+            Some(s) => match self.store.live_session(&s.id).await {
+                Ok(live) => live,
+                Err(e) => return self.delivery_db_retry(job, e),
+            },
+            None => None,
+        };
+        let notice = rep_notice::decide(&refusal, deliverer, row, session.as_ref(), live.as_ref());
+        let error = deliverer.last_error(&refusal);
+        tracing::warn!(
+            delivery_id = %row.id,
+            channel = %deliverer.kind,
+            reason = refusal.reason(),
+            "Delivery refused by the customer's side."
+        );
+        let data = json!({"delivery_id": row.id, "error": error, "reason": refusal.reason()});
+        let write = match &notice {
+            RepNotice::Conversation(message) => RepNoticeWrite::Conversation(message.clone()),
+            RepNotice::CaseNote {
+                note_id,
+                kind,
+                body,
+            } => RepNoticeWrite::CaseNote(FailureNote {
+                note_id,
+                kind,
+                body,
+            }),
+            RepNotice::NotTold(reason) => RepNoticeWrite::NotTold(reason),
+        };
+        let result = self
+            .store
+            .finish_delivery_refused(Refused {
+                delivery_id: &row.id,
+                session_id: &row.session_id,
+                error: &error,
+                data,
+                notice: write,
+                opt_out,
+                max_attempts: self.config.worker.max_attempts,
+            })
+            .await;
+        match result {
+            Ok(told) => {
+                tracing::info!(delivery_id = %row.id, rep_told = told.as_str(), "Delivery failure recorded.");
+                Outcome::Done
+            }
+            Err(e) => self.delivery_db_retry(job, e),
+        }
     }
 
     /// Marks the delivery failed for good, with a `delivery.failed` event. The
@@ -200,12 +307,7 @@ impl Worker {
         let note = if row.channel == ChannelKind::Email.as_str() {
             match self.store.session(&row.session_id).await {
                 Ok(session) => session.and_then(|s| self.delivery_failed_note(&s, row, &error)),
-                Err(e) => {
-                    return Outcome::Retry {
-                        after: self.backoff(job.attempt, None),
-                        error: format!("database: {e}"),
-                    };
-                }
+                Err(e) => return self.delivery_db_retry(job, e),
             }
         } else {
             None
@@ -226,10 +328,7 @@ impl Worker {
             .await
         {
             Ok(()) => Outcome::Done,
-            Err(e) => Outcome::Retry {
-                after: self.backoff(job.attempt, None),
-                error: format!("database: {e}"),
-            },
+            Err(e) => self.delivery_db_retry(job, e),
         }
     }
 }
@@ -305,10 +404,20 @@ mod tests {
     }
 
     async fn worker(channel: Arc<NoDedupe>) -> (Arc<Worker>, tempfile::TempDir) {
+        worker_with(vec![channel], |_| {}).await
+    }
+
+    async fn worker_with(
+        plugins: Vec<Arc<dyn Channel>>,
+        adjust: impl FnOnce(&mut crate::Config),
+    ) -> (Arc<Worker>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let mut config = crate::Config::defaults();
         config.database_url = format!("sqlite://{}?mode=rwc", dir.path().join("o.db").display());
         config.worker.poll_interval_ms = 20;
+        config.worker.retry_base_ms = 20;
+        config.worker.retry_max_ms = 200;
+        adjust(&mut config);
         let store = Store::open(&config.database_url).await.unwrap();
         let client = salesforce::Client::new(salesforce::ClientConfig {
             login_url: "http://127.0.0.1:9".into(),
@@ -322,7 +431,9 @@ mod tests {
         })
         .unwrap();
         let mut registry = channels::Registry::builtin();
-        registry.register_plugin(channel).unwrap();
+        for channel in plugins {
+            registry.register_plugin(channel).unwrap();
+        }
         let worker = Worker {
             store,
             client,
@@ -435,5 +546,193 @@ mod tests {
         assert_eq!(channel.sends.load(Ordering::SeqCst), 0);
         shutdown.cancel();
         running.await.unwrap();
+    }
+
+    /// A provider played by the test: each call takes the next scripted answer (then
+    /// succeeds), and every call is recorded with what the gateway filled in.
+    struct Scripted {
+        name: &'static str,
+        delivers: bool,
+        through: Option<&'static str>,
+        script: std::sync::Mutex<std::collections::VecDeque<Result<(), DeliveryError>>>,
+        calls: std::sync::Mutex<Vec<OutboundMessage>>,
+    }
+
+    impl Scripted {
+        fn new(name: &'static str, script: Vec<Result<(), DeliveryError>>) -> Arc<Scripted> {
+            Arc::new(Scripted {
+                name,
+                delivers: true,
+                through: None,
+                script: std::sync::Mutex::new(script.into()),
+                calls: std::sync::Mutex::new(Vec::new()),
+            })
+        }
+
+        /// (delivery id, answered Ok) of every call, in order.
+        fn call_ids(&self) -> Vec<String> {
+            self.calls
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|m| m.id.clone())
+                .collect()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Channel for Scripted {
+        fn kind(&self) -> ChannelKind {
+            ChannelKind::Plugin(self.name.into())
+        }
+        fn preferred_route(&self) -> Route {
+            Route::Messaging
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities {
+                delivers: self.delivers,
+                provider_dedupe: true,
+                ..Capabilities::receive_only()
+            }
+        }
+        fn delivers_through(&self) -> Option<ChannelKind> {
+            self.through.map(|t| ChannelKind::Plugin(t.into()))
+        }
+        fn normalize(&self, _: EscalationInput) -> Result<Conversation, ChannelError> {
+            Err(ChannelError::InvalidPluginName)
+        }
+        async fn deliver(
+            &self,
+            _: &ReplyTarget,
+            message: &OutboundMessage,
+        ) -> Result<Delivered, DeliveryError> {
+            self.calls.lock().unwrap().push(message.clone());
+            let next = self.script.lock().unwrap().pop_front();
+            match next {
+                Some(Err(e)) => Err(e),
+                _ => Ok(Delivered {
+                    provider_id: Some(format!("P-{}", message.id)),
+                }),
+            }
+        }
+    }
+
+    fn to(channel: &str, id: &str, session: &str) -> NewDelivery {
+        NewDelivery {
+            id: id.into(),
+            session_id: session.into(),
+            channel: channel.into(),
+            kind: OutboundKind::AgentMessage,
+            text: format!("message {id}"),
+            sender_name: None,
+            target: ReplyTarget::Phone {
+                number: "+15550107788".into(),
+            },
+        }
+    }
+
+    /// A 429 with Retry-After, then a 5xx, then success: the message is sent once, and the
+    /// message written after it waits behind it (never overtakes it) and is sent once too.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rate_limited_message_is_sent_once_and_the_next_waits_behind_it() {
+        let provider = Scripted::new(
+            "ratelimited",
+            vec![
+                Err(DeliveryError::Retryable {
+                    message: "HTTP 429".into(),
+                    retry_after: Some(Duration::from_millis(150)),
+                    sent: false,
+                }),
+                Err(DeliveryError::Retryable {
+                    message: "HTTP 503".into(),
+                    retry_after: None,
+                    sent: false,
+                }),
+            ],
+        );
+        let (worker, _dir) = worker_with(vec![provider.clone()], |_| {}).await;
+        for id in ["dlv_first", "dlv_second"] {
+            assert!(
+                worker
+                    .store
+                    .enqueue_delivery(&to("ratelimited", id, "s-order"), 5)
+                    .await
+                    .unwrap()
+            );
+        }
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(Arc::clone(&worker).run(shutdown.clone()));
+        let first = settled(&worker, "dlv_first").await;
+        let second = settled(&worker, "dlv_second").await;
+        shutdown.cancel();
+        running.await.unwrap();
+        assert_eq!((first.state.as_str(), first.attempts), ("sent", 3));
+        assert_eq!(first.provider_id.as_deref(), Some("P-dlv_first"));
+        assert_eq!((second.state.as_str(), second.attempts), ("sent", 1));
+        assert_eq!(
+            provider.call_ids(),
+            ["dlv_first", "dlv_first", "dlv_first", "dlv_second"],
+            "the first is tried until it is sent, and only then the second"
+        );
+    }
+
+    /// A row naming a channel that delivers through another goes out through that one, and
+    /// only the built-in SMS and WhatsApp senders get a status callback URL.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_row_goes_through_its_channels_deliverer() {
+        let textline = Scripted::new("textline", Vec::new());
+        let callline = Arc::new(Scripted {
+            name: "callline",
+            delivers: false,
+            through: Some("textline"),
+            script: std::sync::Mutex::new(Default::default()),
+            calls: std::sync::Mutex::new(Vec::new()),
+        });
+        let (worker, _dir) = worker_with(vec![textline.clone(), callline.clone()], |c| {
+            c.public_url = Some("https://handoff.example.com/".into());
+        })
+        .await;
+        worker
+            .store
+            .enqueue_delivery(&to("callline", "dlv_via", "s-via"), 5)
+            .await
+            .unwrap();
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(Arc::clone(&worker).run(shutdown.clone()));
+        let row = settled(&worker, "dlv_via").await;
+        shutdown.cancel();
+        running.await.unwrap();
+        assert_eq!(row.state, "sent");
+        assert_eq!(textline.call_ids(), ["dlv_via"]);
+        assert!(callline.call_ids().is_empty());
+        let sent = textline.calls.lock().unwrap()[0].clone();
+        assert_eq!(
+            sent.status_callback, None,
+            "a plugin gets no Twilio callback"
+        );
+        assert_eq!(sent.customer_last_message_at, None, "no session row");
+    }
+
+    #[test]
+    fn status_callbacks_are_for_built_in_sms_and_whatsapp_with_a_public_url() {
+        let url = Some("https://handoff.example.com/");
+        assert_eq!(
+            status_callback(url, &ChannelKind::Sms).as_deref(),
+            Some("https://handoff.example.com/channels/sms/status")
+        );
+        assert_eq!(
+            status_callback(Some("https://h.example.com/base"), &ChannelKind::Whatsapp).as_deref(),
+            Some("https://h.example.com/base/channels/whatsapp/status")
+        );
+        for kind in [
+            ChannelKind::Email,
+            ChannelKind::Chat,
+            ChannelKind::Voice,
+            ChannelKind::Plugin("line".into()),
+        ] {
+            assert_eq!(status_callback(url, &kind), None, "{kind}");
+        }
+        assert_eq!(status_callback(None, &ChannelKind::Sms), None);
+        assert_eq!(status_callback(Some(" "), &ChannelKind::Sms), None);
     }
 }

@@ -34,7 +34,8 @@ impl Notice {
 impl Worker {
     /// Decides the notice for a session whose Case was just written: when the
     /// route fell back from messaging to a Case, a `system.message` with the
-    /// CaseNumber if the channel delivers and the escalation gave a reply target;
+    /// CaseNumber if the channel delivers (itself, or through the channel it
+    /// [delivers through](super::deliverer)) and the escalation gave a reply target;
     /// otherwise why the customer is not told. The caller records it with the
     /// Case, in one transaction; the delivery id makes it idempotent.
     pub(crate) fn case_notice(
@@ -54,12 +55,11 @@ impl Worker {
         if !fell_back {
             return Notice::Nothing;
         }
-        if !channel.capabilities().delivers {
-            return Notice::NotTold(format!(
-                "channel `{}` cannot send messages to customers",
-                session.channel
-            ));
-        }
+        // The adapter that carries this channel's messages (voice: the caller's SMS).
+        let deliverer = match super::deliverer(&self.channels, &session.channel) {
+            Ok(deliverer) => deliverer,
+            Err(reason) => return Notice::NotTold(reason),
+        };
         let Some(target) = reply_target(&session.payload) else {
             return Notice::NotTold("the escalation gave no reply_to".into());
         };
@@ -69,7 +69,7 @@ impl Worker {
         let message = NewDelivery {
             id: super::delivery_id(&session.id, CASE_CREATED),
             session_id: session.id.clone(),
-            channel: session.channel.clone(),
+            channel: deliverer.kind().to_string(),
             kind: OutboundKind::SystemMessage,
             text: self
                 .config
@@ -79,7 +79,7 @@ impl Worker {
             sender_name: None,
             target,
         };
-        Notice::Send(super::split_for(&channel.capabilities(), message))
+        Notice::Send(super::split_for(&deliverer.capabilities(), message))
     }
 }
 

@@ -152,20 +152,10 @@ impl Worker {
                 json!({"notice": "case_reply", "event_id": event.event_id.as_str(), "reason": reason}),
             )],
         };
-        let Some(channel) = self
-            .channels
-            .resolve(&session.channel)
-            .ok()
-            .and_then(|kind| self.channels.get(&kind))
-        else {
-            return not_told("the session's channel is not configured".into());
+        let deliverer = match crate::outbox::deliverer(&self.channels, &session.channel) {
+            Ok(deliverer) => deliverer,
+            Err(reason) => return not_told(reason),
         };
-        if !channel.capabilities().delivers {
-            return not_told(format!(
-                "channel `{}` cannot send messages to customers",
-                session.channel
-            ));
-        }
         let Some(target) = reply_target(&session.payload) else {
             return not_told("the escalation gave no reply_to".into());
         };
@@ -175,7 +165,7 @@ impl Worker {
                 &format!("case_reply:{}", event.event_id.as_str()),
             ),
             session_id: session.id.clone(),
-            channel: session.channel.clone(),
+            channel: deliverer.kind().to_string(),
             kind: OutboundKind::AgentMessage,
             text,
             sender_name: event.author.name.clone(),
@@ -184,7 +174,7 @@ impl Worker {
         CaseEventDecision {
             outcome: "delivered",
             session_id: Some(session.id.clone()),
-            deliveries: split_for(&channel.capabilities(), message),
+            deliveries: split_for(&deliverer.capabilities(), message),
             events: vec![("case_reply.received", data(None))],
         }
     }

@@ -241,7 +241,7 @@ pub mod live_message {
         /// The MIAW message id (a UUID), the same on every attempt.
         pub id: String,
         pub session_id: String,
-        /// opening | customer | file
+        /// opening | customer | file | notice
         pub kind: String,
         #[sea_orm(column_type = "Text")]
         pub text: String,

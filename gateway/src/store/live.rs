@@ -82,6 +82,8 @@ pub mod message_kind {
     pub const OPENING: &str = "opening";
     pub const CUSTOMER: &str = "customer";
     pub const FILE: &str = "file";
+    /// Handoff telling the rep something (a reply that could not be delivered).
+    pub const NOTICE: &str = "notice";
 }
 
 /// A message to the rep, queued.

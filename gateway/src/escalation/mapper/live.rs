@@ -214,6 +214,8 @@ pub struct EventContext<'a> {
     /// are written once however often the event is seen.
     pub event_id: &'a str,
     pub session_id: &'a str,
+    /// The channel that delivers the session's messages ([`crate::outbox::deliverer`]: the
+    /// session's own, or the one it delivers through), written as each delivery's `channel`.
     pub channel: &'a str,
     pub language: &'a str,
     pub state: LiveState,
@@ -221,6 +223,7 @@ pub struct EventContext<'a> {
     pub conversation_id: &'a str,
     /// Where the customer's messages go (`None`: the customer cannot be told).
     pub target: Option<&'a ReplyTarget>,
+    /// The delivering channel's rules (whether it delivers, how texts are split).
     pub capabilities: &'a Capabilities,
     pub messages: &'a LocalizedMessages,
     pub end_keyword: &'a str,
