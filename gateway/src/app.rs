@@ -99,8 +99,18 @@ pub struct Application {
 impl Application {
     /// Builds the gateway for a real org.
     pub async fn build(config: Config, listener: TcpListener) -> Result<Application, StartError> {
+        Self::build_with_channels(config, listener, Vec::new()).await
+    }
+
+    /// Builds the gateway for a real org with channel adapters of the embedding program's own
+    /// (plugins, see [`channels::Registry::register_plugin`]) besides the configured ones.
+    pub async fn build_with_channels(
+        config: Config,
+        listener: TcpListener,
+        plugins: Vec<Arc<dyn channels::Channel>>,
+    ) -> Result<Application, StartError> {
         let store = Store::open(&config.database_url).await?;
-        Self::assemble(config, listener, store, None, None, None).await
+        Self::assemble(config, listener, store, None, None, None, plugins).await
     }
 
     /// Builds the gateway with the built-in Salesforce emulator in-process, on a
@@ -201,7 +211,16 @@ impl Application {
             webhook_secret,
             case_webhook_secret,
         };
-        Self::assemble(config, listener, store, Some(info), Some(emulator), scratch).await
+        Self::assemble(
+            config,
+            listener,
+            store,
+            Some(info),
+            Some(emulator),
+            scratch,
+            Vec::new(),
+        )
+        .await
     }
 
     async fn assemble(
@@ -211,6 +230,7 @@ impl Application {
         sandbox: Option<SandboxInfo>,
         emulator: Option<sf_emulator::EmulatorHandle>,
         scratch: Option<tempfile::TempDir>,
+        plugins: Vec<Arc<dyn channels::Channel>>,
     ) -> Result<Application, StartError> {
         let credentials = config
             .salesforce
@@ -230,7 +250,11 @@ impl Application {
         );
         let config = Arc::new(config);
         let wake = Arc::new(Notify::new());
-        let channels = Arc::new(channels::Registry::from_config(&config.channels)?);
+        let mut registry = channels::Registry::from_config(&config.channels)?;
+        for plugin in plugins {
+            registry.register_plugin(plugin)?;
+        }
+        let channels = Arc::new(registry);
         let gate = Arc::new(Gate::new(GateConfig {
             failure_threshold: config.salesforce.breaker_failure_threshold,
             open_for: Duration::from_secs(config.salesforce.breaker_open_secs),
