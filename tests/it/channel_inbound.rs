@@ -532,6 +532,21 @@ both_databases!(
             Some("provider reported failed (30003)")
         );
         assert_eq!(row.provider_error_code.as_deref(), Some("30003"));
+        let (status, one) = app
+            .get("/v1/inbound-messages/textline:SMu1", Some(&app.read_token))
+            .await;
+        assert_eq!(status, 200, "{one}");
+        assert_eq!(one["text"], "Hi, is anyone there?");
+        assert_eq!(one["answers"][0]["id"], delivery.id.as_str());
+        assert_eq!(one["answers"][0]["state"], "failed");
+        assert_eq!(one["answers"][0]["provider_status"], "failed");
+        let (status, one) = app
+            .get("/v1/inbound-messages/textline:SMu2", Some(&app.read_token))
+            .await;
+        assert_eq!(
+            (status, one["answers"].as_array().map(Vec::len)),
+            (200, Some(0))
+        );
     }
 );
 

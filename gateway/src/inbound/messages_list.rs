@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::http::AppState;
 use crate::http::auth::require;
 use crate::http::page::{self, CursorKey};
-use crate::store::{InboundMessageState, InboundMessageSummary, Scope};
+use crate::store::{INBOUND_SESSION_PREFIX, InboundMessageState, InboundMessageSummary, Scope};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -40,6 +40,11 @@ pub struct InboundMessageView {
     /// Only in `GET /v1/inbound-messages/{id}`: `[{"url", "content_type", "filename"}]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<Value>,
+    /// Only in `GET /v1/inbound-messages/{id}`: the answers sent to the sender outside any
+    /// session (help, opt-in, unknown sender) — `[{"id", "state", "attempts",
+    /// "provider_status", "last_error"}]`, without their text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answers: Option<Vec<Value>>,
 }
 
 fn ms(t: i64) -> String {
@@ -63,6 +68,7 @@ impl From<InboundMessageSummary> for InboundMessageView {
             updated_at: ms(m.updated_at),
             text: None,
             media: None,
+            answers: None,
         }
     }
 }
@@ -136,7 +142,7 @@ async fn list(
     ))
 }
 
-/// One inbound message with its text and attachments.
+/// One inbound message with its text, attachments and the answers it got.
 async fn one(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -148,6 +154,21 @@ async fn one(
         .inbound_message(&id)
         .await?
         .ok_or(ApiError::NotFound)?;
+    let answers = state
+        .store
+        .latest_deliveries(&format!("{INBOUND_SESSION_PREFIX}{}", m.id), 20)
+        .await?
+        .into_iter()
+        .map(|d| {
+            json!({
+                "id": d.id,
+                "state": d.state,
+                "attempts": d.attempts,
+                "provider_status": d.provider_status,
+                "last_error": d.last_error,
+            })
+        })
+        .collect();
     Ok(Json(InboundMessageView {
         id: m.id,
         channel: m.channel,
@@ -160,6 +181,7 @@ async fn one(
         updated_at: ms(m.updated_at),
         text: m.text,
         media: m.media.and_then(|j| serde_json::from_str(&j).ok()),
+        answers: Some(answers),
     }))
 }
 
