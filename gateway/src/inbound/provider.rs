@@ -183,7 +183,7 @@ async fn receive(
         .inbound(&request)
         .await
         .map_err(|e| refused(&kind, e))?;
-    let scope = Scope::new(&state, &kind);
+    let scope = ChannelScope::new(&state, &kind);
     let (mut messages, mut statuses, mut duplicates) = (0usize, 0usize, 0usize);
     for (index, event) in events.iter().enumerate() {
         match event {
@@ -248,13 +248,13 @@ fn refused(kind: &ChannelKind, e: ChannelError) -> ApiError {
 
 /// The channels a webhook of `kind` speaks for: itself and those that deliver through it
 /// (voice through SMS), and where its answers go.
-struct Scope {
+struct ChannelScope {
     channels: Vec<String>,
     deliverer: Option<(String, channels::Capabilities)>,
 }
 
-impl Scope {
-    fn new(state: &AppState, kind: &ChannelKind) -> Scope {
+impl ChannelScope {
+    fn new(state: &AppState, kind: &ChannelKind) -> ChannelScope {
         let mut channels = vec![kind.to_string()];
         for name in state.channels.names() {
             let Some(other) = state
@@ -273,7 +273,7 @@ impl Scope {
             .channels
             .deliverer(kind)
             .map(|d| (d.kind().to_string(), d.capabilities()));
-        Scope {
+        ChannelScope {
             channels,
             deliverer,
         }
@@ -283,7 +283,7 @@ impl Scope {
 async fn record(
     state: &AppState,
     channel: &dyn Channel,
-    scope: &Scope,
+    scope: &ChannelScope,
     index: usize,
     message: &InboundMessage,
     received_at: chrono::DateTime<Utc>,
@@ -350,7 +350,7 @@ async fn record(
 /// speaks for. `true` when a delivery changed.
 async fn apply_status(
     state: &AppState,
-    scope: &Scope,
+    scope: &ChannelScope,
     update: &StatusUpdate,
 ) -> Result<bool, ApiError> {
     let mut names: Vec<&str> = scope.channels.iter().map(String::as_str).collect();
