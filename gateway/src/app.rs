@@ -99,23 +99,18 @@ pub struct Application {
 impl Application {
     /// Builds the gateway for a real org.
     pub async fn build(config: Config, listener: TcpListener) -> Result<Application, StartError> {
-        Self::build_with_plugins(config, listener, Vec::new()).await
+        Self::build_with_channels(config, listener, Vec::new()).await
     }
 
-    /// Builds the gateway for a real org with channel adapters written in Rust besides the
-    /// configured ones (each a [`channels::ChannelKind::Plugin`] whose name no
-    /// `[channels.<name>]` table uses): a library user's own channel, or a test's provider.
-    pub async fn build_with_plugins(
+    /// Builds the gateway for a real org with channel adapters of the embedding program's own
+    /// (plugins, see [`channels::Registry::register_plugin`]) besides the configured ones.
+    pub async fn build_with_channels(
         config: Config,
         listener: TcpListener,
         plugins: Vec<Arc<dyn channels::Channel>>,
     ) -> Result<Application, StartError> {
         let store = Store::open(&config.database_url).await?;
-        let mut channels = channels::Registry::from_config(&config.channels)?;
-        for plugin in plugins {
-            channels.register_plugin(plugin)?;
-        }
-        Self::assemble(config, listener, store, channels, None, None, None).await
+        Self::assemble(config, listener, store, None, None, None, plugins).await
     }
 
     /// Builds the gateway with the built-in Salesforce emulator in-process, on a
@@ -216,15 +211,14 @@ impl Application {
             webhook_secret,
             case_webhook_secret,
         };
-        let channels = channels::Registry::from_config(&config.channels)?;
         Self::assemble(
             config,
             listener,
             store,
-            channels,
             Some(info),
             Some(emulator),
             scratch,
+            Vec::new(),
         )
         .await
     }
@@ -233,10 +227,10 @@ impl Application {
         config: Config,
         listener: TcpListener,
         store: Store,
-        channels: channels::Registry,
         sandbox: Option<SandboxInfo>,
         emulator: Option<sf_emulator::EmulatorHandle>,
         scratch: Option<tempfile::TempDir>,
+        plugins: Vec<Arc<dyn channels::Channel>>,
     ) -> Result<Application, StartError> {
         let credentials = config
             .salesforce
@@ -256,7 +250,11 @@ impl Application {
         );
         let config = Arc::new(config);
         let wake = Arc::new(Notify::new());
-        let channels = Arc::new(channels);
+        let mut registry = channels::Registry::from_config(&config.channels)?;
+        for plugin in plugins {
+            registry.register_plugin(plugin)?;
+        }
+        let channels = Arc::new(registry);
         let gate = Arc::new(Gate::new(GateConfig {
             failure_threshold: config.salesforce.breaker_failure_threshold,
             open_for: Duration::from_secs(config.salesforce.breaker_open_secs),

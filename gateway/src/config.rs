@@ -17,9 +17,10 @@ pub struct Config {
     pub listen: SocketAddr,
     pub database_url: String,
     pub max_body_bytes: usize,
-    /// The URL Salesforce (the Named Credential) and the inbound-mail service
-    /// reach this gateway at, e.g. `https://handoff.acme.example`. `handoff doctor`
-    /// probes the inbound routes there.
+    /// The URL Salesforce (the Named Credential), the inbound-mail service and
+    /// messaging providers reach this gateway at, e.g. `https://handoff.acme.example`.
+    /// `handoff doctor` probes the inbound routes there; provider webhooks are verified
+    /// over URLs rebuilt from it (without it they answer 503).
     #[serde(default)]
     pub public_url: Option<String>,
     pub salesforce: SalesforceConfig,

@@ -79,6 +79,20 @@ pub enum ApiError {
     /// 503: more API requests in flight than `http.max_in_flight`; retry shortly.
     #[error("the gateway is handling as many requests as it is configured to; retry shortly")]
     Overloaded,
+    /// 503: a provider webhook arrived but `public_url` is not set: the gateway cannot
+    /// rebuild the URL the provider signed.
+    #[error(
+        "public_url is not configured: set it to the URL providers reach this gateway at (HANDOFF_PUBLIC_URL), so inbound webhooks can be verified"
+    )]
+    PublicUrlNotConfigured,
+    /// 503: the channel is enabled but not set up to receive provider webhooks; `setting`
+    /// names the configuration table to complete.
+    #[error("{detail}")]
+    InboundNotConfigured { setting: String, detail: String },
+    /// 403: a provider's subscription handshake (WhatsApp `hub.verify_token`) that does not
+    /// prove it knows our verify token.
+    #[error("the webhook handshake was refused: the mode or verify token does not match")]
+    HandshakeRefused,
     /// 500: a bug or an unexpected failure; details only in the log.
     #[error("internal error")]
     Internal(String),
@@ -164,6 +178,19 @@ impl ApiError {
                 "overloaded",
                 "Service unavailable",
             ),
+            ApiError::PublicUrlNotConfigured => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "public_url_not_configured",
+                "Service unavailable",
+            ),
+            ApiError::InboundNotConfigured { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "inbound_not_configured",
+                "Service unavailable",
+            ),
+            ApiError::HandshakeRefused => {
+                (StatusCode::FORBIDDEN, "invalid_verify_token", "Forbidden")
+            }
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -249,6 +276,7 @@ impl IntoResponse for ApiError {
         let field = match &self {
             ApiError::Invalid { field, .. } => field.as_deref(),
             ApiError::SessionIdConflict => Some("session_id"),
+            ApiError::InboundNotConfigured { setting, .. } => Some(setting.as_str()),
             _ => None,
         };
         let body = Problem {

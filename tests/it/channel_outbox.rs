@@ -6,7 +6,7 @@
 //! once (a `[Handoff]` message in the live conversation, or an internal note on the Case), even
 //! when the delivery job runs again; an opted-out number is never sent to again.
 //!
-//! The provider is a Rust plugin channel registered with `Application::build_with_plugins`
+//! The provider is a Rust plugin channel registered with `Application::build_with_channels`
 //! (`textline`, SMS-like; `callline`, voice-like, delivering through it): it plays the
 //! provider's answers (accepted, 24-hour window closed, opted out).
 
@@ -183,7 +183,7 @@ async fn stack(db: Db, route: Route, live: bool) -> Stack {
             provider: Arc::clone(&provider),
         }),
     ];
-    let app = Application::build_with_plugins(
+    let app = Application::build_with_channels(
         config,
         TcpListener::bind("127.0.0.1:0").await.unwrap(),
         plugins,

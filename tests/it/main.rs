@@ -6,6 +6,7 @@ mod case_join;
 mod case_notes;
 mod case_replies;
 mod case_round_trip;
+mod channel_inbound;
 mod channel_outbox;
 mod channels;
 mod data;

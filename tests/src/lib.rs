@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 pub mod console;
 pub mod receiver;
 pub mod smtp;
+pub mod textline;
 
 pub use gateway::demo::Driver;
 
@@ -151,7 +152,7 @@ pub async fn spawn_app(db: Db) -> TestApp {
 /// Like [`spawn_app`], letting the test adjust the config first.
 pub async fn spawn_app_with(db: Db, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let emulator = spawn_emulator().await;
-    spawn_app_on(db, emulator, adjust).await
+    spawn_app_on(db, emulator, Vec::new(), adjust).await
 }
 
 /// The gateway with live messaging (MIAW) on, against an emulator started
@@ -168,7 +169,23 @@ pub async fn spawn_live_app(
         .await
         .expect("start emulator");
     let live = live_settings(&emulator);
-    spawn_app_on(db, emulator, |config| {
+    spawn_app_on(db, emulator, Vec::new(), |config| {
+        live(config);
+        adjust(config);
+    })
+    .await
+}
+
+/// Like [`spawn_live_app`] with the emulator's defaults, with channel adapters of the test's
+/// own registered as plugins.
+pub async fn spawn_live_app_with_channels(
+    db: Db,
+    plugins: Vec<std::sync::Arc<dyn channels::Channel>>,
+    adjust: impl FnOnce(&mut Config),
+) -> TestApp {
+    let emulator = spawn_emulator().await;
+    let live = live_settings(&emulator);
+    spawn_app_on(db, emulator, plugins, |config| {
         live(config);
         adjust(config);
     })
@@ -193,6 +210,7 @@ pub fn live_settings(emulator: &sf_emulator::EmulatorHandle) -> impl FnOnce(&mut
 async fn spawn_app_on(
     db: Db,
     emulator: sf_emulator::EmulatorHandle,
+    plugins: Vec<std::sync::Arc<dyn channels::Channel>>,
     adjust: impl FnOnce(&mut Config),
 ) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
@@ -209,7 +227,7 @@ async fn spawn_app_on(
         listener.local_addr().expect("gateway address")
     ));
     adjust(&mut config);
-    let app = Application::build(config.clone(), listener)
+    let app = Application::build_with_channels(config.clone(), listener, plugins)
         .await
         .expect("gateway builds");
     let store = app.state().store.clone();

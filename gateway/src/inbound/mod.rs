@@ -1,12 +1,17 @@
-//! Customer emails coming back: `POST /channels/email/inbound` takes one raw
+//! Customers writing back. Email: `POST /channels/email/inbound` takes one raw
 //! RFC 5322 message from the mail provider's inbound webhook (signed with
 //! `X-Handoff-Signature`, or at a secret path), finds the session it answers
 //! and queues it as a note on that session's Case — durably, in one
 //! transaction, before answering 202. Operators list what matched nothing at
-//! `GET /v1/inbound-emails?state=unmatched`.
+//! `GET /v1/inbound-emails?state=unmatched`. SMS, WhatsApp and bridges:
+//! [`provider`] (the webhooks), [`prepare`] (bounding a message),
+//! [`messages_list`] (`GET /v1/inbound-messages`).
 
 pub mod email_message;
+pub mod messages_list;
 pub mod note;
+pub mod prepare;
+pub mod provider;
 
 use std::sync::Arc;
 
@@ -71,6 +76,8 @@ impl InboundSettings {
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .merge(provider::router())
+        .merge(messages_list::router())
         .route("/channels/email/inbound", post(receive_signed))
         .route(
             "/channels/email/inbound/{path_token}",

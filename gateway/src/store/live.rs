@@ -244,37 +244,21 @@ impl Store {
         max_attempts: u32,
     ) -> Result<Queued, DbErr> {
         let txn = self.db.begin().await?;
-        let state = live_state_in(&txn, session_id).await?;
-        if !state.is_some_and(LiveState::accepts_messages) {
-            txn.rollback().await?;
-            return Ok(Queued::NotLive(state));
-        }
-        let waiting = {
-            use sea_orm::PaginatorTrait;
-            live_message::Entity::find()
-                .filter(live_message::Column::SessionId.eq(session_id))
-                .filter(live_message::Column::State.eq("queued"))
-                .count(&txn)
-                .await?
-        };
-        if waiting as usize + parts.len() > max_queued {
-            txn.rollback().await?;
-            return Ok(Queued::Full);
-        }
-        insert_live_messages(&txn, session_id, parts).await?;
-        event_row(
+        let queued = queue_customer_message_in(
+            &txn,
             session_id,
-            "customer.message",
-            serde_json::json!({"parts": parts.len(), "ids": parts.iter().map(|p| &p.id).collect::<Vec<_>>()}),
+            parts,
+            max_queued,
+            max_attempts,
+            serde_json::Map::new(),
         )
-        .insert(&txn)
         .await?;
-        let send = JobKind::SendToRep {
-            session_id: session_id.to_string(),
-        };
-        insert_job(&txn, &send, session_id, max_attempts).await?;
-        txn.commit().await?;
-        Ok(Queued::Queued)
+        if queued == Queued::Queued {
+            txn.commit().await?;
+        } else {
+            txn.rollback().await?;
+        }
+        Ok(queued)
     }
 
     /// Asks for the live session to end (customer or API): `closing`, with an
@@ -286,32 +270,12 @@ impl Store {
         max_attempts: u32,
     ) -> Result<Option<LiveState>, DbErr> {
         let txn = self.db.begin().await?;
-        let state = live_state_in(&txn, session_id).await?;
-        if !state.is_some_and(LiveState::accepts_messages) {
+        let state = request_live_close_in(&txn, session_id, why, max_attempts).await?;
+        if state.is_some_and(LiveState::accepts_messages) {
+            txn.commit().await?;
+        } else {
             txn.rollback().await?;
-            return Ok(state);
         }
-        live_session::Entity::update_many()
-            .col_expr(
-                live_session::Column::State,
-                Expr::value(LiveState::Closing.as_str()),
-            )
-            .col_expr(live_session::Column::UpdatedAt, Expr::value(now_ms()))
-            .filter(live_session::Column::SessionId.eq(session_id))
-            .exec(&txn)
-            .await?;
-        event_row(
-            session_id,
-            "live.close_requested",
-            serde_json::json!({"by": why}),
-        )
-        .insert(&txn)
-        .await?;
-        let job = JobKind::EndConversation {
-            session_id: session_id.to_string(),
-        };
-        insert_job(&txn, &job, session_id, max_attempts).await?;
-        txn.commit().await?;
         Ok(state)
     }
 
@@ -547,6 +511,84 @@ impl Store {
             .count(&self.db)
             .await
     }
+}
+
+/// [`Store::queue_customer_message`] inside the caller's transaction: writes nothing unless
+/// it answers [`Queued::Queued`]. `extra` is added to the `customer.message` event's data.
+pub(super) async fn queue_customer_message_in(
+    txn: &DatabaseTransaction,
+    session_id: &str,
+    parts: &[NewLiveMessage],
+    max_queued: usize,
+    max_attempts: u32,
+    extra: serde_json::Map<String, Value>,
+) -> Result<Queued, DbErr> {
+    let state = live_state_in(txn, session_id).await?;
+    if !state.is_some_and(LiveState::accepts_messages) {
+        return Ok(Queued::NotLive(state));
+    }
+    let waiting = {
+        use sea_orm::PaginatorTrait;
+        live_message::Entity::find()
+            .filter(live_message::Column::SessionId.eq(session_id))
+            .filter(live_message::Column::State.eq("queued"))
+            .count(txn)
+            .await?
+    };
+    if waiting as usize + parts.len() > max_queued {
+        return Ok(Queued::Full);
+    }
+    insert_live_messages(txn, session_id, parts).await?;
+    let mut data = serde_json::Map::new();
+    data.insert("parts".into(), parts.len().into());
+    data.insert(
+        "ids".into(),
+        parts.iter().map(|p| Value::from(p.id.as_str())).collect(),
+    );
+    data.extend(extra);
+    event_row(session_id, "customer.message", Value::Object(data))
+        .insert(txn)
+        .await?;
+    let send = JobKind::SendToRep {
+        session_id: session_id.to_string(),
+    };
+    insert_job(txn, &send, session_id, max_attempts).await?;
+    Ok(Queued::Queued)
+}
+
+/// [`Store::request_live_close`] inside the caller's transaction: writes nothing unless the
+/// state it answers accepts messages.
+pub(super) async fn request_live_close_in(
+    txn: &DatabaseTransaction,
+    session_id: &str,
+    why: &str,
+    max_attempts: u32,
+) -> Result<Option<LiveState>, DbErr> {
+    let state = live_state_in(txn, session_id).await?;
+    if !state.is_some_and(LiveState::accepts_messages) {
+        return Ok(state);
+    }
+    live_session::Entity::update_many()
+        .col_expr(
+            live_session::Column::State,
+            Expr::value(LiveState::Closing.as_str()),
+        )
+        .col_expr(live_session::Column::UpdatedAt, Expr::value(now_ms()))
+        .filter(live_session::Column::SessionId.eq(session_id))
+        .exec(txn)
+        .await?;
+    event_row(
+        session_id,
+        "live.close_requested",
+        serde_json::json!({"by": why}),
+    )
+    .insert(txn)
+    .await?;
+    let job = JobKind::EndConversation {
+        session_id: session_id.to_string(),
+    };
+    insert_job(txn, &job, session_id, max_attempts).await?;
+    Ok(state)
 }
 
 /// Where the session's live row stands, read inside the caller's transaction.

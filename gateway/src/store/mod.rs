@@ -8,11 +8,15 @@ mod email_thread;
 mod entities;
 mod idempotency;
 mod inbound;
+mod inbound_match;
+mod inbound_messages;
 mod job_list;
 mod jobs;
 mod live;
 mod outbox;
+mod provider_status;
 mod retention;
+mod retention_inbound;
 mod sessions;
 mod tokens;
 
@@ -39,6 +43,10 @@ pub use entities::{
 };
 pub use idempotency::{Begin, IdempotencyLock, IdempotencyPolicy, StoredResponse, fingerprint};
 pub use inbound::{InboundState, InboundSummary, MatchKeys, MatchedBy, NewInbound};
+pub use inbound_messages::{
+    Deliverer, INBOUND_SESSION_PREFIX, InboundMessageState, InboundMessageSummary, InboundOutcome,
+    NOTE_KIND_INBOUND_MESSAGE, NewInboundMessage, UNKNOWN_SENDER_REPLY_EVERY_MS,
+};
 pub use jobs::{ABANDONED_ERROR, AbandonedJob, CaseRecord, ClaimedJob, JoinedCase};
 pub use live::{Effects, LiveState, NewLive, NewLiveMessage, Queued, message_kind};
 pub use outbox::{DeliveryState, NewDelivery};

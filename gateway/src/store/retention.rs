@@ -4,7 +4,8 @@
 //! status) is kept as a tombstone so its id can never be reused onto its Case.
 //!
 //! Only sessions whose every job is `done` are touched: a queued, running or
-//! dead job (which an operator may retry) still needs its payload.
+//! dead job (which an operator may retry) still needs its payload. Messages from
+//! provider webhooks and the answers sent outside any session: `retention_inbound`.
 
 use std::time::Duration;
 
@@ -221,6 +222,9 @@ impl Store {
             .filter(inbound_email::Column::ReceivedAt.lt(cutoff_ms))
             .exec(&txn)
             .await?;
+        // Customer messages from provider webhooks, and the answers sent outside any session.
+        super::retention_inbound::erase_personal_data(&txn, cutoff, finished_before(cutoff))
+            .await?;
         txn.commit().await?;
 
         let cutoff = now - policy.erase_event_data_after;
@@ -240,6 +244,8 @@ impl Store {
             .exec(&self.db)
             .await?
             .rows_affected;
+        report.events_erased +=
+            super::retention_inbound::erase_event_data(&self.db, cutoff).await?;
 
         if let Some(after) = policy.delete_timeline_after {
             let cutoff = now - after;
@@ -254,6 +260,7 @@ impl Store {
                 .filter(inbound_email::Column::ReceivedAt.lt(cutoff.timestamp_millis()))
                 .exec(&self.db)
                 .await?;
+            super::retention_inbound::delete_old(&self.db, cutoff, finished_before(cutoff)).await?;
             loop {
                 let ids: Vec<String> = job::Entity::find()
                     .select_only()
