@@ -9,14 +9,13 @@ use serde_json::Value;
 use crate::webhook::{Envelope, WebhookSecret, WebhookSender, check_webhook_url};
 use crate::{
     Capabilities, Channel, ChannelError, ChannelKind, Conversation, Delivered, DeliveryError,
-    EscalationInput, MessagingChannel, OutboundMessage, ReplyTarget, Route, SplitRule,
+    EscalationInput, OutboundMessage, ReplyTarget, Route, SplitRule, normalize,
 };
 
 /// The chat adapter. Without a webhook secret it cannot sign, so it does not deliver and
 /// refuses a `reply_to` at accept time rather than accept a session it could never answer.
 #[derive(Debug, Clone)]
 pub struct ChatChannel {
-    messaging: MessagingChannel,
     secret: Option<WebhookSecret>,
     sender: WebhookSender,
     allow_private: bool,
@@ -42,7 +41,6 @@ impl ChatChannel {
                 reason: format!("the webhook HTTP client could not be built: {e}"),
             })?;
         Ok(Self {
-            messaging: MessagingChannel::chat(),
             secret,
             sender,
             allow_private,
@@ -82,7 +80,7 @@ impl Channel for ChatChannel {
     }
 
     fn normalize(&self, input: EscalationInput) -> Result<Conversation, ChannelError> {
-        self.messaging.normalize(input)
+        normalize::transcript_conversation(&ChannelKind::Chat, input)
     }
 
     fn reply_target(
@@ -141,5 +139,105 @@ impl Channel for ChatChannel {
         self.sender
             .post(&url, secret, &message.id, body, Utc::now())
             .await
+    }
+}
+
+#[cfg(test)]
+mod normalize_tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::{Customer, Role, Turn};
+
+    fn chat() -> ChatChannel {
+        ChatChannel::new(None, false).unwrap()
+    }
+
+    fn turn(role: Role, text: &str) -> Turn {
+        Turn {
+            role,
+            text: text.to_owned(),
+            at: Utc.with_ymd_and_hms(2026, 11, 16, 9, 0, 0).unwrap(),
+            offset_ms: None,
+        }
+    }
+
+    fn input(transcript: Option<Vec<Turn>>) -> EscalationInput {
+        EscalationInput {
+            subject: Some(" Card declined ".into()),
+            customer: Customer {
+                name: Some("Ann".into()),
+                email: None,
+                phone: Some("+15551234567".into()),
+            },
+            language: "en".into(),
+            transcript,
+            ..EscalationInput::default()
+        }
+    }
+
+    #[test]
+    fn normalizes_a_transcript() {
+        let conversation = chat()
+            .normalize(input(Some(vec![
+                turn(Role::Customer, "  my card was declined \n"),
+                turn(Role::Bot, "Let me get a human."),
+            ])))
+            .unwrap();
+        assert_eq!(conversation.subject.as_deref(), Some("Card declined"));
+        assert_eq!(conversation.customer.phone.as_deref(), Some("+15551234567"));
+        assert_eq!(conversation.turns.len(), 2);
+        assert_eq!(conversation.turns[0].text, "my card was declined");
+        assert_eq!(conversation.turns[1].role, Role::Bot);
+        assert_eq!(conversation.thread, None);
+    }
+
+    #[test]
+    fn refuses_bad_input_with_code_and_field() {
+        let chat = chat();
+        let cases: Vec<(EscalationInput, &str, &str)> = vec![
+            (input(None), "missing_transcript", "transcript"),
+            (input(Some(vec![])), "empty_transcript", "transcript"),
+            (
+                input(Some(vec![
+                    turn(Role::Customer, "hello"),
+                    turn(Role::Bot, "ok"),
+                    turn(Role::Customer, "fine"),
+                    turn(Role::Customer, " \n\t"),
+                ])),
+                "empty_turn_text",
+                "transcript[3].text",
+            ),
+            (
+                EscalationInput {
+                    raw_email: Some(vec!["From: a@b.example\r\n\r\nhi".into()]),
+                    ..input(Some(vec![turn(Role::Customer, "hello")]))
+                },
+                "raw_email_not_supported",
+                "raw_email",
+            ),
+            (
+                EscalationInput {
+                    language: "en_US".into(),
+                    ..input(Some(vec![turn(Role::Customer, "hello")]))
+                },
+                "invalid_language",
+                "language",
+            ),
+        ];
+        for (input, code, field) in cases {
+            let err = chat.normalize(input).unwrap_err();
+            assert_eq!((err.code(), err.field().as_deref()), (code, Some(field)));
+        }
+        let err = chat
+            .normalize(EscalationInput {
+                raw_email: Some(vec![]),
+                ..input(None)
+            })
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the chat channel does not accept `raw_email`; send a `transcript`"
+        );
     }
 }

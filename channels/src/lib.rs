@@ -14,7 +14,6 @@ mod delivery;
 pub mod email;
 mod error;
 mod keywords;
-mod messaging;
 mod model;
 mod normalize;
 mod registry;
@@ -43,7 +42,6 @@ pub use delivery::{
 pub use email::{EmailChannel, EmailConfig, EmailInboundConfig, SmtpConfig, SmtpTls};
 pub use error::{ChannelError, RawEmailProblem};
 pub use keywords::{Keyword, KeywordConfig};
-pub use messaging::MessagingChannel;
 pub use model::{Conversation, Customer, EmailThread, Role, Turn};
 pub use registry::Registry;
 pub use reply::is_e164;

@@ -254,7 +254,7 @@ mod tests {
             Err(ChannelError::InvalidPluginName)
         );
         assert_eq!(
-            registry.register_plugin(Arc::new(crate::MessagingChannel::chat())),
+            registry.register_plugin(Arc::new(crate::ChatChannel::new(None, false).unwrap())),
             Err(ChannelError::InvalidPluginName)
         );
         let err = registry.resolve("telegram").unwrap_err();

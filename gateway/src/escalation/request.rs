@@ -14,6 +14,10 @@ use channels::{
 
 use crate::error::ApiError;
 
+/// The prefix of the outbox's pseudo-sessions (answers outside any session); refused as the
+/// start of a session id, ignoring case.
+const INBOUND_PREFIX: &str = crate::store::INBOUND_SESSION_PREFIX;
+
 /// The caller's session id: 1–128 of `A-Za-z0-9_.:-` (design §7).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -42,6 +46,13 @@ impl SessionId {
             return Err(
                 "cannot end in .json or .xml (Salesforce reads that as a format suffix)".into(),
             );
+        }
+        // Answers to messages outside any session (help, unknown senders) are outbox rows
+        // of pseudo-sessions `inbound:<id>`; a real session must never share that space.
+        if lower.starts_with(INBOUND_PREFIX) {
+            return Err(format!(
+                "cannot start with '{INBOUND_PREFIX}' (reserved for answers outside a session)"
+            ));
         }
         Ok(SessionId(s.to_string()))
     }
@@ -1094,6 +1105,16 @@ mod tests {
             assert!(SessionId::parse(bad).is_err(), "{bad}");
         }
         for ok in ["...", ".a", "a..b", "json", "a.jsonx"] {
+            assert!(SessionId::parse(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn the_outbox_pseudo_session_prefix_is_reserved_in_any_case() {
+        for bad in ["inbound:sms:SM1", "Inbound:x", "INBOUND:"] {
+            assert!(SessionId::parse(bad).is_err(), "{bad}");
+        }
+        for ok in ["inbound", "inbound-1", "x:inbound:1"] {
             assert!(SessionId::parse(ok).is_ok(), "{ok}");
         }
     }
