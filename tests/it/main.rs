@@ -2,6 +2,7 @@
 //! Salesforce emulator, on SQLite and PostgreSQL.
 
 mod bad_input;
+mod bridge_round_trip;
 mod case_join;
 mod case_notes;
 mod case_replies;
@@ -27,3 +28,4 @@ mod outbox;
 mod resilience;
 mod sandbox;
 mod support;
+mod whatsapp_e2e;
