@@ -39,6 +39,8 @@ struct Options {
     max_event_age_secs: u64,
     /// `[channels.whatsapp] unknown_sender_reply`.
     unknown_sender_reply: Option<&'static str>,
+    /// `[channels.whatsapp] timeout_secs`: how long one send may take.
+    timeout_secs: u64,
 }
 
 impl Options {
@@ -48,6 +50,7 @@ impl Options {
             live: true,
             max_event_age_secs: channels::whatsapp::DEFAULT_MAX_EVENT_AGE_SECS,
             unknown_sender_reply: None,
+            timeout_secs: 10,
         }
     }
 }
@@ -68,6 +71,7 @@ fn whatsapp_table(wa: &WhatsappEmulator, options: &Options) -> channels::Channel
         "verify_token": wa_emu::DEMO_VERIFY_TOKEN,
         "api_url": wa.url(),
         "max_event_age_secs": options.max_event_age_secs,
+        "timeout_secs": options.timeout_secs,
     });
     if options.template {
         table["template"] = json!({"name": TEMPLATE, "language": "en_US"});
@@ -1009,11 +1013,19 @@ both_databases!(
 // The Graph API answers 429 (Retry-After), then 503, then 500 — each "nothing was sent" — to
 // the first of the rep's messages: it is retried until sent, once; the messages behind it
 // wait, so all arrive in order, each once. A reply of 5,000 characters is cut between words
-// into two WhatsApp messages of at most 4,096.
+// into two WhatsApp messages of at most 4,096. A send that times out (it may have arrived:
+// WhatsApp cannot dedupe) fails visibly and is never sent again; the next one goes on.
 both_databases!(
     provider_errors_are_retried_in_order_and_long_replies_split,
     |db: Db| async move {
-        let s = stack(db, Options::live()).await;
+        let s = stack(
+            db,
+            Options {
+                timeout_secs: 2,
+                ..Options::live()
+            },
+        )
+        .await;
         customer_writes_first(&s).await;
         let conversation = live_escalation(
             &s,
@@ -1083,6 +1095,50 @@ both_databases!(
             .collect();
         assert_eq!(attempts, [4, 1, 1, 1], "{view}");
         assert!(s.wa.sent().iter().all(|m| m.message_type == "text"));
+
+        // A send that times out may have reached WhatsApp, which cannot dedupe: the delivery
+        // fails visibly after one attempt and is never sent again; the next message goes on.
+        s.wa.fault(Fault::Slow {
+            count: 1,
+            delay_ms: 2_500,
+        });
+        for text in ["Are you there?", "Still here."] {
+            let (status, body) = s.rep.say(&conversation, text).await;
+            assert_eq!(status, 202, "{body}");
+        }
+        let view = wait_session(&s.app, "wa-retry", "both settled", |v| {
+            let rep: Vec<Value> = deliveries(v)
+                .into_iter()
+                .filter(|d| d["type"] == "agent.message")
+                .collect();
+            rep.len() == 6
+                && rep
+                    .iter()
+                    .all(|d| d["state"] == "sent" || d["state"] == "failed")
+        })
+        .await;
+        let rep: Vec<Value> = deliveries(&view)
+            .into_iter()
+            .filter(|d| d["type"] == "agent.message")
+            .collect();
+        let unknown = &rep[4];
+        assert_eq!(unknown["state"], "failed", "{unknown}");
+        assert_eq!(unknown["attempts"], 1, "{unknown}");
+        assert!(
+            unknown["last_error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with(gateway::outbox::deliver::OUTCOME_UNKNOWN)),
+            "{unknown}"
+        );
+        assert_eq!(rep[5]["state"], "sent", "{view}");
+        let count = |text: &str| {
+            s.wa.sent()
+                .iter()
+                .filter(|m| m.text.as_deref() == Some(text))
+                .count()
+        };
+        assert_eq!(count("Still here."), 1);
+        assert!(count("Are you there?") <= 1, "never sent twice");
     }
 );
 
