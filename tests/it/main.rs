@@ -2,6 +2,7 @@
 //! Salesforce emulator, on SQLite and PostgreSQL.
 
 mod bad_input;
+mod bridge_round_trip;
 mod case_join;
 mod case_notes;
 mod case_replies;
@@ -28,3 +29,4 @@ mod resilience;
 mod sandbox;
 mod support;
 mod voice;
+mod whatsapp_e2e;

@@ -80,11 +80,13 @@ class Bridge:
         self.lock = threading.Lock()
         self.delivered = []  # what reached "the channel", in arrival order
         self.seen = {}  # webhook-id -> arrival order, for dedupe
+        self.duplicates = 0  # webhooks received again (Handoff retried after a lost answer)
 
     def accept(self, msg_id, envelope):
         """Records one message from Handoff; False when it is a duplicate."""
         with self.lock:
             if msg_id in self.seen:
+                self.duplicates += 1
                 return False
             self.seen[msg_id] = len(self.seen)
             if len(self.seen) > SEEN_IDS_KEPT:
@@ -139,15 +141,22 @@ def handler_for(bridge):
             self.wfile.write(body)
 
         def body(self):
-            length = int(self.headers.get("content-length") or 0)
-            if length > MAX_BODY:
+            """The request body; None when its length is missing, bad or too large."""
+            try:
+                length = int(self.headers.get("content-length") or 0)
+            except ValueError:
+                return None
+            if not 0 <= length <= MAX_BODY:
                 return None
             return self.rfile.read(length)
 
         def do_GET(self):
             if self.path == "/messages":
                 with bridge.lock:
-                    return self.reply(200, {"messages": list(bridge.delivered)})
+                    return self.reply(
+                        200,
+                        {"messages": list(bridge.delivered), "duplicates": bridge.duplicates},
+                    )
             if self.path == "/healthz":
                 return self.reply(200, {"ok": True})
             return self.reply(404, {"error": "not found"})
@@ -155,7 +164,7 @@ def handler_for(bridge):
         def do_POST(self):
             body = self.body()
             if body is None:
-                return self.reply(413, {"error": "body too large"})
+                return self.reply(413, {"error": "body too large or without a valid length"})
             if self.path == "/handoff":
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 if not verify(bridge.key, headers, body):
@@ -164,10 +173,12 @@ def handler_for(bridge):
                     envelope = json.loads(body)
                 except ValueError:
                     return self.reply(400, {"error": "body is not JSON"})
-                fresh = bridge.accept(headers["webhook-id"], envelope)
-                if fresh:
-                    address = (envelope.get("data") or {}).get("address")
-                    print(f"delivered {envelope.get('type')} to {address!r}", flush=True)
+                if not isinstance(envelope, dict):
+                    return self.reply(400, {"error": "body is not a JSON object"})
+                msg_id = headers["webhook-id"]
+                if bridge.accept(msg_id, envelope):
+                    # Never the text or the customer's address: logs stay free of personal data.
+                    print(f"delivered {envelope.get('type')} {msg_id}", flush=True)
                 return self.reply(204)
             if self.path == "/customer":
                 try:

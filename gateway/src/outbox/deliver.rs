@@ -17,7 +17,10 @@ use channels::{Channel, ChannelKind, DeliveryError, OutboundKind, OutboundMessag
 
 use super::rep_notice::{self, Deliverer, Refusal, RepNotice};
 use crate::escalation::worker::{Outcome, Worker};
-use crate::store::{ClaimedJob, DeliveryState, FailureNote, Refused, RepNoticeWrite, delivery};
+use crate::store::{
+    ClaimedJob, DeliveryState, FailureNote, INBOUND_SESSION_PREFIX, Refused, RepNoticeWrite,
+    delivery,
+};
 
 /// `last_error` of a delivery that may have been sent and was not resent.
 pub const OUTCOME_UNKNOWN: &str = "outcome unknown; not resent to avoid a duplicate";
@@ -111,14 +114,10 @@ impl Worker {
                 Err(e) => return self.delivery_db_retry(job, e),
             }
         }
-        let session = match self.store.session(&row.session_id).await {
-            Ok(session) => session,
+        message.customer_last_message_at = match self.customer_last_message_ms(&row).await {
+            Ok(at) => at.and_then(chrono::DateTime::from_timestamp_millis),
             Err(e) => return self.delivery_db_retry(job, e),
         };
-        message.customer_last_message_at = session
-            .as_ref()
-            .and_then(|s| s.customer_last_message_at)
-            .and_then(chrono::DateTime::from_timestamp_millis);
         message.status_callback = status_callback(self.config.public_url.as_deref(), &kind);
         let is_email = kind == ChannelKind::Email;
         if is_email {
@@ -215,6 +214,22 @@ impl Worker {
                 self.failed(&row, e.to_string(), job).await
             }
         }
+    }
+
+    /// When the customer last wrote (epoch ms), for reply windows: the session's
+    /// `customer_last_message_at`; for an answer outside any session (help, opt-in, an unknown
+    /// sender: session id `inbound:<inbound id>`) the time the message it answers arrived —
+    /// the customer has just written, so WhatsApp's window is open.
+    async fn customer_last_message_ms(
+        &self,
+        row: &delivery::Model,
+    ) -> Result<Option<i64>, sea_orm::DbErr> {
+        if let Some(inbound_id) = row.session_id.strip_prefix(INBOUND_SESSION_PREFIX) {
+            let answered = self.store.inbound_message(inbound_id).await?;
+            return Ok(answered.map(|m| m.received_at));
+        }
+        let session = self.store.session(&row.session_id).await?;
+        Ok(session.and_then(|s| s.customer_last_message_at))
     }
 
     /// The adapter that delivers a row: its `channel` is the delivering channel's name
