@@ -26,4 +26,5 @@ mod outage;
 mod outbox;
 mod resilience;
 mod sandbox;
+mod sms_e2e;
 mod support;
