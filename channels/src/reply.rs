@@ -121,6 +121,7 @@ mod tests {
             language: "en".into(),
             turns: vec![],
             thread: None,
+            voice: None,
         }
     }
 

@@ -28,3 +28,4 @@ mod resilience;
 mod sandbox;
 mod sms_e2e;
 mod support;
+mod voice;
