@@ -29,3 +29,4 @@ mod sandbox;
 mod sms_e2e;
 mod support;
 mod voice;
+mod voice_e2e;

@@ -12,7 +12,7 @@ use gateway::config::Config;
 use gateway::store::delivery;
 use serde_json::Value;
 
-use crate::console::RepConsole;
+use crate::console::{RepConsole, texts_by};
 use crate::{Db, TestApp, spawn_live_app};
 
 /// The emulated Twilio account.
@@ -110,7 +110,12 @@ impl TestApp {
     }
 
     /// Waits (hang guard: 30 s) for `ready` on the session view.
-    pub async fn wait_session(&self, id: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    pub async fn wait_session(
+        &self,
+        id: &str,
+        what: &str,
+        ready: impl Fn(&Value) -> bool,
+    ) -> Value {
         eventually(what, || async {
             let s = self.session_view(id).await;
             ready(&s).then_some(s)
@@ -143,11 +148,17 @@ impl TestApp {
     /// Waits until every delivery of the session has left the queue (sent or failed) — at
     /// least `min` of them.
     pub async fn settled_deliveries(&self, session_id: &str, min: usize) -> Vec<delivery::Model> {
-        eventually(&format!("{min} settled deliveries of {session_id}"), || async {
-            let rows = self.deliveries(session_id).await;
-            (rows.len() >= min && rows.iter().all(|d| d.state == "sent" || d.state == "failed"))
+        eventually(
+            &format!("{min} settled deliveries of {session_id}"),
+            || async {
+                let rows = self.deliveries(session_id).await;
+                (rows.len() >= min
+                    && rows
+                        .iter()
+                        .all(|d| d.state == "sent" || d.state == "failed"))
                 .then_some(rows)
-        })
+            },
+        )
         .await
     }
 }
@@ -188,9 +199,15 @@ impl PhoneApp {
         let sent = self.twilio.sent();
         let mut order = Vec::new();
         for row in rows.iter().filter(|d| d.state == "sent") {
-            let sid = row.provider_id.as_deref().expect("a sent delivery has a sid");
-            let matching: Vec<(usize, &SentMessage)> =
-                sent.iter().enumerate().filter(|(_, m)| m.sid == sid).collect();
+            let sid = row
+                .provider_id
+                .as_deref()
+                .expect("a sent delivery has a sid");
+            let matching: Vec<(usize, &SentMessage)> = sent
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.sid == sid)
+                .collect();
             assert_eq!(matching.len(), 1, "{} accepted once: {sent:?}", row.id);
             let (position, message) = matching[0];
             assert_eq!(message.body, row.text, "{}", row.id);
@@ -200,7 +217,11 @@ impl PhoneApp {
             let callback = message.status_callback.as_deref().unwrap_or("");
             assert_eq!(
                 callback,
-                format!("{}/channels/sms/status?delivery={}", self.app.public_url(), row.id),
+                format!(
+                    "{}/channels/sms/status?delivery={}",
+                    self.app.public_url(),
+                    row.id
+                ),
                 "{}",
                 row.id
             );
@@ -214,5 +235,48 @@ impl PhoneApp {
             .filter(|d| d.state == "sent")
             .map(|d| d.text.clone())
             .collect()
+    }
+
+    /// Escalates `body` and waits until its live conversation waits for a rep with the opening
+    /// messages (summary, transcript); the conversation id.
+    pub async fn live_escalation(&self, body: &Value) -> String {
+        let (status, answer) = self.app.post_escalation(body).await;
+        assert_eq!(status, 202, "{answer}");
+        assert_eq!(answer["route"], "messaging", "{answer}");
+        let conversation = answer["salesforce_miaw_session_id"]
+            .as_str()
+            .expect("conversation id")
+            .to_string();
+        self.rep
+            .wait_for(&conversation, "the conversation waiting", |c| {
+                c["status"] == "waiting" && texts_by(c, "EndUser").len() >= 2
+            })
+            .await;
+        conversation
+    }
+
+    /// The rep writes each text into the conversation, one after the other.
+    pub async fn rep_says(&self, conversation: &str, texts: &[&str]) {
+        for text in texts {
+            let (status, body) = self.rep.say(conversation, text).await;
+            assert_eq!(status, 202, "{body}");
+        }
+    }
+
+    /// A customer's text to our number through the emulator (signed like Twilio); the gateway
+    /// must answer Twilio's empty TwiML. The message's sid.
+    pub async fn text_from(&self, from: &str, body: &str) -> String {
+        let r = self
+            .twilio
+            .inbound(from, OUR_NUMBER, body, &[])
+            .await
+            .expect("the emulator posts the message");
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.content_type.as_deref(), Some("text/xml"));
+        assert_eq!(
+            r.body,
+            r#"<?xml version="1.0" encoding="UTF-8"?><Response></Response>"#
+        );
+        r.sid
     }
 }
