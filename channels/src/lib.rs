@@ -44,7 +44,7 @@ pub use error::{ChannelError, RawEmailProblem};
 pub use keywords::{Keyword, KeywordConfig};
 pub use model::{Conversation, Customer, EmailThread, Role, Turn};
 pub use registry::Registry;
-pub use reply::is_e164;
+pub use reply::{is_e164, phone_e164};
 pub use sms::{SmsChannel, SmsConfig};
 pub use voice::{
     FollowUp, VoiceChannel, VoiceConfig, VoiceFormat, VoiceInfo, VoiceMode, VoiceTranscript,

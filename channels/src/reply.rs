@@ -28,7 +28,21 @@ struct PhoneReplyTo {
     phone: String,
 }
 
-/// `{"phone": "+E.164"}`, or when absent the customer's phone if it is an E.164 number.
+/// A phone number as written (`+1 (415) 555-0100`, `+1.415.555.0100`) in E.164
+/// (`+14155550100`); `None` when it cannot be read as one international number (no `+country
+/// code`, or with an extension). The gateway stores and finds sessions by this form, so a
+/// customer's text matches the session its answers go to.
+#[must_use]
+pub fn phone_e164(raw: &str) -> Option<String> {
+    let number = phonenumber::parse(None, raw.trim()).ok()?;
+    if number.extension().is_some() {
+        return None;
+    }
+    Some(number.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+/// `{"phone": "+E.164"}`, or when absent the customer's phone read as E.164
+/// ([`phone_e164`]: the bot may write it with spaces, dots, dashes or parentheses).
 pub(crate) fn phone(
     channel: &str,
     reply_to: Option<&Value>,
@@ -39,10 +53,9 @@ pub(crate) fn phone(
             .customer
             .phone
             .as_deref()
+            .and_then(phone_e164)
             .filter(|number| is_e164(number))
-            .map(|number| ReplyTarget::Phone {
-                number: number.to_owned(),
-            }));
+            .map(|number| ReplyTarget::Phone { number }));
     };
     let reply = PhoneReplyTo::deserialize(value).map_err(|_| {
         invalid(
@@ -121,6 +134,23 @@ mod tests {
                 number: "+15550107788".into()
             })
         );
+        // Written with punctuation: the same E.164 number the gateway finds the session by.
+        for written in ["+1 (555) 010-7788", "+1.555.010.7788", " +1 555 0107788 "] {
+            assert_eq!(
+                phone("sms", None, &conversation(None, Some(written))).unwrap(),
+                Some(ReplyTarget::Phone {
+                    number: "+15550107788".into()
+                }),
+                "{written}"
+            );
+        }
+        for unusable in ["+1 555 010 7788 ext. 12", "call me", "+1"] {
+            assert_eq!(
+                phone("sms", None, &conversation(None, Some(unusable))).unwrap(),
+                None,
+                "{unusable}"
+            );
+        }
         assert_eq!(phone("sms", None, &conversation(None, None)).unwrap(), None);
         assert_eq!(
             phone("sms", None, &conversation(None, Some("5550107788"))).unwrap(),

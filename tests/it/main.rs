@@ -27,6 +27,8 @@ mod outage;
 mod outbox;
 mod resilience;
 mod sandbox;
+mod sms_e2e;
 mod support;
 mod voice;
+mod voice_e2e;
 mod whatsapp_e2e;

@@ -612,12 +612,10 @@ fn parse_phone(raw: &str) -> Option<String> {
 /// by, whatever the punctuation. `None` when it cannot be read as an
 /// international number: without a `+country code` there is no region to
 /// assume, and a number with an extension is not one E.164 number.
+/// The same rule as the SMS, WhatsApp and voice adapters' default reply number
+/// (`channels::phone_e164`), so a customer's text finds the session its answers go to.
 pub fn phone_e164(raw: &str) -> Option<String> {
-    let number = phonenumber::parse(None, raw.trim()).ok()?;
-    if number.extension().is_some() {
-        return None;
-    }
-    Some(number.format().mode(phonenumber::Mode::E164).to_string())
+    channels::phone_e164(raw)
 }
 
 /// Refuses NUL anywhere in the body (string values and object keys): PostgreSQL

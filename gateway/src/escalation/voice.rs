@@ -135,18 +135,20 @@ mod tests {
             "{data}"
         );
 
-        // SMS configured: the answers go by SMS, to a caller with a phone in E.164.
+        // SMS configured: the answers go by SMS, to a caller whose phone reads as E.164
+        // (punctuation allowed); a number without its country code cannot be texted.
         let sms = registry(json!({"sms": {
             "type": "sms",
             "account_sid": "AC0123456789abcdef0123456789abcdef",
             "auth_token": "0123456789abcdef0123456789abcdef",
             "from": "+15550100000",
         }}));
+        for phone in ["+14155550100", "+1 (415) 555-0100"] {
+            let (_, data) = follow_up_event(&sms, &escalation(&sms, call(Some(phone)))).unwrap();
+            assert_eq!(data["via"], "sms", "{phone}: {data}");
+        }
         let (_, data) =
-            follow_up_event(&sms, &escalation(&sms, call(Some("+14155550100")))).unwrap();
-        assert_eq!(data["via"], "sms", "{data}");
-        let (_, data) =
-            follow_up_event(&sms, &escalation(&sms, call(Some("+1 (415) 555-0100")))).unwrap();
+            follow_up_event(&sms, &escalation(&sms, call(Some("(415) 555-0100")))).unwrap();
         assert_eq!(data["via"], "none", "{data}");
         assert!(
             data["reason"].as_str().unwrap().contains("no phone number"),

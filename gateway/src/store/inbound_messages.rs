@@ -1,7 +1,8 @@
 //! Customer messages from provider webhooks (SMS, WhatsApp, bridges): each is recorded with
 //! everything it causes in one transaction — the dedupe row, a keyword's effect (opt-out,
-//! opt-in, help), the message queued to the rep of a live session or noted on an open Case,
-//! or the polite answer to an unknown sender (docs/channels/inbound.md).
+//! opt-in, help), the message queued to the rep of a live session (or, for the end keyword,
+//! its close requested) or noted on an open Case, or the polite answer to an unknown sender
+//! (docs/channels/inbound.md).
 
 use channels::{Capabilities, Keyword, OutboundKind, ReplyTarget};
 use sea_orm::sea_query::{Expr, OnConflict, Order};
@@ -45,6 +46,9 @@ pub enum InboundMessageState {
     Unmatched,
     /// A live session matched but could not take it (its queue to the rep is full).
     Refused,
+    /// The live chat's end keyword (`miaw.end_keyword`, which the customer is told): the live
+    /// session is being closed; not passed to the rep.
+    EndChat,
 }
 
 impl InboundMessageState {
@@ -57,11 +61,12 @@ impl InboundMessageState {
             Self::Help => "help",
             Self::Unmatched => "unmatched",
             Self::Refused => "refused",
+            Self::EndChat => "end_chat",
         }
     }
 
     /// The states an operator can list by.
-    pub const ALL: [&'static str; 7] = [
+    pub const ALL: [&'static str; 8] = [
         "to_rep",
         "case_note",
         "opt_out",
@@ -69,6 +74,7 @@ impl InboundMessageState {
         "help",
         "unmatched",
         "refused",
+        "end_chat",
     ];
 }
 
@@ -315,6 +321,16 @@ async fn message_effects(
     found: &[Candidate],
 ) -> Result<Effects, DbErr> {
     if let Some(live) = found.iter().find(|c| c.live_accepts) {
+        // The opening notice tells the customer this word ends the chat, on every channel.
+        if new
+            .rep_text
+            .trim()
+            .eq_ignore_ascii_case(new.miaw.end_keyword.trim())
+        {
+            request_live_close_in(txn, &live.id, "end_keyword", new.max_attempts).await?;
+            touch_last_message(txn, &live.id, new.at_ms).await?;
+            return Ok((InboundMessageState::EndChat, Some(live.id.clone()), 0));
+        }
         let parts = crate::escalation::mapper::live::customer_message_parts(
             &live.id,
             &format!("inbound/{}", new.id),
