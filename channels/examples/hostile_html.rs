@@ -42,6 +42,7 @@ fn main() {
             language: "en".into(),
             transcript: None,
             raw_email: Some(vec![raw_email(&html)]),
+            ..EscalationInput::default()
         };
         let start = Instant::now();
         let outcome = EmailChannel::new().normalize_at(input, chrono::Utc::now());

@@ -270,6 +270,7 @@ mod tests {
             language: "en".into(),
             turns: vec![],
             thread: None,
+            voice: None,
         }
     }
 

@@ -12,9 +12,7 @@ use crate::bridge::BridgeChannel;
 use crate::sms::SmsConfig;
 use crate::webhook::{WebhookSecret, check_webhook_url};
 use crate::whatsapp::WhatsappConfig;
-use crate::{
-    Channel, ChannelError, ChannelKind, ChatChannel, EmailConfig, MessagingChannel, Route,
-};
+use crate::{Channel, ChannelError, ChannelKind, ChatChannel, EmailConfig, Route, VoiceConfig};
 
 /// One `[channels.<name>]` table, by its `type`.
 #[derive(Debug, Clone, Deserialize)]
@@ -26,7 +24,7 @@ pub enum ChannelConfig {
     Chat(ChatConfig),
     Sms(SmsConfig),
     Whatsapp(WhatsappConfig),
-    Voice(BuiltInConfig),
+    Voice(VoiceConfig),
     Bridge(BridgeConfig),
 }
 
@@ -131,7 +129,7 @@ impl ChannelConfig {
             }),
             ChannelKind::Sms => Self::Sms(SmsConfig::default()),
             ChannelKind::Whatsapp => Self::Whatsapp(WhatsappConfig::default()),
-            ChannelKind::Voice => Self::Voice(BuiltInConfig::default()),
+            ChannelKind::Voice => Self::Voice(VoiceConfig::default()),
             ChannelKind::Plugin(_) => return None,
         })
     }
@@ -169,7 +167,7 @@ impl ChannelConfig {
             Self::Email(email) => Arc::new(email.build(name)?),
             Self::Sms(sms) => Arc::new(sms.build(name)?),
             Self::Whatsapp(whatsapp) => whatsapp.build(name)?,
-            Self::Voice(_) => Arc::new(MessagingChannel::voice()),
+            Self::Voice(voice) => Arc::new(voice.build(name)?),
             Self::Chat(chat) => Arc::new(chat.build(name)?),
             Self::Bridge(bridge) => Arc::new(bridge.build(name)?),
         })

@@ -87,6 +87,31 @@ pub enum ChannelError {
     /// A verified provider webhook whose body is not what the channel expects.
     #[error("invalid webhook body at `{field}`: {reason}")]
     InvalidInbound { field: String, reason: String },
+    /// A voice-only field (`voice_transcript`, `speakers`, `voice_mode`) on another channel.
+    #[error("the {channel} channel does not accept `{field}`; it is for `channel: \"voice\"`")]
+    VoiceNotSupported {
+        channel: String,
+        field: &'static str,
+    },
+    #[error("send either `transcript` or `voice_transcript`, not both")]
+    TranscriptAndVoiceTranscript,
+    /// A voice transcript that is not what its `format` says; `reason` names the place (a
+    /// JSON path or a line number) and never quotes the transcript's text.
+    #[error("invalid voice_transcript: {reason}")]
+    InvalidVoiceTranscript { field: &'static str, reason: String },
+    /// A voice transcript over the size, fragment or turn limits.
+    #[error("voice_transcript.content is too large: {reason}")]
+    VoiceTranscriptTooLarge { reason: String },
+    /// A speaker of the transcript that neither the request's `speakers` nor the configured
+    /// defaults map to a role. `label` is bounded and printable.
+    #[error(
+        "speaker `{label}` of the voice_transcript is not mapped to a role; add it to `speakers` \
+         (for example {{\"{label}\": \"customer\"}}) or to [channels.voice.speakers]"
+    )]
+    UnmappedSpeaker { label: String },
+    /// A `speakers` map that cannot be used; `field` is `speakers` or `speakers.<label>`.
+    #[error("invalid `{field}`: {reason}")]
+    InvalidSpeakers { field: String, reason: String },
 }
 
 impl ChannelError {
@@ -114,6 +139,12 @@ impl ChannelError {
             Self::InvalidConfig { .. } => "invalid_channel_config",
             Self::WebhookNotVerified(_) => "invalid_signature",
             Self::InvalidInbound { .. } => "invalid_inbound",
+            Self::VoiceNotSupported { .. } => "voice_transcript_not_supported",
+            Self::TranscriptAndVoiceTranscript => "transcript_and_voice_transcript",
+            Self::InvalidVoiceTranscript { .. } => "invalid_voice_transcript",
+            Self::VoiceTranscriptTooLarge { .. } => "voice_transcript_too_large",
+            Self::UnmappedSpeaker { .. } => "unmapped_speaker",
+            Self::InvalidSpeakers { .. } => "invalid_speakers",
         }
     }
 
@@ -142,6 +173,12 @@ impl ChannelError {
                 Some(field.clone())
             }
             Self::InvalidConfig { setting, .. } => Some(setting.clone()),
+            Self::VoiceNotSupported { field, .. } => Some((*field).to_owned()),
+            Self::TranscriptAndVoiceTranscript => Some("voice_transcript".to_owned()),
+            Self::InvalidVoiceTranscript { field, .. } => Some((*field).to_owned()),
+            Self::VoiceTranscriptTooLarge { .. } => Some("voice_transcript.content".to_owned()),
+            Self::UnmappedSpeaker { .. } => Some("speakers".to_owned()),
+            Self::InvalidSpeakers { field, .. } => Some(field.clone()),
         }
     }
 }

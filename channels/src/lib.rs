@@ -21,9 +21,11 @@ mod registry;
 mod reply;
 mod sms;
 pub mod twilio;
+pub mod voice;
 pub mod webhook;
 pub mod whatsapp;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -46,6 +48,9 @@ pub use model::{Conversation, Customer, EmailThread, Role, Turn};
 pub use registry::Registry;
 pub use reply::is_e164;
 pub use sms::{SmsChannel, SmsConfig};
+pub use voice::{
+    FollowUp, VoiceChannel, VoiceConfig, VoiceFormat, VoiceInfo, VoiceMode, VoiceTranscript,
+};
 pub use whatsapp::{WhatsappChannel, WhatsappConfig};
 
 /// Which channel a conversation came through.
@@ -179,6 +184,32 @@ pub struct EscalationInput {
     /// RFC 5322 messages, oldest first (email only).
     #[serde(default)]
     pub raw_email: Option<Vec<String>>,
+    /// A call transcript as a voice platform produced it (voice only; instead of `transcript`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_transcript: Option<VoiceTranscript>,
+    /// The voice transcript's speaker labels → roles (`customer`, `bot`, `agent`, `system`),
+    /// over the channel's configured defaults (voice only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speakers: Option<BTreeMap<String, String>>,
+    /// How the call was handed over (voice only; default [`VoiceMode::Logged`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_mode: Option<VoiceMode>,
+}
+
+/// An input with nothing but the default language: a base for `..Default::default()`.
+impl Default for EscalationInput {
+    fn default() -> Self {
+        Self {
+            subject: None,
+            customer: Customer::default(),
+            language: default_language(),
+            transcript: None,
+            raw_email: None,
+            voice_transcript: None,
+            speakers: None,
+            voice_mode: None,
+        }
+    }
 }
 
 fn default_language() -> String {

@@ -122,6 +122,7 @@ mod tests {
             role,
             text: text.to_owned(),
             at: Utc.with_ymd_and_hms(2026, 11, 16, 9, 0, 0).unwrap(),
+            offset_ms: None,
         }
     }
 
@@ -135,7 +136,7 @@ mod tests {
             },
             language: "en".into(),
             transcript,
-            raw_email: None,
+            ..EscalationInput::default()
         }
     }
 

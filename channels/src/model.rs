@@ -44,6 +44,10 @@ pub struct Turn {
     pub role: Role,
     pub text: String,
     pub at: DateTime<Utc>,
+    /// Where the turn starts in a call recording, in milliseconds from the start of the call
+    /// (voice transcripts only; `None` for everything else, and absent from the JSON then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset_ms: Option<u64>,
 }
 
 /// What is known about the customer. Every part is optional: channels know different things.
@@ -82,6 +86,10 @@ pub struct Conversation {
     pub turns: Vec<Turn>,
     /// Present for email conversations whose last customer message had a `Message-ID`.
     pub thread: Option<EmailThread>,
+    /// How a voice call was handed over (voice conversations only; absent from the JSON
+    /// otherwise, so conversations stored before it read back unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<crate::voice::VoiceInfo>,
 }
 
 #[cfg(test)]
@@ -104,18 +112,23 @@ mod tests {
                 role: Role::Customer,
                 text: "Where is my refund?".into(),
                 at: Utc.with_ymd_and_hms(2026, 11, 16, 9, 5, 31).unwrap(),
+                offset_ms: None,
             }],
             thread: Some(EmailThread {
                 message_id: "m2@example.com".into(),
                 in_reply_to: vec!["m1@acme.example".into()],
                 references: vec!["m0@example.com".into(), "m1@acme.example".into()],
             }),
+            voice: None,
         };
         let json = serde_json::to_value(&conversation).unwrap();
         assert_eq!(json["turns"][0]["role"], "customer");
         assert_eq!(json["turns"][0]["at"], "2026-11-16T09:05:31Z");
         assert_eq!(json["customer"]["email"], "jane@example.com");
         assert_eq!(json["thread"]["message_id"], "m2@example.com");
+        // Optional parts absent: stored conversations and their hashes stay as they were.
+        assert!(json["turns"][0].get("offset_ms").is_none());
+        assert!(json.get("voice").is_none());
         let back: Conversation = serde_json::from_value(json).unwrap();
         assert_eq!(back, conversation);
     }

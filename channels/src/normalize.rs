@@ -58,8 +58,30 @@ pub(crate) fn non_blank(value: Option<String>) -> Option<String> {
     })
 }
 
+/// Refuses the voice-only fields (`voice_transcript`, `speakers`, `voice_mode`) on a channel
+/// that is not voice.
+pub(crate) fn refuse_voice_fields(
+    kind: &ChannelKind,
+    input: &EscalationInput,
+) -> Result<(), ChannelError> {
+    let field = if input.voice_transcript.is_some() {
+        "voice_transcript"
+    } else if input.speakers.is_some() {
+        "speakers"
+    } else if input.voice_mode.is_some() {
+        "voice_mode"
+    } else {
+        return Ok(());
+    };
+    Err(ChannelError::VoiceNotSupported {
+        channel: kind.to_string(),
+        field,
+    })
+}
+
 /// The conversation of a channel that takes the transcript the AI product kept (every channel
-/// but email): `raw_email` is refused, the language, turns and customer are checked.
+/// but email): `raw_email` and the voice-only fields are refused, the language, turns and
+/// customer are checked.
 pub(crate) fn transcript_conversation(
     kind: &ChannelKind,
     input: EscalationInput,
@@ -69,6 +91,7 @@ pub(crate) fn transcript_conversation(
             channel: kind.to_string(),
         });
     }
+    refuse_voice_fields(kind, &input)?;
     let language = language(&input.language)?;
     let turns = transcript(input.transcript.ok_or(ChannelError::MissingTranscript)?)?;
     Ok(Conversation {
@@ -77,6 +100,7 @@ pub(crate) fn transcript_conversation(
         language,
         turns,
         thread: None,
+        voice: None,
     })
 }
 

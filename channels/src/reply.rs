@@ -108,6 +108,7 @@ mod tests {
             language: "en".into(),
             turns: vec![],
             thread: None,
+            voice: None,
         }
     }
 

@@ -583,6 +583,7 @@ mod tests {
             language: "en".into(),
             turns: vec![],
             thread: None,
+            voice: None,
         };
         assert_eq!(
             channel.reply_target(None, &conversation).unwrap(),

@@ -46,6 +46,7 @@ fn raw_email_input(raw: Vec<String>) -> EscalationInput {
         language: "en".into(),
         transcript: None,
         raw_email: Some(raw),
+        ..EscalationInput::default()
     }
 }
 
@@ -460,6 +461,7 @@ fn email_channel_accepts_a_transcript_instead() {
         role: Role::Customer,
         text: " I need help \n".into(),
         at: now(),
+        offset_ms: None,
     };
     let conversation = EmailChannel::new()
         .normalize(EscalationInput {
@@ -479,6 +481,7 @@ fn email_channel_input_errors_have_codes_and_fields() {
         role: Role::Customer,
         text: "hello".into(),
         at: now(),
+        offset_ms: None,
     };
     let cases: Vec<(EscalationInput, &str, &str)> = vec![
         (

@@ -455,6 +455,7 @@ fn submissions(n: usize, rng: &mut StdRng) -> Vec<Submission> {
                         },
                         text: text(rng, chars),
                         at: start + chrono::Duration::seconds((i * 600 + k * 7) as i64),
+                        offset_ms: None,
                     }
                 })
                 .collect();

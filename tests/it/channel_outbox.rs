@@ -95,6 +95,7 @@ impl Channel for PhoneChannel {
             language: input.language,
             turns: input.transcript.ok_or(ChannelError::MissingTranscript)?,
             thread: None,
+            voice: None,
         })
     }
     fn reply_target(

@@ -27,3 +27,4 @@ mod outbox;
 mod resilience;
 mod sandbox;
 mod support;
+mod voice;

@@ -78,12 +78,14 @@ impl EmailChannel {
         input: EscalationInput,
         now: DateTime<Utc>,
     ) -> Result<Conversation, ChannelError> {
+        normalize::refuse_voice_fields(&ChannelKind::Email, &input)?;
         let EscalationInput {
             subject,
             customer,
             language,
             transcript,
             raw_email,
+            ..
         } = input;
         let language = normalize::language(&language)?;
         let customer = normalize::customer(customer);
@@ -97,6 +99,7 @@ impl EmailChannel {
                 language,
                 turns: normalize::transcript(turns)?,
                 thread: None,
+                voice: None,
             }),
             (None, Some(raw)) => {
                 let parsed = parse_thread(&raw, now)?;
@@ -110,6 +113,7 @@ impl EmailChannel {
                     language,
                     turns: parsed.turns,
                     thread: parsed.thread,
+                    voice: None,
                 })
             }
         }

@@ -86,6 +86,7 @@ pub fn parse_thread(raw: &[String], now: DateTime<Utc>) -> Result<ParsedThread, 
             role,
             text: body,
             at,
+            offset_ms: None,
         });
     }
 

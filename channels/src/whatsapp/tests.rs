@@ -616,8 +616,9 @@ fn reply_targets_are_phone_numbers() {
                 role: crate::Role::Customer,
                 text: "hi".into(),
                 at: at(SENT_AT),
+                offset_ms: None,
             }]),
-            raw_email: None,
+            ..EscalationInput::default()
         })
         .unwrap();
     assert_eq!(

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use channels::{ChannelKind, Conversation, Role, Turn};
+use channels::{ChannelKind, Conversation, Role, Turn, VoiceMode};
 
 use crate::config::CaseConfig;
 use crate::escalation::request::{EscalationPayload, SessionId};
@@ -118,14 +118,40 @@ fn role_label(role: Role) -> &'static str {
     }
 }
 
-/// One turn as it appears in the transcript: speaker, time, text.
+/// One turn as it appears in the transcript: time (and, for a call, where in the call:
+/// `[2026-11-22 09:00:03 UTC, call 00:03]`), speaker, text.
 pub fn render_turn(turn: &Turn) -> String {
+    let at = turn.at.format("%Y-%m-%d %H:%M:%S UTC");
+    let at = match turn.offset_ms {
+        Some(ms) => format!("{at}, call {}", call_clock(ms)),
+        None => at.to_string(),
+    };
     format!(
-        "[{}] {}: {}\n\n",
-        turn.at.format("%Y-%m-%d %H:%M:%S UTC"),
+        "[{at}] {}: {}\n\n",
         role_label(turn.role),
         turn.text.trim_end()
     )
+}
+
+/// An offset into a call as `mm:ss`, or `h:mm:ss` from the first hour.
+fn call_clock(ms: u64) -> String {
+    let seconds = ms / 1000;
+    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m:02}:{s:02}")
+    }
+}
+
+/// The line that tells a rep how a voice call was handed over, for voice conversations.
+pub fn voice_note(conversation: &Conversation) -> Option<String> {
+    let voice = conversation.voice?;
+    let what = match voice.mode {
+        VoiceMode::LiveTransfer => "the caller is being connected to you by phone",
+        VoiceMode::Logged => "the AI assistant ended the call; follow up in writing",
+    };
+    Some(format!("Voice call ({}): {what}.", voice.mode.describe()))
 }
 
 /// The whole transcript as one text: the concatenation of every comment's body
@@ -229,6 +255,14 @@ pub fn case_fields(
             "No AI summary was provided. The full transcript of Handoff session {session_id} is in the internal comments."
         )
     });
+    let description = match voice_note(conversation) {
+        Some(note) => {
+            let note = format!("{note}\n\n");
+            let room = DESCRIPTION_MAX_CHARS - note.chars().count();
+            format!("{note}{}", truncate_chars(&description, room))
+        }
+        None => description,
+    };
     let customer = &conversation.customer;
     let description = match &customer.email {
         Some(email) if supplied_email_check(email.as_str()).is_err() => {
@@ -290,6 +324,7 @@ mod tests {
             at: Utc
                 .with_ymd_and_hms(2026, 11, 22, 9, minute % 60, 0)
                 .unwrap(),
+            offset_ms: None,
         }
     }
 
@@ -376,6 +411,67 @@ mod tests {
         assert_eq!(supplied_email_check(&long), Ok(()));
         let longer = format!("{}@example-mail.com", "a".repeat(64));
         assert_eq!(supplied_email_check(&longer), Err(OmitReason::TooLong));
+    }
+
+    #[test]
+    fn call_turns_show_where_in_the_call_they_are() {
+        let mut t = turn(Role::Customer, "My card was declined.", 1);
+        assert_eq!(
+            render_turn(&t),
+            "[2026-11-22 09:01:00 UTC] Customer: My card was declined.\n\n"
+        );
+        t.offset_ms = Some(3_840);
+        assert_eq!(
+            render_turn(&t),
+            "[2026-11-22 09:01:00 UTC, call 00:03] Customer: My card was declined.\n\n"
+        );
+        t.offset_ms = Some(3_723_999);
+        assert!(render_turn(&t).contains(", call 1:02:03]"));
+    }
+
+    #[test]
+    fn voice_calls_say_how_they_were_handed_over() {
+        let payload = |voice: Option<channels::VoiceInfo>| EscalationPayload {
+            conversation: Conversation {
+                subject: None,
+                customer: channels::Customer::default(),
+                language: "en".into(),
+                turns: vec![turn(Role::Customer, "hi", 0)],
+                thread: None,
+                voice,
+            },
+            summary: Some("s".repeat(DESCRIPTION_MAX_CHARS)),
+            priority: crate::escalation::request::Priority::Low,
+            attributes: Default::default(),
+            reply_to: None,
+            verified_subject: None,
+        };
+        let config = crate::config::Config::defaults().case;
+        let session = SessionId::parse("call-1").unwrap();
+        let live = payload(Some(channels::VoiceInfo {
+            mode: VoiceMode::LiveTransfer,
+            format: Some(channels::VoiceFormat::Webvtt),
+        }));
+        let fields = case_fields(&config, &ChannelKind::Voice, &session, &live);
+        let description = fields["Description"].as_str().unwrap();
+        assert!(
+            description.starts_with(
+                "Voice call (live transfer): the caller is being connected to you by phone.\n\nsss"
+            ),
+            "{description}"
+        );
+        assert_eq!(description.chars().count(), DESCRIPTION_MAX_CHARS);
+        let logged = payload(Some(channels::VoiceInfo {
+            mode: VoiceMode::Logged,
+            format: None,
+        }));
+        assert!(
+            voice_note(&logged.conversation)
+                .unwrap()
+                .starts_with("Voice call (logged): the AI assistant ended the call")
+        );
+        let fields = case_fields(&config, &ChannelKind::Voice, &session, &payload(None));
+        assert!(fields["Description"].as_str().unwrap().starts_with("sss"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod mapper;
 pub mod notes;
 pub mod request;
 pub mod route;
+pub mod voice;
 pub mod worker;
 
 /// The job kind that turns an accepted escalation into a Case (the accept path

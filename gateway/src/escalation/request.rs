@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use channels::{
     ChannelKind, Conversation, Customer, EmailAddress, EscalationInput, ReplyTarget, Role, Turn,
+    VoiceFormat, VoiceMode, VoiceTranscript,
 };
 
 use crate::error::ApiError;
@@ -279,6 +280,19 @@ pub fn parse_with_reply_to(
         }
     };
 
+    let voice_transcript = parse_voice_transcript(obj.get("voice_transcript"))?;
+    let speakers = parse_speakers(obj.get("speakers"))?;
+    let voice_mode = match opt_string(obj, "voice_mode", "voice_mode")? {
+        None => None,
+        Some(mode) => Some(mode.parse::<VoiceMode>().map_err(|valid| {
+            bad(
+                "invalid_voice_mode",
+                "voice_mode",
+                format!("voice_mode must be one of {valid}"),
+            )
+        })?),
+    };
+
     let attributes = match obj.get("attributes") {
         None | Some(Value::Null) => BTreeMap::new(),
         Some(Value::Object(map)) => {
@@ -317,6 +331,9 @@ pub fn parse_with_reply_to(
         language,
         transcript,
         raw_email,
+        voice_transcript,
+        speakers,
+        voice_mode,
     };
     let (conversation, reply_to) = normalize(&channel, input, reply_to)?;
     if from_raw_email {
@@ -336,6 +353,126 @@ pub fn parse_with_reply_to(
         },
         request_hash: canonical_hash(body),
     })
+}
+
+/// A key of the body echoed in a field name: at most 64 characters, control characters replaced.
+fn echo_key(key: &str) -> String {
+    key.chars()
+        .take(64)
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
+}
+
+/// `voice_transcript`: `{"format": "aws_transcribe"|"webvtt"|"deepgram"|"assemblyai",
+/// "content": …, "started_at": "RFC 3339"?}`. The content is read by the voice channel.
+fn parse_voice_transcript(value: Option<&Value>) -> Result<Option<VoiceTranscript>, ApiError> {
+    let obj = match value {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(obj)) => obj,
+        Some(_) => {
+            return Err(bad(
+                "invalid_voice_transcript",
+                "voice_transcript",
+                "voice_transcript must be an object: {\"format\": \"webvtt\", \"content\": …}",
+            ));
+        }
+    };
+    if let Some(key) = obj
+        .keys()
+        .find(|k| !matches!(k.as_str(), "format" | "content" | "started_at"))
+    {
+        return Err(bad(
+            "invalid_voice_transcript",
+            &format!("voice_transcript.{}", echo_key(key)),
+            "voice_transcript takes only format, content and started_at",
+        ));
+    }
+    let format = opt_string(obj, "format", "voice_transcript.format")?.ok_or_else(|| {
+        bad(
+            "missing_field",
+            "voice_transcript.format",
+            format!(
+                "voice_transcript.format is required: one of {}",
+                VoiceFormat::names()
+            ),
+        )
+    })?;
+    let format = format.parse::<VoiceFormat>().map_err(|valid| {
+        bad(
+            "invalid_voice_transcript",
+            "voice_transcript.format",
+            format!("voice_transcript.format must be one of {valid}"),
+        )
+    })?;
+    let content = obj
+        .get("content")
+        .filter(|v| !v.is_null())
+        .cloned()
+        .ok_or_else(|| {
+            bad(
+                "missing_field",
+                "voice_transcript.content",
+                "voice_transcript.content is required: the provider's JSON output, or the \
+                 WebVTT text as a string",
+            )
+        })?;
+    let started_at = match opt_string(obj, "started_at", "voice_transcript.started_at")? {
+        None => None,
+        Some(s) => Some(
+            DateTime::parse_from_rfc3339(&s)
+                .map_err(|_| {
+                    bad(
+                        "invalid_time",
+                        "voice_transcript.started_at",
+                        "voice_transcript.started_at must be an RFC 3339 time such as \
+                         2026-11-22T09:30:00Z",
+                    )
+                })?
+                .with_timezone(&Utc),
+        ),
+    };
+    Ok(Some(VoiceTranscript {
+        format,
+        content,
+        started_at,
+    }))
+}
+
+/// `speakers`: an object of speaker label → role name. The voice channel checks the labels
+/// and roles against the transcript.
+fn parse_speakers(value: Option<&Value>) -> Result<Option<BTreeMap<String, String>>, ApiError> {
+    let map = match value {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(map)) => map,
+        Some(_) => {
+            return Err(bad(
+                "invalid_speakers",
+                "speakers",
+                "speakers must be an object of speaker label → role, such as {\"spk_0\": \"bot\"}",
+            ));
+        }
+    };
+    if map.len() > channels::voice::MAX_SPEAKERS {
+        return Err(bad(
+            "invalid_speakers",
+            "speakers",
+            format!(
+                "speakers may map at most {} labels",
+                channels::voice::MAX_SPEAKERS
+            ),
+        ));
+    }
+    map.iter()
+        .map(|(label, role)| match role {
+            Value::String(role) => Ok((label.clone(), role.clone())),
+            _ => Err(bad(
+                "invalid_speakers",
+                &format!("speakers.{}", echo_key(label)),
+                "each speaker's role must be a string: customer, bot, agent or system",
+            )),
+        })
+        .collect::<Result<_, _>>()
+        .map(Some)
 }
 
 /// The longest identity subject accepted (Salesforce user ids and emails fit).
@@ -588,7 +725,12 @@ fn parse_turns(items: &[Value]) -> Result<Vec<Turn>, ApiError> {
                 })?
                 .with_timezone(&Utc),
         };
-        turns.push(Turn { role, text, at });
+        turns.push(Turn {
+            role,
+            text,
+            at,
+            offset_ms: None,
+        });
     }
     Ok(turns)
 }
@@ -726,6 +868,224 @@ mod tests {
         );
         assert_ne!(phone_e164("+15550107788"), phone_e164("+15550107789"));
         assert_eq!(phone_e164("5550107788"), None, "no country code");
+    }
+
+    /// The body read by the built-in channels, as `POST /v1/escalations` reads it.
+    fn through_channels(body: &Value) -> Result<Escalation, ApiError> {
+        let registry = channels::Registry::builtin();
+        let invalid =
+            |e: channels::ChannelError| ApiError::invalid(e.code(), e.field(), e.to_string());
+        parse_with_reply_to(
+            body,
+            |kind, input, reply_to| {
+                let channel = registry.get(kind).expect("a built-in channel");
+                let conversation = channel.normalize(input).map_err(invalid)?;
+                let target = channel
+                    .reply_target(reply_to, &conversation)
+                    .map_err(invalid)?;
+                Ok((conversation, target))
+            },
+            |name| registry.resolve(name).map_err(invalid),
+        )
+    }
+
+    const VTT: &str = "WEBVTT\n\n00:01.000 --> 00:02.500\n<v Bot>Hello, how can I help?\n\n\
+                       00:03.000 --> 00:04.000\n<v Caller>My card was declined.\n";
+
+    fn call() -> Value {
+        json!({
+            "session_id": "call-1",
+            "channel": "voice",
+            "customer": {"phone": "+14155550100"},
+            "voice_transcript": {"format": "webvtt", "content": VTT,
+                                 "started_at": "2026-11-22T09:00:00Z"},
+            "speakers": {"Bot": "bot", "Caller": "customer"},
+            "voice_mode": "live_transfer",
+        })
+    }
+
+    #[test]
+    fn a_voice_transcript_becomes_turns_with_their_place_in_the_call() {
+        let escalation = through_channels(&call()).unwrap();
+        let conversation = &escalation.payload.conversation;
+        let turns: Vec<(Role, &str, String, Option<u64>)> = conversation
+            .turns
+            .iter()
+            .map(|t| (t.role, t.text.as_str(), t.at.to_rfc3339(), t.offset_ms))
+            .collect();
+        assert_eq!(
+            turns,
+            [
+                (
+                    Role::Bot,
+                    "Hello, how can I help?",
+                    "2026-11-22T09:00:01+00:00".to_owned(),
+                    Some(1_000)
+                ),
+                (
+                    Role::Customer,
+                    "My card was declined.",
+                    "2026-11-22T09:00:03+00:00".to_owned(),
+                    Some(3_000)
+                ),
+            ]
+        );
+        let stored = serde_json::to_value(&escalation.payload).unwrap();
+        assert_eq!(
+            stored["conversation"]["voice"],
+            json!({"mode": "live_transfer", "format": "webvtt"})
+        );
+        assert_eq!(stored["conversation"]["turns"][1]["offset_ms"], 3_000);
+        assert_eq!(
+            escalation.payload.reply_to,
+            Some(ReplyTarget::Phone {
+                number: "+14155550100".into()
+            })
+        );
+
+        // Other conversations store exactly what they stored before.
+        let chat = through_channels(&json!({
+            "session_id": "chat-1", "channel": "chat",
+            "transcript": [{"role": "customer", "text": "hi", "at": "2026-11-22T09:00:00Z"}],
+        }))
+        .unwrap();
+        let stored = serde_json::to_value(&chat.payload).unwrap();
+        assert!(stored["conversation"].get("voice").is_none());
+        assert!(
+            stored["conversation"]["turns"][0]
+                .get("offset_ms")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn voice_fields_are_refused_by_name() {
+        let with = |edit: &dyn Fn(&mut Value)| {
+            let mut body = call();
+            edit(&mut body);
+            body
+        };
+        let many: serde_json::Map<String, Value> = (0..=channels::voice::MAX_SPEAKERS)
+            .map(|i| (format!("spk_{i}"), json!("bot")))
+            .collect();
+        let cases: Vec<(Value, &str, &str)> = vec![
+            (
+                with(&|b| b["voice_transcript"] = json!("WEBVTT")),
+                "invalid_voice_transcript",
+                "voice_transcript",
+            ),
+            (
+                with(&|b| b["voice_transcript"]["fromat"] = json!("webvtt")),
+                "invalid_voice_transcript",
+                "voice_transcript.fromat",
+            ),
+            (
+                with(&|b| {
+                    b["voice_transcript"]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("format");
+                }),
+                "missing_field",
+                "voice_transcript.format",
+            ),
+            (
+                with(&|b| b["voice_transcript"]["format"] = json!("vtt")),
+                "invalid_voice_transcript",
+                "voice_transcript.format",
+            ),
+            (
+                with(&|b| b["voice_transcript"]["format"] = json!(3)),
+                "invalid_field",
+                "voice_transcript.format",
+            ),
+            (
+                with(&|b| b["voice_transcript"]["content"] = Value::Null),
+                "missing_field",
+                "voice_transcript.content",
+            ),
+            (
+                with(&|b| b["voice_transcript"]["content"] = json!({"cues": []})),
+                "invalid_voice_transcript",
+                "voice_transcript.content",
+            ),
+            (
+                with(&|b| b["voice_transcript"]["content"] = json!("WEBVTT\n\n00:01 --> x\n")),
+                "invalid_voice_transcript",
+                "voice_transcript.content",
+            ),
+            (
+                with(&|b| b["voice_transcript"]["started_at"] = json!("yesterday")),
+                "invalid_time",
+                "voice_transcript.started_at",
+            ),
+            (
+                with(&|b| b["speakers"] = json!(["Bot"])),
+                "invalid_speakers",
+                "speakers",
+            ),
+            (
+                with(&|b| b["speakers"]["Bot"] = json!(1)),
+                "invalid_speakers",
+                "speakers.Bot",
+            ),
+            (
+                with(&|b| b["speakers"]["Bot"] = json!("assistant")),
+                "invalid_speakers",
+                "speakers.Bot",
+            ),
+            (
+                with(&|b| b["speakers"] = Value::Object(many.clone())),
+                "invalid_speakers",
+                "speakers",
+            ),
+            (
+                with(&|b| {
+                    b["speakers"].as_object_mut().unwrap().remove("Caller");
+                }),
+                "unmapped_speaker",
+                "speakers",
+            ),
+            (
+                with(&|b| b["voice_mode"] = json!("transfer")),
+                "invalid_voice_mode",
+                "voice_mode",
+            ),
+            (
+                with(&|b| b["voice_mode"] = json!(true)),
+                "invalid_field",
+                "voice_mode",
+            ),
+            (
+                with(&|b| b["channel"] = json!("chat")),
+                "voice_transcript_not_supported",
+                "voice_transcript",
+            ),
+            (
+                with(&|b| {
+                    b["transcript"] = json!([{"role": "customer", "text": "hi"}]);
+                }),
+                "transcript_and_voice_transcript",
+                "voice_transcript",
+            ),
+        ];
+        for (body, code, field) in cases {
+            match through_channels(&body) {
+                Err(ApiError::Invalid {
+                    code: got_code,
+                    field: got_field,
+                    detail,
+                }) => {
+                    assert_eq!(
+                        (got_code, got_field.as_deref()),
+                        (code, Some(field)),
+                        "{detail}"
+                    );
+                    assert!(!detail.contains("declined"), "{detail}");
+                }
+                other => panic!("{body}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -18,14 +18,14 @@ use super::body::read_json;
 use super::sessions::SessionView;
 use crate::error::ApiError;
 use crate::escalation::request::{self, Escalation};
-use crate::escalation::{CREATE_CASE_JOB, mapper, route};
+use crate::escalation::{CREATE_CASE_JOB, mapper, route, voice};
 use crate::store::{Accepted, NewLive, Scope, now_ms};
 use salesforce::miaw::ConversationId;
 
-/// Raw emails are parsed on the blocking pool, at most this many at once (one per core), so a
-/// burst of large or hostile emails neither stalls the runtime's workers (health checks, other
-/// requests) nor queues unbounded CPU work.
-static RAW_EMAIL_PERMITS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
+/// Raw emails and voice transcripts are parsed on the blocking pool, at most this many at once
+/// (one per core), so a burst of large or hostile ones neither stalls the runtime's workers
+/// (health checks, other requests) nor queues unbounded CPU work.
+static PARSE_PERMITS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
     Arc::new(Semaphore::new(cores))
 });
@@ -43,18 +43,21 @@ async fn escalate(
     require(&state, &headers, Scope::Escalate).await?;
     let json = read_json(&headers, body, state.config.max_body_bytes).await?;
 
-    let escalation = if json.get("raw_email").is_some_and(|v| !v.is_null()) {
-        let permit = Arc::clone(&RAW_EMAIL_PERMITS)
+    let heavy = ["raw_email", "voice_transcript"]
+        .iter()
+        .any(|key| json.get(key).is_some_and(|v| !v.is_null()));
+    let escalation = if heavy {
+        let permit = Arc::clone(&PARSE_PERMITS)
             .acquire_owned()
             .await
-            .map_err(|e| ApiError::Internal(format!("raw email permits closed: {e}")))?;
+            .map_err(|e| ApiError::Internal(format!("parse permits closed: {e}")))?;
         let registry = Arc::clone(&state.channels);
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             parse(&registry, &json)
         })
         .await
-        .map_err(|e| ApiError::Internal(format!("raw email parsing failed: {e}")))??
+        .map_err(|e| ApiError::Internal(format!("escalation parsing failed: {e}")))??
     } else {
         parse(&state.channels, &json)?
     };
@@ -105,6 +108,11 @@ async fn escalate(
             ),
         }
     });
+    let events: Vec<(&'static str, Value)> = choice
+        .fallback_event()
+        .into_iter()
+        .chain(voice::follow_up_event(&state.channels, &escalation))
+        .collect();
     let accepted = state
         .store
         .accept_escalation(
@@ -112,7 +120,7 @@ async fn escalate(
             choice.route_name(),
             CREATE_CASE_JOB,
             state.config.worker.max_attempts,
-            choice.fallback_event(),
+            events,
             new_live.as_ref(),
         )
         .await?;

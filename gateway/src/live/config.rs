@@ -81,6 +81,11 @@ pub struct AttributeNames {
     pub origin: String,
     pub priority: String,
     pub language: String,
+    /// The routing attribute a voice call's hand-over mode (`live_transfer`, `logged`) is sent
+    /// in; empty (the default): not sent, since MIAW refuses attributes the deployment does
+    /// not define.
+    #[serde(default)]
+    pub voice_mode: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -29,15 +29,16 @@ pub enum Accepted {
 }
 
 impl Store {
-    /// Stores the session, its first event and its job in one transaction, so
-    /// that an accepted escalation is durable before the caller hears 202.
+    /// Stores the session, its first events (`accepted`, then `extra_events` in order) and its
+    /// job in one transaction, so that an accepted escalation is durable before the caller
+    /// hears 202.
     pub async fn accept_escalation(
         &self,
         escalation: &Escalation,
         route: &str,
         job_kind: &str,
         max_attempts: u32,
-        extra_event: Option<(&str, Value)>,
+        extra_events: impl IntoIterator<Item = (&'static str, Value)>,
         live: Option<&super::NewLive>,
     ) -> Result<Accepted, DbErr> {
         let now = Utc::now();
@@ -92,7 +93,7 @@ impl Store {
                 )
                 .insert(&txn)
                 .await?;
-                if let Some((kind, data)) = extra_event {
+                for (kind, data) in extra_events {
                     event_row(&model.id, kind, data).insert(&txn).await?;
                 }
                 for omitted in mapper::omitted_fields(&escalation.payload) {

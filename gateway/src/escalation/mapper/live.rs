@@ -73,6 +73,9 @@ pub fn routing_attributes(
             .unwrap_or_else(|| payload.priority.as_str().to_string()),
     );
     put(&names.language, payload.conversation.language.clone());
+    if let Some(voice) = payload.conversation.voice {
+        put(&names.voice_mode, voice.mode.as_str().to_string());
+    }
     let mut dropped = Vec::new();
     for (key, value) in &payload.attributes {
         if config.allowed_attributes.iter().any(|a| a == key) && !out.contains_key(key) {
@@ -135,7 +138,11 @@ pub fn opening_messages(
         .as_deref()
         .filter(|s| !s.trim().is_empty())
         .unwrap_or("(no summary was given)");
-    for part in caps.split_message(&format!("Summary: {summary}")) {
+    let summary = match super::voice_note(&payload.conversation) {
+        Some(note) => format!("{note}\n\nSummary: {summary}"),
+        None => format!("Summary: {summary}"),
+    };
+    for part in caps.split_message(&summary) {
         push(message_kind::OPENING, part);
     }
     let turns = &payload.conversation.turns;
@@ -490,4 +497,80 @@ fn role_name(role: &MiawRole) -> String {
 /// The event data recording dropped attributes (names only, never values).
 pub fn dropped_attributes_event(dropped: &[String]) -> Value {
     json!({"attributes": dropped, "reason": "not in miaw.allowed_attributes"})
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use channels::{Conversation, Customer, Role, Turn, VoiceFormat, VoiceInfo, VoiceMode};
+
+    use super::*;
+    use crate::escalation::request::Priority;
+
+    fn payload(voice: Option<VoiceInfo>) -> EscalationPayload {
+        EscalationPayload {
+            conversation: Conversation {
+                subject: None,
+                customer: Customer::default(),
+                language: "en".into(),
+                turns: vec![Turn {
+                    role: Role::Customer,
+                    text: "My card was declined.".into(),
+                    at: Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 3).unwrap(),
+                    offset_ms: voice.map(|_| 3_840),
+                }],
+                thread: None,
+                voice,
+            },
+            summary: Some("Card declined twice.".into()),
+            priority: Priority::High,
+            attributes: BTreeMap::new(),
+            reply_to: None,
+            verified_subject: None,
+        }
+    }
+
+    const LIVE_TRANSFER: Option<VoiceInfo> = Some(VoiceInfo {
+        mode: VoiceMode::LiveTransfer,
+        format: Some(VoiceFormat::AwsTranscribe),
+    });
+
+    #[test]
+    fn the_voice_mode_is_a_routing_attribute_only_when_named() {
+        let mut config = crate::config::Config::defaults().miaw;
+        let (attributes, _) =
+            routing_attributes("call-1", "voice", &payload(LIVE_TRANSFER), &config, false);
+        assert!(
+            !attributes.values().any(|v| v == "live_transfer"),
+            "{attributes:?}"
+        );
+        config.attribute_names.voice_mode = "Voice_Mode".into();
+        let (attributes, _) =
+            routing_attributes("call-1", "voice", &payload(LIVE_TRANSFER), &config, false);
+        assert_eq!(attributes["Voice_Mode"], "live_transfer");
+        // Not a call: nothing to say.
+        let (attributes, _) = routing_attributes("chat-1", "chat", &payload(None), &config, false);
+        assert!(!attributes.contains_key("Voice_Mode"));
+    }
+
+    #[test]
+    fn the_rep_reads_how_the_call_was_handed_over_and_where_in_it_each_turn_is() {
+        let config = crate::config::Config::defaults().miaw;
+        let messages = opening_messages("call-1", &payload(LIVE_TRANSFER), &config);
+        assert_eq!(
+            messages[0].text,
+            "Voice call (live transfer): the caller is being connected to you by phone.\n\n\
+             Summary: Card declined twice."
+        );
+        assert!(
+            messages[1]
+                .text
+                .contains("[2026-11-22 09:00:03 UTC, call 00:03] Customer: My card was declined."),
+            "{}",
+            messages[1].text
+        );
+        let messages = opening_messages("chat-1", &payload(None), &config);
+        assert_eq!(messages[0].text, "Summary: Card declined twice.");
+    }
 }
