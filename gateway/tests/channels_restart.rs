@@ -1,9 +1,10 @@
-//! SMS and WhatsApp conversations survive SIGKILL (issue 9, "Done when"): an escalation on
-//! a phone channel becomes a live conversation in the Salesforce emulator (routing attributes,
-//! the transcript), the rep answers, and the customer's phone — the provider emulator
-//! (`channel-emulator`: Twilio's Messages API, Meta's WhatsApp Cloud API) — receives each
-//! reply; the customer answers through the provider's signed webhook and the rep sees it; the
-//! rep closes. The gateway process is SIGKILLed twice on the way:
+//! SMS, WhatsApp and voice conversations survive SIGKILL (issue 9, "Done when"): an escalation
+//! on a phone channel becomes a live conversation in the Salesforce emulator (routing
+//! attributes, the transcript — for voice, a WebVTT call transcript), the rep answers, and the
+//! customer's phone — the provider emulator (`channel-emulator`: Twilio's Messages API, Meta's
+//! WhatsApp Cloud API) — receives each reply (a caller gets them by SMS); the customer answers
+//! through the provider's signed webhook and the rep sees it; the rep closes. The gateway
+//! process is SIGKILLed twice on the way:
 //!
 //! 1. **Right after the rep sent three messages**, while the first is inside its send (the
 //!    provider holds the request: `Fault::Slow`) and the other two wait behind it. The rep
@@ -108,6 +109,24 @@ async fn postgres_whatsapp_conversation_survives_sigkills() {
     drop_postgres_database(&admin, &name).await;
 }
 
+// A call escalated with its transcript; the rep's answers go to the caller by SMS, and the
+// caller's texts find the voice session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_voice_conversation_survives_sigkills() {
+    let (url, dir) = sqlite();
+    conversation_survives_sigkills(Phone::Voice, url, dir).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_voice_conversation_survives_sigkills() {
+    let Some(admin) = postgres_admin_url() else {
+        return;
+    };
+    let (url, name) = fresh_postgres_database(&admin, "handoff_chrestart").await;
+    conversation_survives_sigkills(Phone::Voice, url, tempfile::tempdir().expect("temp dir")).await;
+    drop_postgres_database(&admin, &name).await;
+}
+
 fn sqlite() -> (String, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!(
@@ -148,11 +167,16 @@ async fn conversation_survives_sigkills(kind: Phone, database_url: String, dir: 
         world.rep_says(&live, text).await;
     }
     world
-        .wait("the first reply sending, the others queued", || async {
-            let rows = world.rep_deliveries(&live).await;
-            let states: Vec<&str> = rows.iter().map(|r| r.state.as_str()).collect();
-            (states == ["sending", "queued", "queued"]).then_some(())
-        })
+        .wait(
+            "the first reply held by the provider, the others queued",
+            || async {
+                let rows = world.rep_deliveries(&live).await;
+                let states: Vec<&str> = rows.iter().map(|r| r.state.as_str()).collect();
+                // The provider took the fault: the send is inside it, not just about to leave.
+                let held = world.provider.pending_faults(&world.http).await == 0;
+                (held && states == ["sending", "queued", "queued"]).then_some(())
+            },
+        )
         .await;
     world.kill();
     let at_kill = world.rep_deliveries(&live).await;
@@ -277,6 +301,11 @@ async fn conversation_survives_sigkills(kind: Phone, database_url: String, dir: 
     for text in [unanswered, answer] {
         assert_eq!(seen.iter().filter(|t| *t == text).count(), 1, "{seen:?}");
     }
+    let told = seen.iter().filter(|t| t.starts_with("[Handoff]")).count();
+    assert_eq!(
+        told, 1,
+        "the rep was told once about the in-flight reply: {seen:?}"
+    );
     world.harness.fleet().check_alive();
 }
 
@@ -287,12 +316,24 @@ async fn conversation_survives_sigkills(kind: Phone, database_url: String, dir: 
 enum Phone {
     Sms,
     Whatsapp,
+    /// Delivers through SMS (`follow_up = "sms"`).
+    Voice,
 }
 
 impl Phone {
+    /// The session's channel.
     fn name(self) -> &'static str {
         match self {
             Phone::Sms => "sms",
+            Phone::Whatsapp => "whatsapp",
+            Phone::Voice => "voice",
+        }
+    }
+
+    /// The channel that carries its messages both ways (deliveries, provider webhooks).
+    fn carrier(self) -> &'static str {
+        match self {
+            Phone::Sms | Phone::Voice => "sms",
             Phone::Whatsapp => "whatsapp",
         }
     }
@@ -308,7 +349,7 @@ enum Provider {
 impl Provider {
     async fn spawn(kind: Phone, webhook: String) -> Provider {
         match kind {
-            Phone::Sms => {
+            Phone::Sms | Phone::Voice => {
                 let twilio = TwilioEmulator::spawn(TwilioSettings {
                     webhook_url: Some(webhook),
                     ..TwilioSettings::default()
@@ -328,7 +369,7 @@ impl Provider {
         }
     }
 
-    /// The `[channels.<name>]` table pointing the adapter at this emulator.
+    /// The `[channels.<carrier>]` table pointing the adapter at this emulator.
     fn channel_table(&self) -> String {
         match self {
             Provider::Twilio(t) => format!(
@@ -399,6 +440,23 @@ impl Provider {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// How many injected faults have not fired yet (the control route `GET …/faults`).
+    async fn pending_faults(&self, http: &reqwest::Client) -> usize {
+        let url = match self {
+            Provider::Twilio(t) => format!("{}/__emulator/twilio/faults", t.url()),
+            Provider::Whatsapp(w) => format!("{}/__emulator/whatsapp/faults", w.url()),
+        };
+        let faults: Vec<Value> = http
+            .get(url)
+            .send()
+            .await
+            .expect("the emulator's control route")
+            .json()
+            .await
+            .expect("a list of faults");
+        faults.len()
     }
 
     /// Waits until every status report started so far has been posted.
@@ -478,14 +536,15 @@ impl World {
         let public_url = front.url.clone();
         let provider = Provider::spawn(
             kind,
-            format!("{public_url}/channels/{}/inbound", kind.name()),
+            format!("{public_url}/channels/{}/inbound", kind.carrier()),
         )
         .await;
         let config = dir.path().join("handoff.toml");
         std::fs::write(
             &config,
             format!(
-                "public_url = \"{public_url}\"\n\n{}\n[miaw]\nchannels = [\"chat\", \"sms\", \"whatsapp\"]\n",
+                "public_url = \"{public_url}\"\n\n{}\n[channels.voice]\ntype = \"voice\"\n\
+                 follow_up = \"sms\"\n\n[miaw]\nchannels = [\"chat\", \"sms\", \"whatsapp\", \"voice\"]\n",
                 provider.channel_table()
             ),
         )
@@ -569,19 +628,34 @@ impl World {
         // The customer's last turn is recent: WhatsApp's reply window counts from it.
         let now = chrono::Utc::now();
         let at = |ago: i64| (now - chrono::Duration::seconds(ago)).to_rfc3339();
-        let escalation = json!({
+        let mut escalation = json!({
             "session_id": session_id,
             "channel": channel,
             "customer": {"name": "Chloe Martin", "phone": CUSTOMER},
             "language": LANGUAGE,
             "priority": "high",
             "summary": "The customer was charged twice for order 1182.",
-            "transcript": [
+        });
+        if self.kind == Phone::Voice {
+            // The voice platform's WebVTT, its speakers mapped by the request.
+            escalation["voice_mode"] = json!("logged");
+            escalation["voice_transcript"] = json!({
+                "format": "webvtt",
+                "content": "WEBVTT\n\n\
+                    00:00.520 --> 00:03.350\n<v Acme Assistant>Thanks for calling Acme.\n\n\
+                    00:03.840 --> 00:06.950\n<v Caller>My order 1182 was charged twice.\n\n\
+                    00:07.100 --> 00:09.800\n<v Acme Assistant>I see both charges; a colleague can refund one.\n\n\
+                    00:10.200 --> 00:11.000\n<v Caller>Yes please.\n",
+                "started_at": at(60),
+            });
+            escalation["speakers"] = json!({"Acme Assistant": "bot", "Caller": "customer"});
+        } else {
+            escalation["transcript"] = json!([
                 {"role": "customer", "text": "My order 1182 was charged twice.", "at": at(90)},
                 {"role": "bot", "text": "I see both charges; a colleague can refund one.", "at": at(60)},
                 {"role": "customer", "text": "Yes please.", "at": at(30)},
-            ],
-        });
+            ]);
+        }
         let (status, body) = self
             .api(reqwest::Method::POST, "/v1/escalations", Some(escalation))
             .await;
@@ -610,6 +684,12 @@ impl World {
         assert_eq!(attrs["Chat_language"], LANGUAGE, "{attrs}");
         let opening = texts_by(&conv, "EndUser").join("\n");
         assert!(opening.contains("a colleague can refund one"), "{opening}");
+        if self.kind == Phone::Voice {
+            assert!(
+                opening.contains("Voice call (logged): the AI assistant ended the call"),
+                "{opening}"
+            );
+        }
         live
     }
 
@@ -667,7 +747,7 @@ impl World {
             .await
             .expect("read inbound messages")
             .into_iter()
-            .filter(|m| m.channel == self.kind.name())
+            .filter(|m| m.channel == self.kind.carrier())
             .count()
     }
 
@@ -693,7 +773,7 @@ impl World {
         }
         let mut sent_ids = Vec::new();
         for d in &deliveries {
-            assert_eq!(d.channel, self.kind.name(), "{d:?}");
+            assert_eq!(d.channel, self.kind.carrier(), "{d:?}");
             match d.state.as_str() {
                 "sent" => {
                     let id = d
