@@ -5,8 +5,9 @@
 //! the request certainly never left; a delivery whose outcome is unknown on a
 //! channel that cannot dedupe is marked failed rather than sent a second time.
 //! A customer who opted out gets nothing (the provider is not called), and a
-//! reply the customer's side refuses (opted out, reply window closed) is told to
-//! the rep ([`super::rep_notice`]).
+//! reply the customer's side refuses (opted out, reply window closed) or that
+//! may not have reached them (outcome unknown) is told to the rep
+//! ([`super::rep_notice`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,11 +53,14 @@ impl Worker {
             Some(DeliveryState::Queued | DeliveryState::Failed) => {}
             Some(DeliveryState::Sending) | None => {
                 // An earlier attempt died while sending: it may have arrived.
-                let dedupes = self
-                    .channel_for(&row)
+                let channel = self.channel_for(&row);
+                let dedupes = channel
+                    .as_ref()
                     .is_some_and(|c| c.capabilities().provider_dedupe);
                 if !dedupes {
-                    return self.failed(&row, OUTCOME_UNKNOWN.into(), job).await;
+                    return self
+                        .outcome_unknown(&row, channel.as_deref(), None, job)
+                        .await;
                 }
             }
         }
@@ -170,8 +174,9 @@ impl Worker {
                 sent,
             }) => {
                 if sent && !capabilities.provider_dedupe {
-                    let error = format!("{OUTCOME_UNKNOWN} ({message})");
-                    return self.failed(&row, error, job).await;
+                    return self
+                        .outcome_unknown(&row, Some(channel.as_ref()), Some(message), job)
+                        .await;
                 }
                 if job.attempt >= job.max_attempts {
                     let error = format!("gave up after {attempt} attempts: {message}");
@@ -239,6 +244,36 @@ impl Worker {
         self.channels.deliverer(&kind)
     }
 
+    /// A send that may have reached a provider that cannot dedupe: failed, never repeated
+    /// (`last_error` [`OUTCOME_UNKNOWN`], with the adapter's `detail`), and the rep told that
+    /// the customer may not have it — in the conversation or on the Case, once
+    /// ([`Refusal::OutcomeUnknown`]). Email tells the rep through its own failure note.
+    async fn outcome_unknown(
+        &self,
+        row: &delivery::Model,
+        channel: Option<&dyn Channel>,
+        detail: Option<String>,
+        job: &ClaimedJob,
+    ) -> Outcome {
+        match channel {
+            Some(channel) if channel.kind() != ChannelKind::Email => {
+                let deliverer = Deliverer {
+                    kind: channel.kind(),
+                    reply_window: channel.capabilities().reply_window,
+                };
+                let refusal = Refusal::OutcomeUnknown { detail };
+                self.refused(row, &deliverer, refusal, None, job).await
+            }
+            _ => {
+                let error = match detail {
+                    Some(detail) => format!("{OUTCOME_UNKNOWN} ({detail})"),
+                    None => OUTCOME_UNKNOWN.into(),
+                };
+                self.failed(row, error, job).await
+            }
+        }
+    }
+
     fn delivery_db_retry(&self, job: &ClaimedJob, e: sea_orm::DbErr) -> Outcome {
         Outcome::Retry {
             after: self.backoff(job.attempt, None),
@@ -246,9 +281,9 @@ impl Worker {
         }
     }
 
-    /// Marks a delivery the customer's side refused failed for good and tells the rep once
-    /// ([`rep_notice::decide`]), recording the opt-out when `opt_out` is given — in one
-    /// transaction. The provider is not asked again: only the customer can change this.
+    /// Marks a delivery the customer's side refused (or whose outcome is unknown) failed for
+    /// good and tells the rep once ([`rep_notice::decide`]), recording the opt-out when
+    /// `opt_out` is given — in one transaction. The provider is not asked again.
     async fn refused(
         &self,
         row: &delivery::Model,
@@ -274,7 +309,7 @@ impl Worker {
             delivery_id = %row.id,
             channel = %deliverer.kind,
             reason = refusal.reason(),
-            "Delivery refused by the customer's side."
+            "Delivery failed for good; telling the rep."
         );
         let data = json!({"delivery_id": row.id, "error": error, "reason": refusal.reason()});
         let write = match &notice {

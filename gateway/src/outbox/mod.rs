@@ -5,7 +5,8 @@
 //! email deliveries carry their thread ([`email`]). A session's messages go
 //! through the channel that delivers for its channel ([`deliverer`]: a voice
 //! session's follow-ups go by SMS), and a delivery the customer's side refuses
-//! (opted out, reply window closed) is told to the rep ([`rep_notice`]).
+//! (opted out, reply window closed) or whose outcome is unknown is told to the rep
+//! ([`rep_notice`]).
 
 pub mod deliver;
 pub mod email;

@@ -1,9 +1,11 @@
 //! What the rep is told when a message of theirs cannot reach the customer for a reason only
-//! the customer can change: they opted out (SMS `STOP`), or the channel's reply window is
+//! the customer can change — they opted out (SMS `STOP`), or the channel's reply window is
 //! closed (WhatsApp: 24 hours after the customer's last message, without an approved
-//! template). A rep's message (`agent.message`) is answered once per message — in the live
-//! conversation while there is one, else as an internal note on the session's Case; the
-//! gateway's own messages (`agent.joined`, notices) fail quietly, with their event.
+//! template) — or may not have reached them: its send was cut off (the process died while
+//! sending, or the provider's answer was lost) on a channel whose provider cannot dedupe, so
+//! it is not sent again. A rep's message (`agent.message`) is answered once per message — in
+//! the live conversation while there is one, else as an internal note on the session's Case;
+//! the gateway's own messages (`agent.joined`, notices) fail quietly, with their event.
 
 use std::time::Duration;
 
@@ -18,16 +20,23 @@ use crate::store::{
 pub const WINDOW_CLOSED_NOTE: &str = "window_closed";
 /// The `case_notes.kind` of a reply not delivered because the customer opted out.
 pub const OPTED_OUT_NOTE: &str = "opted_out";
+/// The `case_notes.kind` of a reply that may or may not have reached the customer.
+pub const OUTCOME_UNKNOWN_NOTE: &str = "outcome_unknown";
 /// Characters of the undelivered reply quoted to the rep, so they know which one it was.
 const EXCERPT_CHARS: usize = 120;
 
-/// Why the customer's side refused a delivery.
+/// Why a rep's reply is failed for good: the customer's side refused it, or its send may or
+/// may not have reached the provider and is not repeated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// The reply window is closed and no template is configured; the adapter's explanation.
     WindowClosed { provider_message: String },
     /// The customer opted out of messages on the delivering channel.
     OptedOut,
+    /// The send was cut off after the request may have left (a process that died while the
+    /// delivery was `sending`, a timeout after sending) and the provider cannot dedupe on the
+    /// delivery id: not sent again, to avoid a duplicate. `detail`: the adapter's error.
+    OutcomeUnknown { detail: Option<String> },
 }
 
 impl Refusal {
@@ -36,6 +45,27 @@ impl Refusal {
         match self {
             Self::WindowClosed { .. } => WINDOW_CLOSED_NOTE,
             Self::OptedOut => OPTED_OUT_NOTE,
+            Self::OutcomeUnknown { .. } => OUTCOME_UNKNOWN_NOTE,
+        }
+    }
+
+    /// How the rep's notice begins.
+    fn headline(&self) -> &'static str {
+        match self {
+            Self::OutcomeUnknown { .. } => "Your message may not have been delivered",
+            Self::WindowClosed { .. } | Self::OptedOut => "Your message was not delivered",
+        }
+    }
+
+    /// How the note on the Case begins.
+    fn note_headline(&self) -> &'static str {
+        match self {
+            Self::OutcomeUnknown { .. } => {
+                "Handoff does not know whether this reply reached the customer"
+            }
+            Self::WindowClosed { .. } | Self::OptedOut => {
+                "Handoff could not deliver this reply to the customer"
+            }
         }
     }
 }
@@ -82,6 +112,11 @@ impl Deliverer {
                 "the customer opted out of {label} messages (STOP). Nothing reaches them on \
                  {label} until they opt in again (START)."
             ),
+            Refusal::OutcomeUnknown { .. } => format!(
+                "sending it to {label} was cut off (the gateway restarted, or {label}'s answer \
+                 was lost), so the customer may or may not have it. It was not sent again, to \
+                 avoid a duplicate: send it again if they need it."
+            ),
         }
     }
 
@@ -97,6 +132,10 @@ impl Deliverer {
                  in again (START)",
                 self.label()
             ),
+            Refusal::OutcomeUnknown { detail: None } => super::deliver::OUTCOME_UNKNOWN.into(),
+            Refusal::OutcomeUnknown {
+                detail: Some(detail),
+            } => format!("{} ({detail})", super::deliver::OUTCOME_UNKNOWN),
         }
     }
 }
@@ -143,7 +182,8 @@ pub fn decide(
             id: message_id(&session.id, &format!("undelivered/{purpose}")),
             kind: message_kind::NOTICE,
             text: format!(
-                "[Handoff] Your message was not delivered: {}\nYour message began: {excerpt}",
+                "[Handoff] {}: {}\nYour message began: {excerpt}",
+                refusal.headline(),
                 deliverer.explain(refusal)
             ),
         });
@@ -153,8 +193,9 @@ pub fn decide(
             note_id: case_note_id(&session.id, &purpose),
             kind: refusal.reason(),
             body: format!(
-                "Handoff could not deliver this reply to the customer: {}\n\
+                "{}: {}\n\
                  The customer has not been told.\n\nThe reply began:\n{excerpt}",
+                refusal.note_headline(),
                 deliverer.explain(refusal)
             ),
         };
@@ -418,6 +459,71 @@ mod tests {
             plugin
                 .last_error(&window())
                 .contains("textline allows free-form replies only within 90 minutes of")
+        );
+    }
+
+    #[test]
+    fn a_reply_whose_outcome_is_unknown_is_told_as_possibly_undelivered() {
+        let id = "dlv_0123456789abcdef0123456789abcdef";
+        let unknown = Refusal::OutcomeUnknown { detail: None };
+        let s = session("messaging", None);
+        let notice = decide(
+            &unknown,
+            &sms(),
+            &row(id, OutboundKind::AgentMessage),
+            Some(&s),
+            Some(&live(LiveState::Active)),
+        );
+        let RepNotice::Conversation(message) = &notice else {
+            panic!("{notice:?}");
+        };
+        assert!(
+            message.text.starts_with(
+                "[Handoff] Your message may not have been delivered: sending it to SMS was cut \
+                 off (the gateway restarted, or SMS's answer was lost), so the customer may or \
+                 may not have it. It was not sent again, to avoid a duplicate: send it again \
+                 if they need it.\nYour message began: We refunded order 1182"
+            ),
+            "{}",
+            message.text
+        );
+        // Its own id: a window or opt-out notice of the same reply is another message.
+        let RepNotice::Conversation(window_notice) = decide(
+            &window(),
+            &sms(),
+            &row(id, OutboundKind::AgentMessage),
+            Some(&s),
+            Some(&live(LiveState::Active)),
+        ) else {
+            panic!()
+        };
+        assert_ne!(window_notice.id, message.id);
+        // On a Case: a note of its own kind.
+        let case = session("case", Some("500000000000001AAA"));
+        let RepNotice::CaseNote { kind, body, .. } = decide(
+            &unknown,
+            &whatsapp(),
+            &row(id, OutboundKind::AgentMessage),
+            Some(&case),
+            None,
+        ) else {
+            panic!()
+        };
+        assert_eq!(kind, OUTCOME_UNKNOWN_NOTE);
+        assert!(
+            body.starts_with("Handoff does not know whether this reply reached the customer: "),
+            "{body}"
+        );
+        // The delivery's last_error keeps the documented words, with the adapter's error.
+        assert_eq!(
+            sms().last_error(&unknown),
+            super::super::deliver::OUTCOME_UNKNOWN
+        );
+        assert_eq!(
+            sms().last_error(&Refusal::OutcomeUnknown {
+                detail: Some("timed out".into())
+            }),
+            format!("{} (timed out)", super::super::deliver::OUTCOME_UNKNOWN)
         );
     }
 

@@ -1,5 +1,6 @@
 //! Deliveries the customer's side refuses for a reason only the customer can change: they
-//! opted out (SMS `STOP`), or the channel's reply window is closed (WhatsApp's 24 hours).
+//! opted out (SMS `STOP`), or the channel's reply window is closed (WhatsApp's 24 hours); and
+//! rep replies whose outcome is unknown (not resent, so the rep must know).
 //! Whether an address opted out, and the failure written with what the rep is told (a
 //! message queued into the live conversation, or an internal note on the Case) in one
 //! transaction, so a retried job tells the rep nothing twice.
