@@ -240,6 +240,9 @@ where
     Ok(count as f64 / started.elapsed().as_secs_f64())
 }
 
+/// A message entry in the rep console: role, text, when the emulator stored it.
+type Entry = (String, String, DateTime<Utc>);
+
 /// The MIAW emulator's rep console in the child.
 #[derive(Clone)]
 struct Console {
@@ -249,10 +252,7 @@ struct Console {
 
 impl Console {
     /// Every message entry of a conversation: (role, text, when the emulator stored it).
-    async fn entries(
-        &self,
-        conversation: &str,
-    ) -> anyhow::Result<Vec<(String, String, DateTime<Utc>)>> {
+    async fn entries(&self, conversation: &str) -> anyhow::Result<Vec<Entry>> {
         let body: Value = self
             .http
             .get(format!("{}/conversations/{conversation}", self.base))
@@ -287,7 +287,7 @@ impl Console {
         role: &str,
         prefix: &str,
     ) -> anyhow::Result<HashMap<usize, DateTime<Utc>>> {
-        let fetched: Vec<anyhow::Result<Vec<(String, String, DateTime<Utc>)>>> =
+        let fetched: Vec<anyhow::Result<Vec<Entry>>> =
             futures_util::stream::iter(conversations.iter().cloned())
                 .map(|c| {
                     let console = self.clone();
