@@ -22,6 +22,7 @@ use crate::config::{Config, HttpConfig};
 use crate::escalation::gate::{Gate, GateConfig};
 use crate::escalation::worker::Worker;
 use crate::http::{self, AppState, SandboxInfo};
+use crate::sandbox_channels::{self, ChannelEmulators};
 use crate::store::{Scope, Store};
 
 /// Why the gateway could not start, with what to do about it.
@@ -47,6 +48,8 @@ pub enum StartError {
     CaseReplies(String),
     #[error("cannot start the built-in Salesforce emulator: {0}")]
     Emulator(std::io::Error),
+    #[error("cannot start the built-in SMS and WhatsApp emulators: {0}")]
+    ChannelEmulators(String),
     #[error("cannot read the listener address: {0}")]
     Listener(std::io::Error),
     #[error(
@@ -93,6 +96,7 @@ pub struct Application {
     worker: Arc<Worker>,
     supervisor: Option<Arc<crate::live::supervisor::Supervisor>>,
     emulator: Option<sf_emulator::EmulatorHandle>,
+    channel_emulators: ChannelEmulators,
     _scratch: Option<tempfile::TempDir>,
 }
 
@@ -193,6 +197,7 @@ impl Application {
         config.miaw.url = emulator.url();
         config.miaw.org_id = emulator.config().org_id.clone();
         config.miaw.deployment = SANDBOX_MIAW_DEPLOYMENT.into();
+        let channel_emulators = start_channel_emulators(&mut config, addr).await?;
         let dir = tempfile::tempdir().map_err(StartError::Emulator)?;
         config.database_url = format!(
             "sqlite://{}?mode=rwc",
@@ -210,8 +215,10 @@ impl Application {
             api_token: token.secret,
             webhook_secret,
             case_webhook_secret,
+            twilio_emulator: channel_emulators.twilio_info(),
+            whatsapp_emulator: channel_emulators.whatsapp_info(),
         };
-        Self::assemble(
+        let mut app = Self::assemble(
             config,
             listener,
             store,
@@ -220,7 +227,9 @@ impl Application {
             scratch,
             Vec::new(),
         )
-        .await
+        .await?;
+        app.channel_emulators = channel_emulators;
+        Ok(app)
     }
 
     async fn assemble(
@@ -319,6 +328,7 @@ impl Application {
             worker,
             supervisor,
             emulator,
+            channel_emulators: ChannelEmulators::default(),
             _scratch: scratch,
         })
     }
@@ -337,6 +347,11 @@ impl Application {
 
     pub fn emulator(&self) -> Option<&sf_emulator::EmulatorHandle> {
         self.emulator.as_ref()
+    }
+
+    /// The sandbox's SMS and WhatsApp provider emulators (none outside the sandbox).
+    pub fn channel_emulators(&self) -> &ChannelEmulators {
+        &self.channel_emulators
     }
 
     /// Serves HTTP and runs the worker until `shutdown` is cancelled: stops
@@ -387,16 +402,72 @@ impl Application {
         let addr = self.local_addr()?;
         let state = self.state.clone();
         let emulator_url = self.emulator.as_ref().map(|e| e.url());
+        let channel_emulators = self.channel_emulators.clone();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(self.run(shutdown.clone()));
         Ok(RunningApp {
             addr,
             state,
             emulator_url,
+            channel_emulators,
             shutdown,
             task,
         })
     }
+}
+
+/// The sandbox's SMS and WhatsApp: for each of `[channels.sms]` and `[channels.whatsapp]`
+/// that is on but names no provider account of its own, a provider emulator on loopback and
+/// the table pointed at it. Their webhooks go to `public_url`, which is set to this
+/// listener's loopback address when not configured (providers sign that URL).
+async fn start_channel_emulators(
+    config: &mut Config,
+    addr: SocketAddr,
+) -> Result<ChannelEmulators, StartError> {
+    let sms = matches!(
+        config.channels.get("sms"),
+        Some(channels::ChannelConfig::Sms(c)) if sandbox_channels::sms_unconfigured(c)
+    );
+    let whatsapp = matches!(
+        config.channels.get("whatsapp"),
+        Some(channels::ChannelConfig::Whatsapp(c)) if sandbox_channels::whatsapp_unconfigured(c)
+    );
+    if !sms && !whatsapp {
+        return Ok(ChannelEmulators::default());
+    }
+    let public_url = match &config.public_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => {
+            let host = if addr.ip().is_unspecified() {
+                std::net::IpAddr::from([127, 0, 0, 1])
+            } else {
+                addr.ip()
+            };
+            let url = format!("http://{}", SocketAddr::new(host, addr.port()));
+            config.public_url = Some(url.clone());
+            url
+        }
+    };
+    let mut emulators = ChannelEmulators::default();
+    if sms {
+        let twilio = ChannelEmulators::start_twilio(&public_url)
+            .await
+            .map_err(StartError::ChannelEmulators)?;
+        if let Some(channels::ChannelConfig::Sms(c)) = config.channels.get_mut("sms") {
+            sandbox_channels::point_sms_at(c, &twilio);
+        }
+        emulators.twilio = Some(twilio);
+    }
+    if whatsapp {
+        let wa = ChannelEmulators::start_whatsapp(&public_url)
+            .await
+            .map_err(StartError::ChannelEmulators)?;
+        if let Some(channels::ChannelConfig::Whatsapp(c)) = config.channels.get_mut("whatsapp") {
+            sandbox_channels::point_whatsapp_at(c, &wa);
+        }
+        emulators.whatsapp = Some(wa);
+    }
+    Ok(emulators)
 }
 
 /// Accepts connections until `shutdown`, then lets each finish its request.
@@ -465,6 +536,8 @@ pub struct RunningApp {
     pub addr: SocketAddr,
     pub state: AppState,
     pub emulator_url: Option<String>,
+    /// The sandbox's SMS and WhatsApp provider emulators (none outside the sandbox).
+    pub channel_emulators: ChannelEmulators,
     shutdown: CancellationToken,
     task: JoinHandle<std::io::Result<()>>,
 }

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::demo::Driver;
 use crate::store::Scope;
 
+mod channels;
 mod live;
 mod replies;
 
@@ -120,7 +121,41 @@ pub enum BenchCommand {
         #[arg(long)]
         database_url: Option<String>,
     },
-    /// The emulator for `bench live`, run as its child process (not for direct use).
+    /// Live SMS / WhatsApp sessions: customer's text (signed provider webhook) → in front of
+    /// the rep, and rep message → provider API called; with the fixed parts timed alone.
+    Channels {
+        /// Live sessions open at once (split evenly with `--channel both`).
+        #[arg(long, default_value_t = 1000)]
+        sessions: usize,
+        /// Which channels the sessions are on.
+        #[arg(long, value_enum, default_value_t = channels::ChannelMode::Sms)]
+        channel: channels::ChannelMode,
+        /// Messages to time in each direction.
+        #[arg(long, default_value_t = 1000)]
+        messages: usize,
+        /// Messages per second in each direction (and for the fixed parts).
+        #[arg(long, default_value_t = 50)]
+        rate: u64,
+        /// Escalations (and console accepts) in flight at once while opening.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Turns per transcript.
+        #[arg(long, default_value_t = 10)]
+        turns: usize,
+        /// Seed for picking the sessions the messages go to.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Samples of each fixed part timed alone.
+        #[arg(long, default_value_t = 200)]
+        baseline: usize,
+        /// The provider emulators' pause between status reports (sent, delivered, read).
+        #[arg(long, default_value_t = 500)]
+        status_delay_ms: u64,
+        /// Overrides `worker.concurrency` (deliveries in flight).
+        #[arg(long)]
+        worker_concurrency: Option<usize>,
+    },
+    /// The emulator for `bench live` and `bench channels`, run as its child process (not for direct use).
     #[command(hide = true)]
     EmulatorChild,
 }
@@ -182,6 +217,32 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
                 poll_interval_secs,
                 open_cases,
                 database_url,
+            })
+            .await
+        }
+        BenchCommand::Channels {
+            sessions,
+            channel,
+            messages,
+            rate,
+            concurrency,
+            turns,
+            seed,
+            baseline,
+            status_delay_ms,
+            worker_concurrency,
+        } => {
+            channels::run(channels::ChannelsArgs {
+                sessions,
+                channel,
+                messages,
+                rate,
+                concurrency,
+                turns,
+                seed,
+                baseline,
+                status_delay_ms,
+                worker_concurrency,
             })
             .await
         }

@@ -160,6 +160,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("Handoff sandbox listening on http://{addr}");
                 println!("  Salesforce emulator: {}", info.salesforce_url);
                 println!("  API token (every scope): {}", info.api_token);
+                if let Some(twilio) = &info.twilio_emulator {
+                    println!(
+                        "  SMS: Twilio emulator {} (customers text {})",
+                        twilio.url, twilio.number
+                    );
+                }
+                if let Some(whatsapp) = &info.whatsapp_emulator {
+                    println!(
+                        "  WhatsApp: Cloud API emulator {} (phone number id {})",
+                        whatsapp.url, whatsapp.phone_number_id
+                    );
+                }
                 println!("  GET http://{addr}/v1/sandbox for the same, as JSON");
             } else {
                 // Not println!: a closed stdout must not stop the gateway.

@@ -4,7 +4,10 @@
 //! loopback SMTP receiver) threaded, and the customer's emailed answer lands
 //! back on the Case; then a live chat: a MIAW conversation the demo plays the
 //! rep in (through the emulator's rep console), every rep message reaching the
-//! customer's chat as a signed webhook.
+//! customer's chat as a signed webhook; then an SMS and a WhatsApp conversation, live
+//! through the sandbox's provider emulators (Twilio, WhatsApp Cloud API): the rep's answers
+//! reach the customer's phone, and the customer's texts come back through the signed
+//! provider webhooks to the rep.
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +19,17 @@ use crate::app::Application;
 use crate::config::Config;
 use crate::http::sessions::SessionView;
 use crate::mailsink::MailSink;
+
+mod phones;
+
+pub use phones::PhoneReport;
+
+/// What `handoff demo` showed beyond its printout, for its test.
+#[derive(Debug, Clone)]
+pub struct DemoReport {
+    /// The SMS and the WhatsApp conversation, in that order.
+    pub phones: Vec<PhoneReport>,
+}
 
 /// The secret the demo's inbound-mail service signs customer answers with.
 const DEMO_INBOUND_SECRET: &str = "demo-inbound-mail-secret-0123456789";
@@ -360,11 +374,17 @@ pub fn demo_conversations(run: &str) -> Vec<(&'static str, Value)> {
     ]
 }
 
+/// `handoff demo`.
 pub async fn run() -> anyhow::Result<()> {
+    run_with_report().await.map(|_| ())
+}
+
+/// `handoff demo`, answering what the phone conversations showed.
+pub async fn run_with_report() -> anyhow::Result<DemoReport> {
     crate::telemetry::init("warn");
     let started = Instant::now();
     println!(
-        "Starting the built-in Salesforce emulator and the gateway on a scratch SQLite database…"
+        "Starting the built-in Salesforce, SMS and WhatsApp emulators and the gateway on a scratch SQLite database…"
     );
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     // Email goes out through a loopback SMTP receiver standing in for the customer's
@@ -375,11 +395,32 @@ pub async fn run() -> anyhow::Result<()> {
         "email".into(),
         channels::ChannelConfig::Email(demo_email_config(mailbox.addr().port())?),
     );
+    // SMS and WhatsApp escalations go live too (the sandbox points both channels at its
+    // provider emulators).
+    for channel in ["sms", "whatsapp"] {
+        if !config.miaw.channels.iter().any(|c| c == channel) {
+            config.miaw.channels.push(channel.into());
+        }
+    }
     let app = Application::build_sandbox(config, listener, true).await?;
     let info = app.sandbox().cloned().context("sandbox info missing")?;
     let running = app.spawn()?;
+    let phones = running.channel_emulators.clone();
+    let (Some(twilio), Some(whatsapp)) = (phones.twilio.as_deref(), phones.whatsapp.as_deref())
+    else {
+        bail!("the sandbox did not start its SMS and WhatsApp emulators");
+    };
     println!("  gateway:    {}", running.url());
     println!("  Salesforce: {} (emulator)", info.salesforce_url);
+    println!(
+        "  SMS:        {} (Twilio emulator, number {})",
+        twilio.url(),
+        crate::sandbox_channels::SMS_NUMBER
+    );
+    println!(
+        "  WhatsApp:   {} (WhatsApp Cloud API emulator)",
+        whatsapp.url()
+    );
 
     let driver = Driver::new(running.url(), info.api_token.clone())?;
     let run_id = uuid::Uuid::now_v7().simple().to_string()[24..].to_string();
@@ -534,6 +575,17 @@ pub async fn run() -> anyhow::Result<()> {
             .unwrap_or("-")
     );
 
+    // SMS and WhatsApp: the same live conversation, the customer on a phone.
+    let mut report = DemoReport { phones: Vec::new() };
+    for provider in [
+        phones::Provider::Sms(twilio),
+        phones::Provider::Whatsapp(whatsapp),
+    ] {
+        report
+            .phones
+            .push(phones::converse(&driver, &rep, provider, &run_id).await?);
+    }
+
     if let Some((session, _)) = rows.first()
         && let Some(number) = &session.salesforce_case_number
     {
@@ -549,13 +601,13 @@ pub async fn run() -> anyhow::Result<()> {
         );
     }
     println!(
-        "Done in {:.1}s: {} conversations, {} Cases, 1 live chat with a rep. Try `handoff serve --sandbox` to drive it yourself.",
+        "Done in {:.1}s: {} conversations, {} Cases, 1 live chat, 1 live SMS and 1 live WhatsApp conversation with a rep. Try `handoff serve --sandbox` to drive it yourself.",
         started.elapsed().as_secs_f64(),
-        rows.len() + 1,
+        rows.len() + 1 + report.phones.len(),
         rows.len()
     );
     running.stop().await;
-    Ok(())
+    Ok(report)
 }
 
 /// The rep answers the email thread's Case at the emulator's console; the

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use gateway::Application;
 use gateway::config::Config;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::support::{escalation, unique};
@@ -83,6 +83,135 @@ async fn sandbox_answers_how_to_reach_the_emulator() {
         session.salesforce_case_id.as_deref()
     );
     running.stop().await;
+}
+
+/// The sandbox runs the SMS and WhatsApp provider emulators with the channels pointed at them,
+/// and `GET /v1/sandbox` says how to reach them: what it hands out signs webhooks the gateway
+/// accepts and authenticates against the emulators' APIs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_runs_and_hands_out_the_sms_and_whatsapp_emulators() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = Application::build_sandbox(Config::defaults(), listener, true)
+        .await
+        .unwrap();
+    let running = app.spawn().unwrap();
+    let http = reqwest::Client::new();
+    let info: Value = http
+        .get(format!("{}/v1/sandbox", running.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = info["api_token"].as_str().unwrap();
+
+    // A customer texts the sandbox's number: the emulator signs it for the sandbox's public
+    // URL, and the gateway verifies and records it (no session: unmatched).
+    let twilio = &info["twilio_emulator"];
+    let twilio_url = twilio["url"].as_str().expect("twilio_emulator.url");
+    let number = twilio["number"].as_str().unwrap();
+    let texted: Value = http
+        .post(format!("{twilio_url}/__emulator/twilio/inbound"))
+        .json(&json!({"from": "+14155550123", "to": number, "body": "Hello?"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(texted["status"], 200, "{texted}");
+    let recorded: Value = http
+        .get(format!(
+            "{}/v1/inbound-messages/sms:{}",
+            running.url(),
+            texted["sid"].as_str().unwrap()
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(recorded["state"], "unmatched", "{recorded}");
+    // The handed-out credentials are the API's.
+    let account = twilio["account_sid"].as_str().unwrap();
+    let sent = http
+        .post(format!(
+            "{twilio_url}/2010-04-01/Accounts/{account}/Messages.json"
+        ))
+        .basic_auth(account, twilio["auth_token"].as_str())
+        .form(&[("To", "+14155550123"), ("From", number), ("Body", "Hi")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 201);
+
+    // WhatsApp: the handshake with the verify token, and a customer's message.
+    let whatsapp = &info["whatsapp_emulator"];
+    let wa_url = whatsapp["url"].as_str().expect("whatsapp_emulator.url");
+    let verified: Value = http
+        .post(format!("{wa_url}/__emulator/whatsapp/verify"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(verified["echoed"], true, "{verified}");
+    let written: Value = http
+        .post(format!("{wa_url}/__emulator/whatsapp/inbound"))
+        .json(&json!({"from": "14155550123", "text": "Hi"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(written["status"], 200, "{written}");
+    let sent = http
+        .post(format!(
+            "{wa_url}/v21.0/{}/messages",
+            whatsapp["phone_number_id"].as_str().unwrap()
+        ))
+        .bearer_auth(whatsapp["access_token"].as_str().unwrap())
+        .json(&json!({"messaging_product": "whatsapp", "to": "14155550123", "type": "text", "text": {"body": "Hello"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 200);
+    running.stop().await;
+}
+
+/// A `[channels.sms]` that names a Twilio account of its own keeps it: the sandbox starts no
+/// Twilio emulator for it (WhatsApp, unconfigured, still gets one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_leaves_a_configured_sms_account_alone() {
+    let mut config = Config::defaults();
+    let sms: channels::ChannelConfig = serde_json::from_value(json!({
+        "type": "sms",
+        "account_sid": "AC00000000000000000000000000000001",
+        "auth_token": "an-account-of-its-own",
+        "from": "+15550109999",
+        "api_url": "https://api.twilio.example",
+    }))
+    .unwrap();
+    config.channels.insert("sms".into(), sms);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = Application::build_sandbox(config, listener, true)
+        .await
+        .unwrap();
+    let info = app.sandbox().unwrap();
+    assert!(info.twilio_emulator.is_none());
+    assert!(info.whatsapp_emulator.is_some());
+    assert!(app.channel_emulators().twilio.is_none());
+    let Some(channels::ChannelConfig::Sms(sms)) = app.state().config.channels.get("sms") else {
+        panic!("an sms table");
+    };
+    assert_eq!(sms.api_url, "https://api.twilio.example");
+    assert_eq!(sms.from.as_deref(), Some("+15550109999"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -77,12 +77,12 @@ pub async fn emulator_child() -> anyhow::Result<()> {
 }
 
 /// The child emulator: killed when dropped; its stdin is its lifeline.
-struct Child {
-    process: tokio::process::Child,
-    url: String,
+pub(super) struct Child {
+    pub(super) process: tokio::process::Child,
+    pub(super) url: String,
 }
 
-async fn spawn_child() -> anyhow::Result<Child> {
+pub(super) async fn spawn_child() -> anyhow::Result<Child> {
     let exe = std::env::current_exe().context("cannot find this executable to re-run it")?;
     let mut process = tokio::process::Command::new(exe)
         .args(["bench", "emulator-child"])
@@ -173,7 +173,7 @@ async fn spawn_receiver(inbox: Arc<Inbox>) -> anyhow::Result<String> {
 }
 
 /// Resident set size of a process in KiB (`VmRSS` in `/proc/<pid>/status`).
-fn rss_kib(pid: &str) -> anyhow::Result<u64> {
+pub(super) fn rss_kib(pid: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("cannot read /proc/{pid}/status (Linux only)"))?;
     status
@@ -194,7 +194,7 @@ fn chat(session_id: &str, turns: usize, hook: &str) -> Value {
 }
 
 /// Polls `probe` every 2 s (listing 10,000 conversations is not free), printing its progress every 5 s, until it says done.
-async fn wait_until<F, Fut>(what: &str, mut probe: F) -> anyhow::Result<()>
+pub(super) async fn wait_until<F, Fut>(what: &str, mut probe: F) -> anyhow::Result<()>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<(bool, String)>>,
@@ -221,7 +221,7 @@ where
     }
 }
 
-async fn pending_jobs(store: &crate::store::Store) -> anyhow::Result<i64> {
+pub(super) async fn pending_jobs(store: &crate::store::Store) -> anyhow::Result<i64> {
     Ok(store
         .job_counts()
         .await?

@@ -23,6 +23,12 @@ pub struct SandboxInfo {
     /// The secret rep-reply events to `POST /salesforce/events` are signed with
     /// (`X-Handoff-Signature`, contract §1); `None` when it comes from a file.
     pub case_webhook_secret: Option<String>,
+    /// The Twilio emulator `[channels.sms]` points at (`None` when that table names an
+    /// account of its own, or SMS is off).
+    pub twilio_emulator: Option<crate::sandbox_channels::TwilioSandbox>,
+    /// The WhatsApp Cloud API emulator `[channels.whatsapp]` points at (`None` when that
+    /// table has credentials of its own, another provider, or WhatsApp is off).
+    pub whatsapp_emulator: Option<crate::sandbox_channels::WhatsappSandbox>,
 }
 
 pub fn router() -> Router<AppState> {

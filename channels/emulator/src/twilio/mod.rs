@@ -148,6 +148,9 @@ pub struct SentMessage {
     pub media_urls: Vec<String>,
     /// Set when the message failed (30003).
     pub error_code: Option<u32>,
+    /// When the API accepted the message (`date_created`: wall clock, not the emulator
+    /// clock; microseconds).
+    pub date_created: chrono::DateTime<chrono::Utc>,
 }
 
 /// A running Twilio emulator. Dropping it stops the server and its background callbacks.
@@ -389,6 +392,7 @@ fn sent(state: &TwilioState) -> Vec<SentMessage> {
             messaging_service_sid: m.messaging_service_sid.clone(),
             media_urls: m.media_urls.clone(),
             error_code: m.error_code,
+            date_created: m.date_created,
         })
         .collect()
 }

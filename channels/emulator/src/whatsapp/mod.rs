@@ -173,6 +173,8 @@ pub struct SentMessage {
     pub error_code: Option<u32>,
     /// The request body as received.
     pub payload: serde_json::Value,
+    /// When the API accepted the message (wall clock, not the emulator clock; microseconds).
+    pub accepted_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// A running WhatsApp Cloud emulator. Dropping it stops the server and its background
@@ -388,6 +390,7 @@ fn sent(state: &WhatsappState) -> Vec<SentMessage> {
             status: m.status.clone(),
             error_code: m.error_code,
             payload: m.payload.clone(),
+            accepted_at: m.accepted_at,
         })
         .collect()
 }

@@ -285,6 +285,7 @@ fn validate(
         error_code: None,
         payload: Value::Object(payload.clone()),
         api_major: 0,
+        accepted_at: chrono::Utc::now(),
     })
 }
 

@@ -33,6 +33,8 @@ pub(crate) struct Stored {
     pub(crate) payload: serde_json::Value,
     /// The Graph version the send used (statuses omit `conversation` from v24.0).
     pub(crate) api_major: u32,
+    /// When the API accepted it (wall clock, not the emulator clock).
+    pub(crate) accepted_at: DateTime<Utc>,
 }
 
 /// Mutable emulator state.
