@@ -40,6 +40,75 @@ pub struct Config {
     pub miaw: crate::live::config::MiawConfig,
     /// Rep replies on Cases: push (`POST /salesforce/events`) and poll.
     pub case_replies: crate::replies::config::CaseRepliesConfig,
+    /// The ops console at `/console` (docs/console.md).
+    #[serde(default)]
+    pub console: ConsoleConfig,
+    /// The keys that seal every secret Handoff stores (docs/security.md).
+    #[serde(default)]
+    pub secrets: SecretsConfig,
+}
+
+/// `[secrets]`: AES-256-GCM keys, each with an id, for the secrets Handoff stores in its
+/// database (the Salesforce refresh token, client secrets entered in the console). The first
+/// key is the active one (new secrets are sealed with it); the others still open what they
+/// sealed until `handoff keys rotate` re-seals everything with the active key.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct SecretsConfig {
+    /// `id:base64-32-bytes` entries separated by commas, newlines or spaces
+    /// (`HANDOFF_SECRETS__KEYS`); `handoff keys generate` prints one.
+    pub keys: Option<secrecy::SecretString>,
+    /// A file holding the same entries, one per line (`#` starts a comment).
+    pub keys_file: Option<std::path::PathBuf>,
+}
+
+/// `[console]`: the ops console.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ConsoleConfig {
+    /// Serve `/console` (on by default).
+    pub enabled: bool,
+    /// A console sign-in lasts this long.
+    pub session_hours: u64,
+    /// Cookies carry `Secure` and the `__Host-` prefix. Unset: when `public_url` is https.
+    pub secure_cookies: Option<bool>,
+    /// Sign in with Salesforce and "Connect Salesforce".
+    pub salesforce: ConsoleSalesforceConfig,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            enabled: true,
+            session_hours: 12,
+            secure_cookies: None,
+            salesforce: ConsoleSalesforceConfig::default(),
+        }
+    }
+}
+
+/// `[console.salesforce]`: the connected (or external client) app whose web-server flow
+/// (authorization code + PKCE) signs operators in and connects the org. Its callback URL is
+/// `{public_url}/console/oauth/callback`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ConsoleSalesforceConfig {
+    /// The app's consumer key. Unset: an admin may enter it in the console (stored sealed).
+    pub client_id: Option<String>,
+    /// The app's consumer secret, when the app requires one for the web-server flow.
+    pub client_secret: Option<secrecy::SecretString>,
+    /// Where operators log in (authorize and token endpoints). Default: `salesforce.login_url`.
+    pub login_url: Option<String>,
+    /// Who may sign in: Salesforce usernames, Profile names, PermissionSet API names. All
+    /// empty: nobody signs in with Salesforce (local accounts only).
+    pub allowed_users: Vec<String>,
+    pub allowed_profiles: Vec<String>,
+    pub allowed_permission_sets: Vec<String>,
+    /// Who among them is an admin (retry, revoke, tokens, Connect Salesforce); everyone else
+    /// signed in with Salesforce is a read-only operator.
+    pub admin_users: Vec<String>,
+    pub admin_profiles: Vec<String>,
+    pub admin_permission_sets: Vec<String>,
 }
 
 /// How the HTTP server protects itself from slow and numerous clients.

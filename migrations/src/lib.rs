@@ -14,6 +14,7 @@ mod m20261202_000008_session_keys;
 mod m20261202_000009_live_sessions;
 mod m20261202_000010_case_replies;
 mod m20261202_000011_channels;
+mod m20261202_000012_console;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000009_live_sessions::Migration),
             Box::new(m20261202_000010_case_replies::Migration),
             Box::new(m20261202_000011_channels::Migration),
+            Box::new(m20261202_000012_console::Migration),
         ]
     }
 }

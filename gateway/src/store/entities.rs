@@ -450,3 +450,99 @@ pub mod opt_out {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+#[allow(dead_code)] // used by the console and secrets modules as they land
+pub mod secret {
+    use sea_orm::entity::prelude::*;
+
+    /// A secret sealed with AES-256-GCM under `key_id` (see `crate::secrets`).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "secrets")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub name: String,
+        pub key_id: String,
+        pub sealed: String,
+        pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+#[allow(dead_code)] // used by the console and secrets modules as they land
+pub mod console_user {
+    use sea_orm::entity::prelude::*;
+
+    /// A local console account (Argon2id PHC hash; `username_key` is the folded username).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "console_users")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub username: String,
+        #[sea_orm(unique)]
+        pub username_key: String,
+        pub password_hash: String,
+        pub role: String,
+        pub created_at: i64,
+        pub disabled_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+#[allow(dead_code)] // used by the console and secrets modules as they land
+pub mod console_session {
+    use sea_orm::entity::prelude::*;
+
+    /// A signed-in operator; `id` is the SHA-256 (hex) of the cookie's secret.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "console_sessions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub subject: String,
+        pub display_name: String,
+        pub source: String,
+        pub role: String,
+        pub created_at: i64,
+        pub expires_at: i64,
+        pub last_seen_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+#[allow(dead_code)] // used by the console and secrets modules as they land
+pub mod oauth_flow {
+    use sea_orm::entity::prelude::*;
+
+    /// An authorization-code + PKCE round trip in progress, keyed by SHA-256 (hex) of `state`.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "oauth_flows")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub state_hash: String,
+        pub purpose: String,
+        pub verifier_sealed: String,
+        pub key_id: String,
+        pub started_by: Option<String>,
+        pub return_to: Option<String>,
+        pub created_at: i64,
+        pub expires_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
