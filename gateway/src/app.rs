@@ -50,6 +50,8 @@ pub enum StartError {
     Emulator(std::io::Error),
     #[error("cannot start the built-in SMS and WhatsApp emulators: {0}")]
     ChannelEmulators(String),
+    #[error("cannot set up the console: {0}")]
+    Console(String),
     #[error("cannot read the listener address: {0}")]
     Listener(std::io::Error),
     #[error(
@@ -89,6 +91,9 @@ fn new_case_webhook_secret() -> String {
 /// A built, not yet running, gateway.
 /// The emulator's default Custom Client deployment, used by the sandbox and the demo.
 pub const SANDBOX_MIAW_DEPLOYMENT: &str = "Handoff_Chat";
+
+/// The local console admin the sandbox creates (its password is in `GET /v1/sandbox`).
+pub const SANDBOX_CONSOLE_ADMIN: &str = "admin";
 
 pub struct Application {
     listener: TcpListener,
@@ -208,6 +213,13 @@ impl Application {
         let token = store
             .create_token("sandbox", &[Scope::Admin, Scope::Escalate, Scope::Read])
             .await?;
+        let console_password = crate::console::session::random_secret();
+        let console_hash =
+            crate::console::password::hash(&console_password).map_err(StartError::Console)?;
+        store
+            .create_console_user(SANDBOX_CONSOLE_ADMIN, &console_hash, "admin")
+            .await
+            .map_err(|e| StartError::Console(e.to_string()))?;
         let info = SandboxInfo {
             salesforce_url: emulator.url(),
             client_id: app.client_id,
@@ -217,6 +229,8 @@ impl Application {
             case_webhook_secret,
             twilio_emulator: channel_emulators.twilio_info(),
             whatsapp_emulator: channel_emulators.whatsapp_info(),
+            console_username: SANDBOX_CONSOLE_ADMIN.into(),
+            console_password,
         };
         let mut app = Self::assemble(
             config,

@@ -55,6 +55,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TokensCommand,
     },
+    /// Local console accounts (for orgs that do not sign in with Salesforce).
+    Console {
+        #[command(subcommand)]
+        command: crate::console::accounts::ConsoleCommand,
+    },
     /// Inspect and retry durable jobs (the dead-letter queue).
     Jobs {
         #[command(subcommand)]
@@ -226,6 +231,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             Ok(())
+        }
+        Command::Console { command } => {
+            let config = Config::load(cli.config.as_deref())?;
+            let store = Store::open(&config.database_url).await?;
+            crate::console::accounts::run(&store, command).await
         }
         Command::Tokens {
             command: TokensCommand::List,

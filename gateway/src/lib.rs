@@ -8,6 +8,7 @@ pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod doctor;
 pub mod error;

@@ -9,8 +9,8 @@ pub struct Migration;
 ///   Salesforce", client secrets entered in the console, …), one row per name, sealed with
 ///   AES-256-GCM under the key `key_id` (the name is the associated data, so a row cannot be
 ///   moved to another name). `sealed` is base64 of nonce ‖ ciphertext ‖ tag. Never plaintext.
-/// - `console_users`: local console accounts. `username_key` is the username folded (NFKC +
-///   lowercase) and unique, so `Admin` and `admin` cannot both exist; `password_hash` is a PHC
+/// - `console_users`: local console accounts. `username_key` is the (ASCII) username lowercased
+///   and unique, so `Admin` and `admin` cannot both exist; `password_hash` is a PHC
 ///   string (Argon2id). `role` is `admin` or `operator` (read-only).
 /// - `console_sessions`: signed-in operators. `id` is the SHA-256 (hex) of the cookie's secret,
 ///   so the table never holds a usable cookie. `source` is `local` or `salesforce`.

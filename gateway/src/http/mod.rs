@@ -81,12 +81,17 @@ pub fn router(state: AppState) -> Router {
         Arc::clone(&permits),
         shed::shed,
     ));
-    let inbound = crate::inbound::router()
+    let inbound = crate::inbound::router().route_layer(axum::middleware::from_fn_with_state(
+        Arc::clone(&permits),
+        shed::shed,
+    ));
+    let console = crate::console::router(&state)
         .route_layer(axum::middleware::from_fn_with_state(permits, shed::shed));
     Router::new()
         .merge(api)
         .merge(events)
         .merge(inbound)
+        .merge(console)
         // Never shed: orchestrators must see the gateway alive and ready while it is busy.
         .merge(health::router())
         .fallback(|| async { crate::error::ApiError::NotFound })

@@ -29,6 +29,9 @@ pub struct SandboxInfo {
     /// The WhatsApp Cloud API emulator `[channels.whatsapp]` points at (`None` when that
     /// table has credentials of its own, another provider, or WhatsApp is off).
     pub whatsapp_emulator: Option<crate::sandbox_channels::WhatsappSandbox>,
+    /// A local console admin (`/console/login`) made for this sandbox.
+    pub console_username: String,
+    pub console_password: String,
 }
 
 pub fn router() -> Router<AppState> {

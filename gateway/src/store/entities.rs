@@ -472,7 +472,6 @@ pub mod secret {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-#[allow(dead_code)] // used by the console and secrets modules as they land
 pub mod console_user {
     use sea_orm::entity::prelude::*;
 
@@ -497,7 +496,6 @@ pub mod console_user {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-#[allow(dead_code)] // used by the console and secrets modules as they land
 pub mod console_session {
     use sea_orm::entity::prelude::*;
 

@@ -3,6 +3,7 @@
 
 mod case_events;
 mod case_notes;
+mod console;
 mod delivery_refusals;
 mod email_thread;
 mod entities;
@@ -34,12 +35,13 @@ pub use case_events::{
 #[allow(unused_imports)] // used by the inbound-email and case-reply producers
 pub(crate) use case_notes::enqueue_case_note_in;
 pub use case_notes::{NOTE_MAX_ATTEMPTS, NoteState, case_note_id};
+pub use console::{NewConsoleSession, NewUserError, username_key};
 pub use delivery_refusals::{Refused, RepNoticeWrite, RepTold};
 pub use email_thread::{EmailDirection, FailureNote, THREAD_READ_LIMIT};
 pub use entities::{
-    api_token, case_note, delivery, email_message, event, idempotency_key, inbound_email,
-    inbound_message, job, live_message, live_session, opt_out, salesforce_event, session,
-    sync_state,
+    api_token, case_note, console_session, console_user, delivery, email_message, event,
+    idempotency_key, inbound_email, inbound_message, job, live_message, live_session, opt_out,
+    salesforce_event, session, sync_state,
 };
 pub use idempotency::{Begin, IdempotencyLock, IdempotencyPolicy, StoredResponse, fingerprint};
 pub use inbound::{InboundState, InboundSummary, MatchKeys, MatchedBy, NewInbound};
