@@ -68,6 +68,35 @@ impl AppState {
         let ids: Vec<String> = config.users.iter().map(|_| store.mint_id("User")).collect();
         let now = crate::dml::now_string();
         let first = ids.first().cloned().unwrap_or_default();
+        let system = |id: &str| system_record(id, &now, &first);
+        // Profiles and permission sets named by the users, in first-seen order.
+        let mut profiles: Vec<(String, String)> = Vec::new();
+        let mut permission_sets: Vec<(String, String)> = Vec::new();
+        for u in &config.users {
+            if !profiles.iter().any(|(name, _)| *name == u.profile) {
+                let id = store.mint_id(crate::schema::PROFILE);
+                let mut r = system(&id);
+                r.insert("Name".into(), Value::String(u.profile.clone()));
+                store.insert(crate::schema::PROFILE, r);
+                profiles.push((u.profile.clone(), id));
+            }
+            for ps in &u.permission_sets {
+                if !permission_sets.iter().any(|(name, _)| name == ps) {
+                    let id = store.mint_id(crate::schema::PERMISSION_SET);
+                    let mut r = system(&id);
+                    r.insert("Name".into(), Value::String(ps.clone()));
+                    r.insert("Label".into(), Value::String(ps.replace('_', " ")));
+                    store.insert(crate::schema::PERMISSION_SET, r);
+                    permission_sets.push((ps.clone(), id));
+                }
+            }
+        }
+        let id_of = |list: &[(String, String)], name: &str| {
+            list.iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, id)| id.clone())
+                .unwrap_or_default()
+        };
         let user_def = store
             .schema
             .object("User")
@@ -78,8 +107,7 @@ impl AppState {
             for f in &user_def.fields {
                 r.insert(f.name.clone(), f.default.clone().unwrap_or(Value::Null));
             }
-            r.insert("Id".into(), Value::String(id.clone()));
-            r.insert("IsDeleted".into(), Value::Bool(false));
+            r.extend(system(id));
             r.insert("Username".into(), Value::String(u.username.clone()));
             r.insert(
                 "Name".into(),
@@ -89,14 +117,27 @@ impl AppState {
                 "Email".into(),
                 Value::String(u.email.clone().unwrap_or_else(|| u.username.clone())),
             );
-            for f in ["CreatedDate", "LastModifiedDate", "SystemModstamp"] {
-                r.insert(f.into(), Value::String(now.clone()));
-            }
-            for f in ["CreatedById", "LastModifiedById"] {
-                r.insert(f.into(), Value::String(first.clone()));
-            }
+            r.insert(
+                "ProfileId".into(),
+                Value::String(id_of(&profiles, &u.profile)),
+            );
             store.insert("User", r);
             users.insert(u.username.to_ascii_lowercase(), id.clone());
+            let mut assigned: Vec<&String> = Vec::new();
+            for ps in &u.permission_sets {
+                if assigned.contains(&ps) {
+                    continue;
+                }
+                assigned.push(ps);
+                let psa_id = store.mint_id(crate::schema::PERMISSION_SET_ASSIGNMENT);
+                let mut psa = system(&psa_id);
+                psa.insert("AssigneeId".into(), Value::String(id.clone()));
+                psa.insert(
+                    "PermissionSetId".into(),
+                    Value::String(id_of(&permission_sets, ps)),
+                );
+                store.insert(crate::schema::PERMISSION_SET_ASSIGNMENT, psa);
+            }
         }
         store.insert(
             crate::schema::ORGANIZATION,
@@ -143,6 +184,20 @@ impl AppState {
             .daily_limit
             .unwrap_or(self.config.daily_api_limit)
     }
+}
+
+/// A record with only its id and system fields set.
+fn system_record(id: &str, now: &str, created_by: &str) -> Record {
+    let mut r = Record::new();
+    r.insert("Id".into(), Value::String(id.to_string()));
+    r.insert("IsDeleted".into(), Value::Bool(false));
+    for f in ["CreatedDate", "LastModifiedDate", "SystemModstamp"] {
+        r.insert(f.into(), Value::String(now.to_string()));
+    }
+    for f in ["CreatedById", "LastModifiedById"] {
+        r.insert(f.into(), Value::String(created_by.to_string()));
+    }
+    r
 }
 
 /// The org's own `Organization` record.
