@@ -24,7 +24,7 @@ use crate::rest::query::Cursors;
 use crate::schema::Record;
 use crate::stats::Stats;
 use crate::store::Store;
-use crate::{admin, drain, identity, oauth, rest, soap, tls};
+use crate::{admin, drain, identity, oauth, oauth_authorize, oauth_userinfo, rest, soap, tls};
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -38,6 +38,8 @@ pub(crate) struct Session {
     pub(crate) issued: Instant,
     /// API calls made with this token.
     pub(crate) calls: u32,
+    /// The web-server-flow refresh token it came from (revoking that ends it too).
+    pub(crate) refresh: Option<String>,
 }
 
 /// Everything the handlers share.
@@ -56,6 +58,8 @@ pub(crate) struct AppState {
     pub(crate) miaw: crate::miaw::Miaw,
     /// Rep replies on Cases and the case webhook.
     pub(crate) cases: crate::cases::Cases,
+    /// The OAuth web-server flow: callback URLs, codes, issued refresh tokens.
+    pub(crate) web_flow: crate::oauth_codes::WebFlow,
 }
 
 impl AppState {
@@ -143,7 +147,9 @@ impl AppState {
             crate::schema::ORGANIZATION,
             organization_record(&config, &first, &now),
         );
+        let web_flow = crate::oauth_codes::WebFlow::new(&config);
         Ok(AppState {
+            web_flow,
             config,
             url,
             store: Mutex::new(store),
@@ -237,6 +243,14 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/services/oauth2/token", post(oauth::token))
         .route("/services/oauth2/revoke", post(oauth::revoke))
+        .route(
+            "/services/oauth2/authorize",
+            get(oauth_authorize::show).post(oauth_authorize::login),
+        )
+        .route(
+            "/services/oauth2/userinfo",
+            get(oauth_userinfo::get).post(oauth_userinfo::get),
+        )
         .route("/services/Soap/u/{version}", post(soap::partner))
         .route("/id/{org}/{user}", get(identity::get))
         .route("/services/data", get(rest::versions))
@@ -335,6 +349,14 @@ impl EmulatorHandle {
     /// [`crate::cases::DELIVERY_LOG_LIMIT`]).
     pub fn case_webhook_deliveries(&self) -> Vec<crate::cases::CaseWebhookDelivery> {
         lock(&self.state.cases.deliveries).iter().cloned().collect()
+    }
+
+    /// Registers another callback URL (exact match) for the web-server flow of the connected
+    /// app `client_id`, e.g. a gateway's `http://127.0.0.1:PORT/console/oauth/callback` once
+    /// its port is known. Idempotent. Errors: unknown app, a URL that is not absolute or has a
+    /// fragment, or the app's `web_flow.max_callback_urls` reached.
+    pub fn add_callback_url(&self, client_id: &str, url: &str) -> Result<(), String> {
+        self.state.web_flow.add_callback_url(client_id, url)
     }
 
     /// Snapshot of the live records of an object (empty for an unknown object).
