@@ -498,7 +498,11 @@ impl EmulatorConfig {
                     .map_err(|e| format!("callback_urls of app '{}': {e}", app.client_id))?;
             }
             for scope in &app.scopes {
-                if scope.is_empty() || !scope.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                if scope.is_empty()
+                    || !scope
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
                     return Err(format!(
                         "scopes of app '{}': '{scope}' is not a scope name",
                         app.client_id
@@ -587,7 +591,9 @@ pub fn check_callback_url(url: &str) -> Result<(), String> {
 /// A Profile name: 1 to 255 characters, no control characters.
 fn check_profile_name(name: &str) -> Result<(), String> {
     if name.trim().is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
-        return Err(format!("profile '{name}' must be 1 to 255 printable characters"));
+        return Err(format!(
+            "profile '{name}' must be 1 to 255 printable characters"
+        ));
     }
     Ok(())
 }

@@ -315,7 +315,11 @@ fn issue(state: &AppState, granted: &Granted<'_>) -> Response {
     });
     let chain = refresh.clone().or_else(|| granted.from_refresh.clone());
     let access_token = new_session_from(state, &user_id, chain);
-    tracing::info!(client_id, refresh = refresh.is_some(), "access token issued");
+    tracing::info!(
+        client_id,
+        refresh = refresh.is_some(),
+        "access token issued"
+    );
     let mut body = json!({
         "access_token": access_token,
         "signature": signature,

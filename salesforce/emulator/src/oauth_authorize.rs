@@ -178,7 +178,9 @@ fn granted_scope(app: &ConnectedApp, asked: Option<&str>) -> Option<String> {
             || (app.scopes.iter().any(|s| s == "full")
                 && scope != "refresh_token"
                 && scope != "offline_access"
-                && scope.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+                && scope
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_'));
         if !allowed {
             return None;
         }
@@ -256,11 +258,13 @@ fn too_long() -> Response {
 }
 
 /// `GET /services/oauth2/authorize`: the login page (or the refusal).
-pub(crate) async fn show(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Response {
-    let pairs: Vec<(String, String)> =
-        form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
+pub(crate) async fn show(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect();
     let Ok(req) = AuthRequest::parse(&pairs) else {
         return too_long();
     };

@@ -137,7 +137,11 @@ impl WebFlow {
     }
 
     /// Takes a code out (a code is good for one token request, whatever its outcome).
-    pub(crate) fn take_code(&self, code: &str, client_id: &str) -> Result<PendingCode, CodeRefused> {
+    pub(crate) fn take_code(
+        &self,
+        code: &str,
+        client_id: &str,
+    ) -> Result<PendingCode, CodeRefused> {
         let pending = lock(&self.inner)
             .codes
             .remove(code)
@@ -192,7 +196,9 @@ impl WebFlow {
 }
 
 fn oldest_key<V>(map: &HashMap<String, V>, at: impl Fn(&V) -> Instant) -> Option<String> {
-    map.iter().min_by_key(|(_, v)| at(v)).map(|(k, _)| k.clone())
+    map.iter()
+        .min_by_key(|(_, v)| at(v))
+        .map(|(k, _)| k.clone())
 }
 
 #[cfg(test)]

@@ -53,7 +53,9 @@ fn html(status: StatusCode, title: &str, body: &str) -> Response {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"),
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
@@ -65,10 +67,7 @@ fn html(status: StatusCode, title: &str, body: &str) -> Response {
 
 /// The login page (status 200), with `message` shown above the form after a failed attempt.
 pub(crate) fn login_page(req: &AuthRequest, username: &str, message: Option<&str>) -> Response {
-    let mut body = format!(
-        "<h1>Log In</h1><p>{}</p>",
-        escape(crate::config::ORG_NAME)
-    );
+    let mut body = format!("<h1>Log In</h1><p>{}</p>", escape(crate::config::ORG_NAME));
     if let Some(m) = message {
         let _ = write!(body, "<div id=\"error\" role=\"alert\">{}</div>", escape(m));
     }

@@ -291,6 +291,14 @@ async fn token_endpoint_errors() {
         ),
         (
             vec![("grant_type", "authorization_code"), ("code", "x")],
+            "invalid_client_id",
+            "client identifier invalid",
+        ),
+        (
+            vec![
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("code", "x"),
+            ],
             "unsupported_grant_type",
             "grant type not supported",
         ),

@@ -92,7 +92,12 @@ impl Flow {
         assert_eq!(resp.status(), 302, "{:?}", resp.text().await);
         let location = reqwest::Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
         assert_eq!(
-            format!("{}://{}{}", location.scheme(), location.authority(), location.path()),
+            format!(
+                "{}://{}{}",
+                location.scheme(),
+                location.authority(),
+                location.path()
+            ),
             redirect_uri
         );
         let q: Vec<(String, String)> = location.query_pairs().into_owned().collect();
@@ -205,7 +210,12 @@ async fn code_flow_with_pkce_gives_a_token_for_rest_userinfo_profile_and_permiss
     assert_eq!(r.headers["cache-control"], "no-store");
     let token = r.body["access_token"].as_str().unwrap().to_string();
     assert!(token.starts_with("00D5g000004Hnd0!"));
-    assert!(r.body["refresh_token"].as_str().unwrap().starts_with("5Aep861"));
+    assert!(
+        r.body["refresh_token"]
+            .as_str()
+            .unwrap()
+            .starts_with("5Aep861")
+    );
     assert_eq!(r.body["scope"], "api id openid refresh_token");
     assert_eq!(r.body["token_type"], "Bearer");
     assert_eq!(r.body["instance_url"], f.sf.url());
@@ -230,7 +240,10 @@ async fn code_flow_with_pkce_gives_a_token_for_rest_userinfo_profile_and_permiss
     assert_eq!(info["active"], true);
     assert_eq!(info["user_type"], "STANDARD");
     assert_eq!(info["organization_id"], "00D5g000004Hnd0EAC");
-    assert_eq!(info["urls"]["rest"], format!("{}/services/data/v{{version}}/", f.sf.url()));
+    assert_eq!(
+        info["urls"]["rest"],
+        format!("{}/services/data/v{{version}}/", f.sf.url())
+    );
     // POST answers the same.
     let posted = f
         .http
@@ -273,7 +286,11 @@ async fn code_flow_with_pkce_gives_a_token_for_rest_userinfo_profile_and_permiss
 async fn the_operator_signs_in_with_the_standard_profile_and_its_permission_set() {
     let f = Flow::new(EmulatorConfig::default()).await;
     let code = f
-        .code(CALLBACK, CONSOLE_OPERATOR_USERNAME, CONSOLE_OPERATOR_PASSWORD)
+        .code(
+            CALLBACK,
+            CONSOLE_OPERATOR_USERNAME,
+            CONSOLE_OPERATOR_PASSWORD,
+        )
         .await;
     let r = f.redeem(&code, CALLBACK, VERIFIER).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
@@ -519,7 +536,12 @@ async fn a_wrong_password_shows_the_login_page_again() {
         assert_eq!(resp.status(), 200);
         assert!(location(&resp).is_none());
         let page = resp.text().await.unwrap();
-        assert!(page.contains(r#"<div id="error" role="alert">Please check your username and password."#), "{page}");
+        assert!(
+            page.contains(
+                r#"<div id="error" role="alert">Please check your username and password."#
+            ),
+            "{page}"
+        );
         assert!(page.contains(r#"id="password""#));
         assert!(page.contains(r#"<input type="hidden" name="client_id""#));
         assert!(!page.contains(pw) || pw.is_empty());
@@ -530,7 +552,8 @@ async fn a_wrong_password_shows_the_login_page_again() {
 async fn hostile_values_are_escaped_on_the_page() {
     let f = Flow::new(EmulatorConfig::default()).await;
     let hostile_cb = r#"http://127.0.0.1:9/cb?x="><script>alert(1)</script>"#;
-    f.sf.add_callback_url(DEFAULT_CLIENT_ID, hostile_cb).unwrap();
+    f.sf.add_callback_url(DEFAULT_CLIENT_ID, hostile_cb)
+        .unwrap();
     let state = r#""><script>alert('s')</script><x y=""#;
     let mut params = f.request(hostile_cb, state);
     params.push(("login_hint".into(), "<img src=x onerror=alert(2)>".into()));
@@ -560,7 +583,11 @@ async fn hostile_values_are_escaped_on_the_page() {
 async fn the_refresh_token_from_the_code_flow_refreshes_and_revokes() {
     let f = Flow::new(EmulatorConfig::default()).await;
     let code = f
-        .code(CALLBACK, CONSOLE_OPERATOR_USERNAME, CONSOLE_OPERATOR_PASSWORD)
+        .code(
+            CALLBACK,
+            CONSOLE_OPERATOR_USERNAME,
+            CONSOLE_OPERATOR_PASSWORD,
+        )
         .await;
     let r = f.redeem(&code, CALLBACK, VERIFIER).await;
     let first = r.body["access_token"].as_str().unwrap().to_string();
@@ -637,10 +664,14 @@ async fn userinfo_refuses_missing_and_bad_tokens_as_text() {
 #[tokio::test]
 async fn callback_urls_come_from_config_too_and_bad_ones_are_refused() {
     let mut config = EmulatorConfig::default();
-    config.connected_apps[0].callback_urls = vec!["https://gw.example/console/oauth/callback".into()];
+    config.connected_apps[0].callback_urls =
+        vec!["https://gw.example/console/oauth/callback".into()];
     let sf = spawn(config.clone()).await;
     assert!(sf.add_callback_url("ghost", CALLBACK).is_err());
-    assert!(sf.add_callback_url(DEFAULT_CLIENT_ID, "relative/path").is_err());
+    assert!(
+        sf.add_callback_url(DEFAULT_CLIENT_ID, "relative/path")
+            .is_err()
+    );
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
