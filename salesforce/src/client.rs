@@ -316,7 +316,10 @@ impl Client {
         self.inner
             .retired_token_requests
             .fetch_add(old.token_requests(), Ordering::Relaxed);
-        tracing::info!(grant = credentials.kind(), "salesforce credentials switched");
+        tracing::info!(
+            grant = credentials.kind(),
+            "salesforce credentials switched"
+        );
         Ok(())
     }
 

@@ -37,6 +37,7 @@ pub mod limits;
 pub mod miaw;
 mod path;
 pub mod soql;
+pub mod web_flow;
 
 pub use auth::{AccessToken, Credentials, TokenCache};
 pub use client::{
@@ -50,3 +51,4 @@ pub use ids::{IdError, SalesforceId};
 pub use limits::LimitInfo;
 pub use reqwest::Method;
 pub use soql::SoqlError;
+pub use web_flow::{Authorize, UserAccess, UserInfo, WebFlow, WebTokens};

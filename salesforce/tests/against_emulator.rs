@@ -848,7 +848,10 @@ async fn credentials_switch_at_runtime() {
     ))
     .unwrap();
     let clone = client.clone();
-    let err = client.query("SELECT Id FROM Case LIMIT 1").await.unwrap_err();
+    let err = client
+        .query("SELECT Id FROM Case LIMIT 1")
+        .await
+        .unwrap_err();
     assert_eq!(err.class(), ErrorClass::Auth, "{err}");
 
     let bad_jwt = Credentials::JwtBearer {
