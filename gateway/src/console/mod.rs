@@ -7,12 +7,17 @@
 //! - [`login`]: local accounts' sign-in page, sign-out.
 //! - [`layout`]: the page frame and the security headers of every console response.
 //! - [`home`]: the landing page with the search box.
+//! - [`oauth`]: Sign in with Salesforce and Connect Salesforce ([`connection`] holds what is
+//!   connected, [`connection_page`] shows it).
 
 pub mod accounts;
+pub mod connection;
+pub mod connection_page;
 pub mod error;
 mod home;
 pub mod layout;
 mod login;
+pub mod oauth;
 pub mod password;
 pub mod session;
 
@@ -33,6 +38,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .merge(login::router())
         .merge(home::router())
+        .merge(oauth::router())
         .route("/console/assets/console.css", get(css))
         .layer(axum::middleware::from_fn(harden))
 }

@@ -520,7 +520,6 @@ pub mod console_session {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-#[allow(dead_code)] // used by the console and secrets modules as they land
 pub mod oauth_flow {
     use sea_orm::entity::prelude::*;
 
