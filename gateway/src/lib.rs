@@ -19,6 +19,7 @@ pub mod live;
 pub mod mailsink;
 pub mod outbox;
 pub mod replies;
+pub mod secrets;
 pub mod sandbox_channels;
 pub mod store;
 pub mod telemetry;
