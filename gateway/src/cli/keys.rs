@@ -113,10 +113,14 @@ async fn rotate(keys: &Keyring, store: &Store) -> anyhow::Result<()> {
             eprintln!("re-sealed {}/{}", r.done(), r.total);
         })
         .await?;
-    println!(
-        "Re-sealed {} stored rows with the active key {active}.",
-        report.resealed
-    );
+    if report.total == 0 {
+        println!("Nothing to re-seal: no stored row is sealed with another key than {active}.");
+    } else {
+        println!(
+            "Re-sealed {} stored rows with the active key {active}.",
+            report.resealed
+        );
+    }
     if report.changed_meanwhile > 0 {
         println!(
             "{} rows were rewritten while this ran and were left as written.",

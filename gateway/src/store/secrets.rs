@@ -199,7 +199,20 @@ impl Store {
         &self,
         keys: &Keyring,
         batch: u64,
+        progress: impl FnMut(&ResealReport),
+    ) -> Result<ResealReport, SecretStoreError> {
+        self.reseal_secrets_between(keys, batch, progress, async || {})
+            .await
+    }
+
+    /// [`Store::reseal_secrets`], running `between` after each batch is read and re-sealed
+    /// and before it is swapped in: where a concurrent writer can strike (the tests' writer).
+    pub(crate) async fn reseal_secrets_between(
+        &self,
+        keys: &Keyring,
+        batch: u64,
         mut progress: impl FnMut(&ResealReport),
+        mut between: impl AsyncFnMut(),
     ) -> Result<ResealReport, SecretStoreError> {
         let active = keys.active_key_id().ok_or(SecretsError::NoKey)?.to_owned();
         let batch = batch.max(1);
@@ -222,7 +235,13 @@ impl Store {
                     .await?;
                 let Some(last) = rows.last() else { break };
                 after = Some(last.row.clone());
-                self.reseal_batch(keys, table, rows, &mut report).await?;
+                let swaps = reseal_rows(keys, table, rows, &mut report)?;
+                if swaps.is_empty() {
+                    progress(&report);
+                    continue;
+                }
+                between().await;
+                self.swap_in(table, &swaps, &mut report).await?;
                 progress(&report);
             }
         }
@@ -278,54 +297,60 @@ impl Store {
         })
     }
 
-    /// Opens and re-seals `rows` (outside any transaction), then swaps them in, in one
-    /// transaction, each only where the row still holds what was read.
-    async fn reseal_batch(
+    /// Swaps re-sealed rows in, in one transaction, each only where the row still holds
+    /// what was read.
+    async fn swap_in(
         &self,
-        keys: &Keyring,
         table: SealedTable,
-        rows: Vec<SealedRow>,
+        swaps: &[(SealedRow, crate::secrets::Sealed)],
         report: &mut ResealReport,
-    ) -> Result<(), SecretStoreError> {
-        let mut swaps = Vec::with_capacity(rows.len());
-        for row in rows {
-            let name = match table {
-                SealedTable::Secrets => row.row.clone(),
-                SealedTable::OauthFlows => oauth_verifier_name(&row.row),
-            };
-            match keys.open(&name, &row.key_id, &row.sealed) {
-                Ok(plain) => {
-                    let plain = secrecy::SecretBox::new(plain.into_boxed_slice());
-                    let fresh = keys.seal(&name, plain.expose_secret())?;
-                    swaps.push((row, fresh));
-                }
-                Err(e) => {
-                    report.failed += 1;
-                    if report.failures.len() < MAX_REPORTED_FAILURES {
-                        report.failures.push(ResealFailure {
-                            table,
-                            row: row.row,
-                            key_id: row.key_id,
-                            error: e.to_string(),
-                        });
-                    }
-                }
-            }
-        }
-        if swaps.is_empty() {
-            return Ok(());
-        }
+    ) -> Result<(), DbErr> {
         let txn = self.db.begin().await?;
-        for (row, fresh) in &swaps {
+        for (row, fresh) in swaps {
             if swap_sealed(&txn, table, row, fresh).await? {
                 report.resealed += 1;
             } else {
                 report.changed_meanwhile += 1;
             }
         }
-        txn.commit().await?;
-        Ok(())
+        txn.commit().await
     }
+}
+
+/// Opens `rows` and seals them again under the active key; rows that do not open are
+/// counted in `report` and left out.
+fn reseal_rows(
+    keys: &Keyring,
+    table: SealedTable,
+    rows: Vec<SealedRow>,
+    report: &mut ResealReport,
+) -> Result<Vec<(SealedRow, crate::secrets::Sealed)>, SecretsError> {
+    let mut swaps = Vec::with_capacity(rows.len());
+    for row in rows {
+        let name = match table {
+            SealedTable::Secrets => row.row.clone(),
+            SealedTable::OauthFlows => oauth_verifier_name(&row.row),
+        };
+        match keys.open(&name, &row.key_id, &row.sealed) {
+            Ok(plain) => {
+                let plain = secrecy::SecretBox::new(plain.into_boxed_slice());
+                let fresh = keys.seal(&name, plain.expose_secret())?;
+                swaps.push((row, fresh));
+            }
+            Err(e) => {
+                report.failed += 1;
+                if report.failures.len() < MAX_REPORTED_FAILURES {
+                    report.failures.push(ResealFailure {
+                        table,
+                        row: row.row,
+                        key_id: row.key_id,
+                        error: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(swaps)
 }
 
 /// Replaces `row`'s sealed value with `fresh` if it still holds what was read.
@@ -369,4 +394,74 @@ fn check_name(name: &str) -> Result<(), SecretStoreError> {
         return Err(SecretStoreError::Name);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SecretsConfig;
+
+    fn keyring(ids: &[(&str, u8)]) -> Keyring {
+        use base64::Engine as _;
+        let keys: Vec<String> = ids
+            .iter()
+            .map(|(id, byte)| {
+                format!(
+                    "{id}:{}",
+                    base64::engine::general_purpose::STANDARD.encode([*byte; 32])
+                )
+            })
+            .collect();
+        Keyring::from_config(&SecretsConfig {
+            keys: Some(keys.join(",").into()),
+            ..SecretsConfig::default()
+        })
+        .unwrap()
+    }
+
+    /// A writer that stores a secret between the re-seal's read and its swap wins: its value
+    /// stays, under the key it wrote with, and the row is counted as changed meanwhile.
+    #[tokio::test]
+    async fn a_concurrent_write_is_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let old = keyring(&[("k1", 1)]);
+        for name in ["a", "b", "c"] {
+            store
+                .put_secret(&old, name, &SecretString::from(format!("{name}-v1")))
+                .await
+                .unwrap();
+        }
+        let new = keyring(&[("k2", 2), ("k1", 1)]);
+        // A replica still on the old key rewrites "b" while the batch is in flight.
+        let report = store
+            .reseal_secrets_between(&new, 100, |_| {}, async || {
+                store
+                    .put_secret(&old, "b", &SecretString::from("b-v2".to_owned()))
+                    .await
+                    .unwrap();
+            })
+            .await
+            .unwrap();
+        assert_eq!(report.total, 3);
+        assert_eq!(report.resealed, 2);
+        assert_eq!(report.changed_meanwhile, 1);
+        let value = store.get_secret(&new, "b").await.unwrap().unwrap();
+        assert_eq!(value.expose_secret(), "b-v2");
+        let counts = store.secret_key_counts().await.unwrap();
+        assert_eq!(counts.get("k1"), Some(&1));
+        assert_eq!(counts.get("k2"), Some(&2));
+        // Run again: the row is picked up and nothing else is touched.
+        let again = store.reseal_secrets(&new, 100, |_| {}).await.unwrap();
+        assert_eq!((again.total, again.resealed), (1, 1));
+        assert_eq!(
+            store.secret_key_counts().await.unwrap().into_iter().collect::<Vec<_>>(),
+            [("k2".to_owned(), 3)]
+        );
+        assert_eq!(
+            store.get_secret(&keyring(&[("k2", 2)]), "b").await.unwrap().unwrap().expose_secret(),
+            "b-v2"
+        );
+    }
 }
