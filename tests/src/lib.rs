@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 
 pub mod console;
+pub mod dbdump;
 pub mod phone;
 pub mod receiver;
 pub mod smtp;
