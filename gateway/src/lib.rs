@@ -19,8 +19,8 @@ pub mod live;
 pub mod mailsink;
 pub mod outbox;
 pub mod replies;
-pub mod secrets;
 pub mod sandbox_channels;
+pub mod secrets;
 pub mod store;
 pub mod telemetry;
 

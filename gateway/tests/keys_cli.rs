@@ -44,8 +44,14 @@ fn generate(db_url: &str) -> (String, String) {
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     let (id, _) = entry.split_once(':').expect("id:key");
     assert!(stderr.contains(&format!("New key {id}")), "{stderr}");
-    assert!(stderr.contains("SECOND") && stderr.contains("handoff keys rotate"), "{stderr}");
-    assert!(!stderr.contains(&entry), "the key is printed once, on stdout");
+    assert!(
+        stderr.contains("SECOND") && stderr.contains("handoff keys rotate"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(&entry),
+        "the key is printed once, on stdout"
+    );
     (id.to_owned(), entry)
 }
 
@@ -67,22 +73,41 @@ async fn generate_status_rotate_on_a_sqlite_file() {
     let old = keyring(&key1);
     for i in 0..250 {
         store
-            .put_secret(&old, &format!("s.{i:03}"), &SecretString::from(format!("value {i}")))
+            .put_secret(
+                &old,
+                &format!("s.{i:03}"),
+                &SecretString::from(format!("value {i}")),
+            )
             .await
             .unwrap();
     }
 
     let (ok, stdout, stderr) = handoff(&url, Some(&key1), &["keys", "status"]);
     assert!(ok, "{stderr}");
-    let line = stdout.lines().find(|l| l.starts_with(&id1)).expect("key 1 listed");
-    assert!(line.contains("active") && line.ends_with(" 250"), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(&id1))
+        .expect("key 1 listed");
+    assert!(
+        line.contains("active") && line.ends_with(" 250"),
+        "{stdout}"
+    );
 
     // Only key 2: the rows cannot be read, and status fails saying what to do.
     let (ok, stdout, stderr) = handoff(&url, Some(&key2), &["keys", "status"]);
     assert!(!ok, "{stdout}");
-    let line = stdout.lines().find(|l| l.starts_with(&id1)).expect("missing key listed");
-    assert!(line.contains("MISSING") && line.ends_with(" 250"), "{stdout}");
-    assert!(stderr.contains("250 stored rows are sealed with keys that are not configured"), "{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(&id1))
+        .expect("missing key listed");
+    assert!(
+        line.contains("MISSING") && line.ends_with(" 250"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("250 stored rows are sealed with keys that are not configured"),
+        "{stderr}"
+    );
     assert!(stderr.contains("add those keys back"), "{stderr}");
 
     // Step 1: key 2 second — known, not active; status points at rotate only once it is first.
@@ -93,11 +118,18 @@ async fn generate_status_rotate_on_a_sqlite_file() {
     let both = format!("{key2}, {key1}");
     let (ok, stdout, stderr) = handoff(&url, Some(&both), &["keys", "status"]);
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("250 stored rows are sealed with an older key"), "{stdout}");
+    assert!(
+        stdout.contains("250 stored rows are sealed with an older key"),
+        "{stdout}"
+    );
     // Step 3: rotate, with progress per batch on stderr.
     let (ok, stdout, stderr) = handoff(&url, Some(&both), &["keys", "rotate"]);
     assert!(ok, "{stdout}\n{stderr}");
-    for progress in ["re-sealed 100/250", "re-sealed 200/250", "re-sealed 250/250"] {
+    for progress in [
+        "re-sealed 100/250",
+        "re-sealed 200/250",
+        "re-sealed 250/250",
+    ] {
         assert!(stderr.contains(progress), "{stderr}");
     }
     assert!(stdout.contains("Re-sealed 250 stored rows"), "{stdout}");
@@ -113,10 +145,17 @@ async fn generate_status_rotate_on_a_sqlite_file() {
     // Step 4: key 1 dropped. Everything reads with key 2 alone.
     let (ok, stdout, stderr) = handoff(&url, Some(&key2), &["keys", "status"]);
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("Every stored secret is sealed with the active key"), "{stdout}");
+    assert!(
+        stdout.contains("Every stored secret is sealed with the active key"),
+        "{stdout}"
+    );
     let new = keyring(&key2);
     for i in [0, 99, 100, 249] {
-        let value = store.get_secret(&new, &format!("s.{i:03}")).await.unwrap().unwrap();
+        let value = store
+            .get_secret(&new, &format!("s.{i:03}"))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(value.expose_secret(), format!("value {i}"));
     }
 
@@ -151,6 +190,9 @@ fn a_bad_key_setting_is_refused_naming_it_and_not_the_key() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains(&format!("[secrets] keys_file ({})", file.display())), "{stderr}");
+    assert!(
+        stderr.contains(&format!("[secrets] keys_file ({})", file.display())),
+        "{stderr}"
+    );
     assert!(stderr.contains("entry 1"), "{stderr}");
 }

@@ -24,9 +24,12 @@ fn quote(identifier: &str) -> String {
 }
 
 async fn query(db: &DatabaseConnection, sql: String) -> Vec<sea_orm::QueryResult> {
-    db.query_all_raw(Statement::from_string(db.get_database_backend(), sql.clone()))
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    db.query_all_raw(Statement::from_string(
+        db.get_database_backend(),
+        sql.clone(),
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 async fn sqlite_text(db: &DatabaseConnection) -> String {
@@ -57,7 +60,9 @@ async fn sqlite_text(db: &DatabaseConnection) -> String {
                 let hex: Option<String> = row.try_get_by_index(i).expect("hex value");
                 let hex = hex.unwrap_or_default();
                 let raw = String::from_utf8_lossy(&unhex(&hex)).into_owned();
-                out.push_str(&format!("{table}.{column}: {raw}\n{table}.{column} (hex): {hex}\n"));
+                out.push_str(&format!(
+                    "{table}.{column}: {raw}\n{table}.{column} (hex): {hex}\n"
+                ));
             }
         }
     }
@@ -180,5 +185,7 @@ pub fn traces_of(secret: &str) -> Vec<String> {
 
 /// The first form of `secret` found in `text`, if any (see [`traces_of`]).
 pub fn find_trace(text: &str, secret: &str) -> Option<String> {
-    traces_of(secret).into_iter().find(|t| text.contains(t.as_str()))
+    traces_of(secret)
+        .into_iter()
+        .find(|t| text.contains(t.as_str()))
 }

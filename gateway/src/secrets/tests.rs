@@ -33,8 +33,12 @@ fn config_error(keys: &str) -> String {
 #[test]
 fn seal_then_open_round_trips_and_each_seal_is_fresh() {
     let ring = keyring(&entry("k1", 1));
-    let a = ring.seal("salesforce.refresh_token", b"5Aep861-secret").unwrap();
-    let b = ring.seal("salesforce.refresh_token", b"5Aep861-secret").unwrap();
+    let a = ring
+        .seal("salesforce.refresh_token", b"5Aep861-secret")
+        .unwrap();
+    let b = ring
+        .seal("salesforce.refresh_token", b"5Aep861-secret")
+        .unwrap();
     assert_eq!(a.key_id, "k1");
     assert_ne!(a.sealed, b.sealed, "a random nonce per seal");
     assert!(!a.sealed.contains("5Aep861"));
@@ -51,13 +55,18 @@ fn seal_then_open_round_trips_and_each_seal_is_fresh() {
     let sealed = ring.seal("n", &big).unwrap();
     assert_eq!(ring.open("n", "k1", &sealed.sealed).unwrap(), big);
     let too_big = ring.seal("n", &[0u8; MAX_SECRET_BYTES + 1]).unwrap_err();
-    assert!(matches!(too_big, SecretsError::TooLarge { .. }), "{too_big}");
+    assert!(
+        matches!(too_big, SecretsError::TooLarge { .. }),
+        "{too_big}"
+    );
 }
 
 #[test]
 fn a_tampered_byte_does_not_open() {
     let ring = keyring(&entry("k1", 1));
-    let sealed = ring.seal("console.salesforce.client_secret", b"abc").unwrap();
+    let sealed = ring
+        .seal("console.salesforce.client_secret", b"abc")
+        .unwrap();
     let bytes = B64.decode(&sealed.sealed).unwrap();
     for at in [0, NONCE_LEN, bytes.len() - 1] {
         let mut tampered = bytes.clone();
@@ -71,12 +80,17 @@ fn a_tampered_byte_does_not_open() {
             .unwrap_err();
         assert!(matches!(err, SecretsError::Undecryptable { .. }), "{err}");
         let message = err.to_string();
-        assert!(message.contains("re-enter the credentials in the console"), "{message}");
+        assert!(
+            message.contains("re-enter the credentials in the console"),
+            "{message}"
+        );
         assert!(message.contains("[secrets]"), "{message}");
     }
     // Truncated, not base64, absurdly long: the same answer, no panic.
     for junk in ["", "AAAA", "not base64!", &"A".repeat(MAX_SEALED_CHARS + 4)] {
-        let err = ring.open("console.salesforce.client_secret", "k1", junk).unwrap_err();
+        let err = ring
+            .open("console.salesforce.client_secret", "k1", junk)
+            .unwrap_err();
         assert!(matches!(err, SecretsError::Undecryptable { .. }), "{err}");
     }
 }
@@ -94,7 +108,9 @@ fn a_row_under_another_name_does_not_open() {
 #[test]
 fn an_unknown_or_wrong_key_is_an_error_that_says_what_to_do() {
     let ring = keyring(&entry("k1", 1));
-    let sealed = ring.seal("salesforce.refresh_token", b"the-token-value").unwrap();
+    let sealed = ring
+        .seal("salesforce.refresh_token", b"the-token-value")
+        .unwrap();
 
     let other = keyring(&entry("k2", 2));
     let err = other
@@ -103,7 +119,10 @@ fn an_unknown_or_wrong_key_is_an_error_that_says_what_to_do() {
     assert!(matches!(err, SecretsError::UnknownKey { .. }), "{err}");
     let message = err.to_string();
     assert!(message.contains("\"k1\""), "{message}");
-    assert!(message.contains("add the key that sealed it back"), "{message}");
+    assert!(
+        message.contains("add the key that sealed it back"),
+        "{message}"
+    );
     assert!(!message.contains("the-token-value"));
 
     // The same id naming another key: the tag does not check out.
@@ -170,10 +189,16 @@ fn bad_entries_are_refused_naming_the_setting_and_never_the_key() {
         (format!(":{}", B64.encode([1u8; 32])), "key id must be"),
         (format!("k/1:{}", B64.encode([1u8; 32])), "key id must be"),
         (format!("kö:{}", B64.encode([1u8; 32])), "key id must be"),
-        (format!("{}:{}", "k".repeat(65), B64.encode([1u8; 32])), "key id must be"),
+        (
+            format!("{}:{}", "k".repeat(65), B64.encode([1u8; 32])),
+            "key id must be",
+        ),
         // Duplicates, also ignoring ASCII case.
         (format!("{good},{good}"), "configured twice"),
-        (format!("{good} {}", entry("K1", 2)), "differ only in letter case"),
+        (
+            format!("{good} {}", entry("K1", 2)),
+            "differ only in letter case",
+        ),
     ];
     for (keys, expected) in cases {
         let message = config_error(&keys);
@@ -189,7 +214,12 @@ fn bad_entries_are_refused_naming_the_setting_and_never_the_key() {
 #[test]
 fn keys_file_entries_follow_keys_and_take_comments() {
     let mut file = tempfile::NamedTempFile::new().unwrap();
-    writeln!(file, "# rotated in on 2026-12-01\n{}  # the old one\n\n", entry("k1", 1)).unwrap();
+    writeln!(
+        file,
+        "# rotated in on 2026-12-01\n{}  # the old one\n\n",
+        entry("k1", 1)
+    )
+    .unwrap();
     let cfg = SecretsConfig {
         keys: Some(SecretString::from(entry("k2", 2))),
         keys_file: Some(file.path().to_owned()),
@@ -223,7 +253,10 @@ fn keys_file_entries_follow_keys_and_take_comments() {
     })
     .unwrap_err()
     .to_string();
-    assert!(message.contains("[secrets] keys_file (/nonexistent/handoff-keys)"), "{message}");
+    assert!(
+        message.contains("[secrets] keys_file (/nonexistent/handoff-keys)"),
+        "{message}"
+    );
 }
 
 #[test]

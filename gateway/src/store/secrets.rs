@@ -436,12 +436,17 @@ mod tests {
         let new = keyring(&[("k2", 2), ("k1", 1)]);
         // A replica still on the old key rewrites "b" while the batch is in flight.
         let report = store
-            .reseal_secrets_between(&new, 100, |_| {}, async || {
-                store
-                    .put_secret(&old, "b", &SecretString::from("b-v2".to_owned()))
-                    .await
-                    .unwrap();
-            })
+            .reseal_secrets_between(
+                &new,
+                100,
+                |_| {},
+                async || {
+                    store
+                        .put_secret(&old, "b", &SecretString::from("b-v2".to_owned()))
+                        .await
+                        .unwrap();
+                },
+            )
             .await
             .unwrap();
         assert_eq!(report.total, 3);
@@ -456,11 +461,21 @@ mod tests {
         let again = store.reseal_secrets(&new, 100, |_| {}).await.unwrap();
         assert_eq!((again.total, again.resealed), (1, 1));
         assert_eq!(
-            store.secret_key_counts().await.unwrap().into_iter().collect::<Vec<_>>(),
+            store
+                .secret_key_counts()
+                .await
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
             [("k2".to_owned(), 3)]
         );
         assert_eq!(
-            store.get_secret(&keyring(&[("k2", 2)]), "b").await.unwrap().unwrap().expose_secret(),
+            store
+                .get_secret(&keyring(&[("k2", 2)]), "b")
+                .await
+                .unwrap()
+                .unwrap()
+                .expose_secret(),
             "b-v2"
         );
     }
