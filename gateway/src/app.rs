@@ -70,6 +70,9 @@ pub enum StartError {
         "inbound email configuration: {0}. Fix that setting in the config file or its HANDOFF_CHANNELS__EMAIL__INBOUND__* variable."
     )]
     Inbound(String),
+    /// `[secrets]` is wrong; the message names the setting.
+    #[error("secrets configuration: {0}")]
+    Secrets(#[from] crate::secrets::SecretsError),
 }
 
 /// A Standard Webhooks signing secret: `whsec_` and 32 random bytes in base64.
@@ -203,6 +206,8 @@ impl Application {
         config.miaw.org_id = emulator.config().org_id.clone();
         config.miaw.deployment = SANDBOX_MIAW_DEPLOYMENT.into();
         let channel_emulators = start_channel_emulators(&mut config, addr).await?;
+        // Secrets the sandbox stores live as long as it: a random key unless one is configured.
+        config.secrets.ephemeral_fallback = true;
         let dir = tempfile::tempdir().map_err(StartError::Emulator)?;
         config.database_url = format!(
             "sqlite://{}?mode=rwc",
@@ -256,13 +261,42 @@ impl Application {
         scratch: Option<tempfile::TempDir>,
         plugins: Vec<Arc<dyn channels::Channel>>,
     ) -> Result<Application, StartError> {
-        let credentials = config
-            .salesforce
-            .credentials
-            .clone()
-            .ok_or(StartError::NoCredentials)?;
+        let keys = Arc::new(crate::secrets::Keyring::from_config(&config.secrets)?);
+        check_sealed_rows(&store, &keys).await?;
+        // A connection an admin made in the console ("Connect Salesforce") wins over
+        // salesforce.credentials; either one is enough to start.
+        let stored =
+            match crate::console::connection::stored_credentials(&config, &store, &keys).await {
+                Ok(stored) => stored,
+                Err(e) if config.salesforce.credentials.is_some() => {
+                    tracing::warn!(
+                        error = %e,
+                        "The Salesforce connection stored by the console cannot be read; using salesforce.credentials. Connect again in the console."
+                    );
+                    None
+                }
+                Err(e) => {
+                    return Err(StartError::Salesforce(format!(
+                        "the Salesforce connection stored by the console cannot be read ({e}), and salesforce.credentials is not configured"
+                    )));
+                }
+            };
+        let (login_url, credentials) = match stored {
+            Some((login_url, credentials)) => {
+                tracing::info!("using the Salesforce connection made in the console");
+                (login_url, credentials)
+            }
+            None => (
+                config.salesforce.login_url.clone(),
+                config
+                    .salesforce
+                    .credentials
+                    .clone()
+                    .ok_or(StartError::NoCredentials)?,
+            ),
+        };
         let client = salesforce::Client::new(salesforce::ClientConfig {
-            login_url: config.salesforce.login_url.clone(),
+            login_url,
             api_version: config.salesforce.api_version.clone(),
             credentials,
             timeout: Duration::from_secs(config.salesforce.timeout_secs),
@@ -336,6 +370,7 @@ impl Application {
             session_streams,
             replies,
             inbound,
+            keys,
         };
         Ok(Application {
             listener,
@@ -479,6 +514,32 @@ fn sandbox_salesforce_sign_in(
         emulator
             .add_callback_url(&app.client_id, &url)
             .map_err(StartError::Salesforce)?;
+    }
+    Ok(())
+}
+
+/// Tells the operator, at start, about stored secrets this keyring cannot open (their key is
+/// not configured) or when no key is configured at all. Starting goes on either way: only
+/// what needs those secrets fails, with the same advice.
+async fn check_sealed_rows(
+    store: &Store,
+    keys: &crate::secrets::Keyring,
+) -> Result<(), StartError> {
+    let counts = store.secret_key_counts().await?;
+    let missing: Vec<&str> = counts
+        .keys()
+        .map(String::as_str)
+        .filter(|id| !keys.has_key(id))
+        .collect();
+    if !missing.is_empty() {
+        tracing::warn!(
+            missing_key_ids = ?missing,
+            "Stored secrets are sealed with keys that are not configured: add those keys back to [secrets] keys, or re-enter the credentials in the console. `handoff keys status` shows the details."
+        );
+    } else if keys.is_empty() {
+        tracing::info!(
+            "No [secrets] key is configured: the console cannot store credentials until one is (`handoff keys generate`, docs/security.md)."
+        );
     }
     Ok(())
 }

@@ -19,6 +19,7 @@ mod outbox;
 mod provider_status;
 mod retention;
 mod retention_inbound;
+mod secrets;
 mod sessions;
 mod tokens;
 
@@ -55,6 +56,9 @@ pub use live::{Effects, LiveState, NewLive, NewLiveMessage, Queued, message_kind
 pub use oauth_flows::{NewOauthFlow, OauthFlow};
 pub use outbox::{DeliveryState, NewDelivery};
 pub use retention::{RetentionPolicy, RetentionReport};
+pub use secrets::{
+    MAX_SECRET_NAME_LEN, RESEAL_BATCH, ResealFailure, ResealReport, SealedTable, SecretStoreError,
+};
 pub use sessions::Accepted;
 pub use tokens::{NewToken, Scope, TokenIdentity, hash_token};
 
