@@ -265,22 +265,23 @@ impl Application {
         check_sealed_rows(&store, &keys).await?;
         // A connection an admin made in the console ("Connect Salesforce") wins over
         // salesforce.credentials; either one is enough to start.
-        let stored =
-            match crate::console::connection::stored_credentials(&config, &store, &keys).await {
-                Ok(stored) => stored,
-                Err(e) if config.salesforce.credentials.is_some() => {
-                    tracing::warn!(
-                        error = %e,
-                        "The Salesforce connection stored by the console cannot be read; using salesforce.credentials. Connect again in the console."
-                    );
-                    None
-                }
-                Err(e) => {
-                    return Err(StartError::Salesforce(format!(
-                        "the Salesforce connection stored by the console cannot be read ({e}), and salesforce.credentials is not configured"
-                    )));
-                }
-            };
+        let stored = match crate::console::connection::stored_credentials(&config, &store, &keys)
+            .await
+        {
+            Ok(stored) => stored,
+            Err(e) if config.salesforce.credentials.is_some() => {
+                tracing::warn!(
+                    error = %e,
+                    "The Salesforce connection stored by the console cannot be read; using salesforce.credentials. Connect again in the console."
+                );
+                None
+            }
+            Err(e) => {
+                return Err(StartError::Salesforce(format!(
+                    "the Salesforce connection stored by the console cannot be read ({e}), and salesforce.credentials is not configured"
+                )));
+            }
+        };
         let (login_url, credentials) = match stored {
             Some((login_url, credentials)) => {
                 tracing::info!("using the Salesforce connection made in the console");
@@ -493,7 +494,9 @@ fn sandbox_salesforce_sign_in(
             CONSOLE_OPERATOR_PERMISSION_SET.to_owned(),
         ];
     }
-    if sf.admin_users.is_empty() && sf.admin_profiles.is_empty() && sf.admin_permission_sets.is_empty()
+    if sf.admin_users.is_empty()
+        && sf.admin_profiles.is_empty()
+        && sf.admin_permission_sets.is_empty()
     {
         sf.admin_permission_sets = vec![CONSOLE_ADMIN_PERMISSION_SET.to_owned()];
     }

@@ -4,10 +4,10 @@
 //! file does not set them. `POST /console/salesforce/app` saves those (admin, CSRF; the secret
 //! is stored sealed and never shown again).
 
+use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use maud::{Markup, html};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -60,7 +60,12 @@ pub async fn section(
     let app = connection::app(&state.config, &state.store, &state.keys)
         .await
         .map_err(ConsoleError::Internal)?;
-    let configured = state.config.salesforce.credentials.as_ref().map(|c| c.kind());
+    let configured = state
+        .config
+        .salesforce
+        .credentials
+        .as_ref()
+        .map(|c| c.kind());
     let callback = redirect_uri(state, headers);
     Ok(html! {
         h1 { "Salesforce connection" }
@@ -165,13 +170,21 @@ pub(super) async fn save_app(
     let store_err = |e: crate::store::SecretStoreError| ConsoleError::Internal(e.to_string());
     state
         .store
-        .put_secret(&state.keys, CONSOLE_CLIENT_ID, &SecretString::from(client_id))
+        .put_secret(
+            &state.keys,
+            CONSOLE_CLIENT_ID,
+            &SecretString::from(client_id),
+        )
         .await
         .map_err(store_err)?;
     if !secret.is_empty() {
         state
             .store
-            .put_secret(&state.keys, CONSOLE_CLIENT_SECRET, &SecretString::from(secret))
+            .put_secret(
+                &state.keys,
+                CONSOLE_CLIENT_SECRET,
+                &SecretString::from(secret),
+            )
             .await
             .map_err(store_err)?;
     }

@@ -58,7 +58,10 @@ pub fn router() -> Router<AppState> {
         .route(CONNECTION_PAGE, get(super::connection_page::show))
         .route("/console/salesforce/connect", post(start_connect))
         .route("/console/salesforce/disconnect", post(disconnect))
-        .route("/console/salesforce/app", post(super::connection_page::save_app))
+        .route(
+            "/console/salesforce/app",
+            post(super::connection_page::save_app),
+        )
 }
 
 /// The cookie that binds a round trip to the browser that started it.
@@ -100,7 +103,8 @@ fn is_loopback_host(host: &str) -> bool {
             None => (host, None),
         }
     };
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
     let name_ok = name.eq_ignore_ascii_case("localhost")
         || name
             .parse::<std::net::IpAddr>()
@@ -115,7 +119,11 @@ async fn app_or_404(state: &AppState) -> Result<App, ConsoleError> {
         .ok_or(ConsoleError::NotFound)
 }
 
-fn web_flow(app: &App, redirect: &str, state: &AppState) -> Result<salesforce::WebFlow, ConsoleError> {
+fn web_flow(
+    app: &App,
+    redirect: &str,
+    state: &AppState,
+) -> Result<salesforce::WebFlow, ConsoleError> {
     salesforce::WebFlow::new(
         &app.login_url,
         &app.client_id,
@@ -141,7 +149,10 @@ async fn begin_flow(
     let now = chrono::Utc::now().timestamp_millis();
     state.store.purge_oauth_flows(now).await?;
     if state.store.oauth_flow_count().await? >= MAX_FLOWS {
-        tracing::warn!(max = MAX_FLOWS, "too many console OAuth round trips in progress");
+        tracing::warn!(
+            max = MAX_FLOWS,
+            "too many console OAuth round trips in progress"
+        );
         return Ok(message(
             StatusCode::SERVICE_UNAVAILABLE,
             "Try again later",
@@ -305,7 +316,10 @@ async fn finish(
             "This sign-in link is not valid any more (it was used, it expired, or it was started in another browser). Start again.",
         ))
     };
-    let Some(flow_state) = query.state.as_deref().filter(|s| !s.is_empty() && s.len() <= 256)
+    let Some(flow_state) = query
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty() && s.len() <= 256)
     else {
         return refused();
     };
@@ -394,14 +408,19 @@ fn salesforce_refusal(error: &str) -> Response {
         "redirect_uri_mismatch" => {
             "Salesforce refused this console's callback URL: add it to the connected app's callback URLs."
         }
-        "invalid_scope" => "The connected app does not allow the scopes this console asks for (api, refresh_token, openid).",
+        "invalid_scope" => {
+            "The connected app does not allow the scopes this console asks for (api, refresh_token, openid)."
+        }
         "login_required" | "interaction_required" | "consent_required" => {
             "Salesforce needs you to sign in there first. Start again."
         }
         _ => "Salesforce did not sign you in. Start again.",
     };
     let code_ok = error.len() <= 64 && error.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-    tracing::info!(error = if code_ok { error } else { "other" }, "salesforce refused a console OAuth round trip");
+    tracing::info!(
+        error = if code_ok { error } else { "other" },
+        "salesforce refused a console OAuth round trip"
+    );
     message(StatusCode::FORBIDDEN, "Sign-in not completed", text)
 }
 
@@ -504,7 +523,11 @@ async fn sign_in(
     } else {
         let access = if needs_access(cfg) {
             match flow
-                .profile_and_permission_sets(&tokens.instance_url, &tokens.access_token, &me.user_id)
+                .profile_and_permission_sets(
+                    &tokens.instance_url,
+                    &tokens.access_token,
+                    &me.user_id,
+                )
                 .await
             {
                 Ok(access) => access,
@@ -566,7 +589,11 @@ async fn connect(
         refresh_token: refresh_token.clone(),
     };
     let connection = Connection {
-        instance_url: tokens.instance_url.as_str().trim_end_matches('/').to_owned(),
+        instance_url: tokens
+            .instance_url
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned(),
         username: me.preferred_username.clone(),
         user_id: me.user_id.as_str().to_owned(),
         org_id: me.organization_id.as_str().to_owned(),
@@ -581,7 +608,10 @@ async fn connect(
         .salesforce
         .set_credentials_at(&app.login_url, &credentials)
         .map_err(|e| ConsoleError::Internal(e.to_string()))?;
-    tracing::info!(admin = op.subject.as_str(), "salesforce connected from the console");
+    tracing::info!(
+        admin = op.subject.as_str(),
+        "salesforce connected from the console"
+    );
     Ok(Redirect::to(&format!("{CONNECTION_PAGE}?done=connected")).into_response())
 }
 
@@ -600,11 +630,19 @@ async fn disconnect(
         .await
         .ok()
         .flatten();
-    let stored = connection::load(&state.store, &state.keys).await.ok().flatten();
+    let stored = connection::load(&state.store, &state.keys)
+        .await
+        .ok()
+        .flatten();
     if let (Some(refresh), Some(stored)) = (refresh, stored) {
         // Any valid URL does as the redirect: revoke does not use it.
-        let revoked = salesforce::WebFlow::new(&stored.login_url, &stored.client_id, None, &stored.login_url)
-            .map_err(|e| e.to_string());
+        let revoked = salesforce::WebFlow::new(
+            &stored.login_url,
+            &stored.client_id,
+            None,
+            &stored.login_url,
+        )
+        .map_err(|e| e.to_string());
         let outcome = match revoked {
             Ok(flow) => flow
                 .revoke_refresh_token(&refresh)
@@ -629,7 +667,10 @@ async fn disconnect(
         }
         None => "disconnected-none-left",
     };
-    tracing::info!(admin = op.subject.as_str(), "salesforce disconnected from the console");
+    tracing::info!(
+        admin = op.subject.as_str(),
+        "salesforce disconnected from the console"
+    );
     Ok(Redirect::to(&format!("{CONNECTION_PAGE}?done={done}")).into_response())
 }
 
@@ -659,31 +700,51 @@ mod tests {
     fn rules_decide_access_and_role() {
         let cfg = cfg();
         let none = access(None, &[]);
-        assert_eq!(decide(&cfg, "ann@acme.example", &none), Some(Role::Operator));
-        assert_eq!(decide(&cfg, "ANN@ACME.EXAMPLE", &none), Some(Role::Operator));
+        assert_eq!(
+            decide(&cfg, "ann@acme.example", &none),
+            Some(Role::Operator)
+        );
+        assert_eq!(
+            decide(&cfg, "ANN@ACME.EXAMPLE", &none),
+            Some(Role::Operator)
+        );
         assert_eq!(decide(&cfg, "someone@acme.example", &none), None);
         assert_eq!(
             decide(&cfg, "x@acme.example", &access(Some("Support Agent"), &[])),
             Some(Role::Operator)
         );
         // Profile and permission set names compare exactly.
-        assert_eq!(decide(&cfg, "x@acme.example", &access(Some("support agent"), &[])), None);
         assert_eq!(
-            decide(&cfg, "x@acme.example", &access(None, &["handoff_console_operator"])),
+            decide(&cfg, "x@acme.example", &access(Some("support agent"), &[])),
             None
         );
         assert_eq!(
             decide(
                 &cfg,
                 "x@acme.example",
-                &access(None, &["Other", "Handoff_Console_Operator", "Handoff_Console_Admin"])
+                &access(None, &["handoff_console_operator"])
+            ),
+            None
+        );
+        assert_eq!(
+            decide(
+                &cfg,
+                "x@acme.example",
+                &access(
+                    None,
+                    &["Other", "Handoff_Console_Operator", "Handoff_Console_Admin"]
+                )
             ),
             Some(Role::Admin)
         );
         // An admin rule alone does not let someone in.
         assert_eq!(decide(&cfg, "boss@acme.example", &none), None);
         assert_eq!(
-            decide(&cfg, "x@acme.example", &access(None, &["Handoff_Console_Admin"])),
+            decide(
+                &cfg,
+                "x@acme.example",
+                &access(None, &["Handoff_Console_Admin"])
+            ),
             None
         );
         assert!(needs_access(&cfg));
@@ -697,7 +758,14 @@ mod tests {
 
     #[test]
     fn only_loopback_hosts_stand_in_for_public_url() {
-        for ok in ["localhost", "localhost:8080", "127.0.0.1:3000", "127.8.9.1", "[::1]:80", "LOCALHOST:1"] {
+        for ok in [
+            "localhost",
+            "localhost:8080",
+            "127.0.0.1:3000",
+            "127.8.9.1",
+            "[::1]:80",
+            "LOCALHOST:1",
+        ] {
             assert!(is_loopback_host(ok), "{ok}");
         }
         for bad in [

@@ -3,7 +3,9 @@
 //! (the delete that takes it must remove exactly one row), expired rows are purged on every
 //! start, and the table is bounded by the caller (see [`Store::oauth_flow_count`]).
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, Set,
+};
 
 use super::Store;
 use super::entities::oauth_flow;
@@ -78,7 +80,11 @@ impl Store {
     }
 
     /// Changes a round trip's expiry (tests age a flow with it).
-    pub async fn set_oauth_flow_expiry(&self, state_hash: &str, expires_at: i64) -> Result<bool, DbErr> {
+    pub async fn set_oauth_flow_expiry(
+        &self,
+        state_hash: &str,
+        expires_at: i64,
+    ) -> Result<bool, DbErr> {
         Ok(oauth_flow::Entity::update_many()
             .col_expr(
                 oauth_flow::Column::ExpiresAt,
