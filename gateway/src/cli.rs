@@ -1,5 +1,7 @@
 //! The `handoff` command line.
 
+pub mod keys;
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -64,6 +66,12 @@ pub enum Command {
     Jobs {
         #[command(subcommand)]
         command: JobsCommand,
+    },
+    /// The keys that seal stored secrets: generate one, show which seal what, re-seal
+    /// everything with the active key (docs/security.md).
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
     },
     /// Erase what the retention policy says has expired, once, and exit.
     Retention {
@@ -374,6 +382,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             }
         }
+        Command::Keys { command } => keys::run(cli.config.as_deref(), command).await,
         Command::Retention {
             command: RetentionCommand::Run,
         } => {

@@ -21,6 +21,7 @@ pub mod mailsink;
 pub mod outbox;
 pub mod replies;
 pub mod sandbox_channels;
+pub mod secrets;
 pub mod store;
 pub mod telemetry;
 

@@ -28,6 +28,7 @@ mod outage;
 mod outbox;
 mod resilience;
 mod sandbox;
+mod secrets_at_rest;
 mod sms_e2e;
 mod support;
 mod voice;

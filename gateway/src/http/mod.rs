@@ -53,6 +53,8 @@ pub struct AppState {
     pub replies: Arc<crate::replies::Replies>,
     /// The inbound email route's settings (`[channels.email.inbound]`).
     pub inbound: Arc<crate::inbound::InboundSettings>,
+    /// The keys that seal the secrets Handoff stores (`[secrets]`, docs/security.md).
+    pub keys: Arc<crate::secrets::Keyring>,
 }
 
 pub fn router(state: AppState) -> Router {
