@@ -55,7 +55,9 @@ pub(crate) fn record(kind: impl Into<metrics::SharedString>, elapsed: Duration, 
 mod tests {
     use std::sync::Mutex;
 
-    use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+    use metrics::{
+        Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+    };
 
     use super::*;
 
@@ -99,7 +101,11 @@ mod tests {
             record("upsert", Duration::from_millis(5), Outcome::Answered(300));
             record("query", Duration::from_millis(5), Outcome::Answered(503));
             record("token", Duration::from_millis(5), Outcome::Transport);
-            record("composite", Duration::from_millis(5), Outcome::Answered(999));
+            record(
+                "composite",
+                Duration::from_millis(5),
+                Outcome::Answered(999),
+            );
         });
         let kept = keys.0.into_inner().unwrap();
         let of = |name: &str| -> Vec<Vec<(String, String)>> {
@@ -109,7 +115,10 @@ mod tests {
                 .collect()
         };
         let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
-        let timed: Vec<String> = of(CALL_SECONDS).into_iter().map(|l| l[0].1.clone()).collect();
+        let timed: Vec<String> = of(CALL_SECONDS)
+            .into_iter()
+            .map(|l| l[0].1.clone())
+            .collect();
         assert_eq!(timed, ["query", "upsert", "query", "token", "composite"]);
         assert_eq!(
             of(CALL_ERRORS),

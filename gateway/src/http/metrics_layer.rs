@@ -66,7 +66,10 @@ mod tests {
     fn extension_methods_share_one_label() {
         assert_eq!(method_label(&Method::POST), "POST");
         for m in ["PROPFIND", "X-ANN@EXAMPLE.COM", "BREW"] {
-            assert_eq!(method_label(&Method::from_bytes(m.as_bytes()).unwrap()), "other");
+            assert_eq!(
+                method_label(&Method::from_bytes(m.as_bytes()).unwrap()),
+                "other"
+            );
         }
     }
 }
