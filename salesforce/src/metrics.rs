@@ -61,9 +61,12 @@ mod tests {
 
     use super::*;
 
+    /// A metric's name and its labels.
+    type Kept = (String, Vec<(String, String)>);
+
     /// Keeps the name and labels of every metric handle asked for (each `record` asks anew).
     #[derive(Default)]
-    struct Keys(Mutex<Vec<(String, Vec<(String, String)>)>>);
+    struct Keys(Mutex<Vec<Kept>>);
 
     impl Keys {
         fn keep(&self, key: &Key) {

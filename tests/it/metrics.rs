@@ -14,11 +14,14 @@ use handoff_tests::receiver::receiver;
 use handoff_tests::{Db, TestApp, both_databases, spawn_app, spawn_live_app};
 use serde_json::{Value, json};
 
+/// A sample's labels, in order.
+type Labels = Vec<(String, String)>;
+
 /// One scrape: every sample, keyed by metric name and then by its labels.
 #[derive(Debug)]
 struct Scrape {
     text: String,
-    samples: BTreeMap<String, Vec<(Vec<(String, String)>, f64)>>,
+    samples: BTreeMap<String, Vec<(Labels, f64)>>,
 }
 
 impl Scrape {
@@ -71,7 +74,7 @@ async fn scrape(app: &TestApp) -> Scrape {
 }
 
 /// `name{k="v",…} value` → its parts (label values unescaped).
-fn parse_sample(line: &str) -> Option<(String, Vec<(String, String)>, f64)> {
+fn parse_sample(line: &str) -> Option<(String, Labels, f64)> {
     let (series, value) = line.rsplit_once(' ')?;
     let value = match value {
         "+Inf" => f64::INFINITY,
