@@ -65,7 +65,7 @@ mod tests {
     #[test]
     fn extension_methods_share_one_label() {
         assert_eq!(method_label(&Method::POST), "POST");
-        for m in ["PROPFIND", "X-ANN@EXAMPLE.COM", "BREW"] {
+        for m in ["PROPFIND", "X-SESSION-1234", "BREW"] {
             assert_eq!(
                 method_label(&Method::from_bytes(m.as_bytes()).unwrap()),
                 "other"
