@@ -260,6 +260,8 @@ impl Application {
         scratch: Option<tempfile::TempDir>,
         plugins: Vec<Arc<dyn channels::Channel>>,
     ) -> Result<Application, StartError> {
+        // Before any work, so the first requests and Salesforce calls are recorded.
+        crate::metrics::install();
         let credentials = config
             .salesforce
             .credentials

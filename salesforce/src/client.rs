@@ -648,7 +648,16 @@ impl Client {
             Ok::<_, reqwest::Error>((status, headers, body))
         }
         .await;
-        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let elapsed = started.elapsed();
+        crate::metrics::record(
+            op.name,
+            elapsed,
+            match &outcome {
+                Ok((status, _, _)) => crate::metrics::Outcome::Answered(status.as_u16()),
+                Err(_) => crate::metrics::Outcome::Transport,
+            },
+        );
+        let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         let (status, headers, body) = outcome.map_err(|e| {
             let err = Error::transport(&e);
             tracing::warn!(

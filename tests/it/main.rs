@@ -23,6 +23,7 @@ mod idempotency;
 mod idempotency_key;
 mod jobs;
 mod live;
+mod metrics;
 mod operations;
 mod outage;
 mod outbox;

@@ -7,6 +7,7 @@ mod health;
 mod idempotency;
 pub mod jobs;
 pub mod live;
+mod metrics_layer;
 pub(crate) mod page;
 mod sandbox;
 pub mod sessions;
@@ -98,6 +99,8 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .fallback(|| async { crate::error::ApiError::NotFound })
         .with_state(state)
+        // Per route (so the matched template is known), around shedding and every handler.
+        .layer(axum::middleware::from_fn(metrics_layer::record))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(SetSensitiveRequestHeadersLayer::new([
