@@ -22,6 +22,7 @@ mod idempotency;
 mod idempotency_key;
 mod jobs;
 mod live;
+mod openapi;
 mod operations;
 mod outage;
 mod outbox;
