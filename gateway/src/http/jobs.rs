@@ -1,7 +1,7 @@
 //! Operators: list jobs by state (the dead-letter queue) and retry dead ones.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use chrono::{SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -11,6 +11,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::require;
+use super::extract::{Path, Query};
 use super::openapi::{
     BadRequest, Forbidden, IdempotencyKey, IdempotencyKeyReused, NotFound, PayloadTooLarge,
     RequestTimeout, ServerError, Unauthenticated, Unavailable,
@@ -84,7 +85,7 @@ impl From<job::Model> for JobView {
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     /// `queued`, `running`, `done` or `dead` (default: `dead`, the dead-letter queue).
-    #[param(value_type = Option<JobState>)]
+    #[param(inline, value_type = Option<JobState>)]
     state: Option<String>,
     /// Jobs per page, 1–500 (default 100).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
@@ -25,6 +25,7 @@ use channels::webhook::Envelope;
 use super::AppState;
 use super::auth::require;
 use super::body::read_json;
+use super::extract::Path;
 use super::openapi::{
     BadRequest, Forbidden, IdempotencyKey, IdempotencyKeyReused, NotFound, PayloadTooLarge,
     RequestTimeout, ServerError, Unauthenticated, Unavailable, UnsupportedMediaType,

@@ -3,6 +3,7 @@
 pub(crate) mod auth;
 pub(crate) mod body;
 mod escalations;
+pub(crate) mod extract;
 mod health;
 mod idempotency;
 pub mod jobs;

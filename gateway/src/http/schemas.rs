@@ -13,6 +13,18 @@ use utoipa::ToSchema;
 /// A conversation comes as `transcript`, or for email as `raw_email`, or for voice as
 /// `voice_transcript`.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({
+    "session_id": "conv-8842",
+    "channel": "chat",
+    "customer": {"name": "Ada Lovelace", "email": "ada@example.com"},
+    "priority": "high",
+    "subject": "Refund for order 1042",
+    "summary": "Customer was charged twice for order 1042 and wants a refund.",
+    "transcript": [
+        {"role": "customer", "text": "I was charged twice for order 1042.", "at": "2026-11-22T09:00:00Z"},
+        {"role": "bot", "text": "Let me get a person to help with the refund.", "at": "2026-11-22T09:00:05Z"}
+    ]
+}))]
 pub struct EscalationRequest {
     /// The caller's id for the conversation: 1–128 of `A-Za-z0-9_.:-`. Not `.` or `..`, not
     /// ending in `.json` / `.xml`, not starting with `inbound:`. Compared ignoring letter case
@@ -20,7 +32,7 @@ pub struct EscalationRequest {
     #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]{1,128}$")]
     pub session_id: String,
     /// `email`, `chat`, `sms`, `whatsapp`, `voice`, or a configured plugin channel's name.
-    #[schema(example = "chat")]
+    #[schema(pattern = "^[a-z][a-z0-9_-]{0,63}$", example = "chat")]
     pub channel: String,
     pub customer: Option<CustomerInput>,
     /// A BCP-47 tag (default `en`).
@@ -102,6 +114,7 @@ pub struct IdentityInput {
 /// The body of `POST /v1/sessions/{id}/messages`: the customer's message.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"text": "Is there any news on my refund?"}))]
 pub struct MessageRequest {
     /// Up to 32,000 characters, no NUL; split into parts the rep can receive. The live
     /// messaging end keyword (`miaw.end_keyword`) ends the session instead.

@@ -1,7 +1,7 @@
 //! Reading sessions: by id, by any id, and their event timeline.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::require;
+use super::extract::{Path, Query};
 use super::openapi::{BadRequest, Forbidden, NotFound, ServerError, Unauthenticated, Unavailable};
 use super::page::{self, DeliveryKey, IdKey, SessionKey};
 use crate::error::ApiError;

@@ -3,7 +3,7 @@
 //! request on: every request looks its token up.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::{Admin, RequireScope};
+use super::extract::{Path, Query};
 use super::openapi::{
     BadRequest, Forbidden, IdempotencyKey, IdempotencyKeyReused, NotFound, PayloadTooLarge,
     RequestTimeout, ServerError, Unauthenticated, Unavailable,

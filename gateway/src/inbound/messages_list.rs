@@ -3,7 +3,7 @@
 //! the text and attachments (until retention erases them).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use chrono::{SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -14,6 +14,7 @@ use utoipa_axum::routes;
 use crate::error::ApiError;
 use crate::http::AppState;
 use crate::http::auth::require;
+use crate::http::extract::{Path, Query};
 use crate::http::openapi::{
     BadRequest, Forbidden, NotFound, ServerError, Unauthenticated, Unavailable,
 };
@@ -135,7 +136,7 @@ impl CursorKey for MessageKey {
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     /// What became of the message (default `unmatched`).
-    #[param(value_type = Option<InboundMessageListState>)]
+    #[param(inline, value_type = Option<InboundMessageListState>)]
     state: Option<String>,
     /// Messages per page, 1–500 (default 100).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]

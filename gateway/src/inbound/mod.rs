@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -38,6 +38,7 @@ use crate::error::ApiError;
 use crate::http::AppState;
 use crate::http::auth::require;
 use crate::http::body::read_bytes;
+use crate::http::extract::{Path, Query};
 use crate::http::openapi::{
     BadRequest, Forbidden, NotFound, ServerError, Unauthenticated, Unavailable,
 };
@@ -393,7 +394,7 @@ pub enum InboundEmailListState {
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     /// What became of the email (default `unmatched`).
-    #[param(value_type = Option<InboundEmailListState>)]
+    #[param(inline, value_type = Option<InboundEmailListState>)]
     state: Option<String>,
     /// Emails per page, 1–500 (default 100).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]

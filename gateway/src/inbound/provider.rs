@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -24,6 +24,7 @@ use super::prepare::prepare;
 use crate::error::{ApiError, Problem};
 use crate::http::AppState;
 use crate::http::body::read_bytes;
+use crate::http::extract::Path;
 use crate::http::openapi::{
     BadRequest, InvalidSignature, NotFound, PayloadTooLarge, RequestTimeout, ServerError,
 };
