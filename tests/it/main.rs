@@ -24,6 +24,7 @@ mod idempotency_key;
 mod jobs;
 mod live;
 mod metrics;
+mod openapi;
 mod operations;
 mod outage;
 mod outbox;
