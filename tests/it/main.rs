@@ -11,6 +11,7 @@ mod channel_inbound;
 mod channel_outbox;
 mod channels;
 mod console_core;
+mod console_pages;
 mod data;
 mod demo;
 mod deploy;

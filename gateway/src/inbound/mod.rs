@@ -156,10 +156,21 @@ fn same_secret(given: &[u8], expected: &[u8]) -> bool {
 /// The dedupe key: SHA-256 of the Message-ID (exactly as sent: ids are
 /// case-sensitive), or of the raw bytes when there is none.
 fn inbound_id(email: &InboundEmail, raw: &[u8]) -> String {
-    let digest = match &email.message_id {
-        Some(id) => Sha256::digest(format!("message-id:{id}").as_bytes()),
-        None => Sha256::digest(raw),
-    };
+    match &email.message_id {
+        Some(id) => message_id_key(id),
+        None => hex(&Sha256::digest(raw)),
+    }
+}
+
+/// The `inbound_emails` id of the email whose `Message-ID` (without angle brackets) is
+/// `message_id`: how the console finds an inbound email by the id an operator pastes.
+pub(crate) fn message_id_key(message_id: &str) -> String {
+    hex(&Sha256::digest(
+        format!("message-id:{message_id}").as_bytes(),
+    ))
+}
+
+fn hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
