@@ -261,6 +261,8 @@ impl Application {
         scratch: Option<tempfile::TempDir>,
         plugins: Vec<Arc<dyn channels::Channel>>,
     ) -> Result<Application, StartError> {
+        // Before any work, so the first requests and Salesforce calls are recorded.
+        crate::metrics::install();
         let keys = Arc::new(crate::secrets::Keyring::from_config(&config.secrets)?);
         check_sealed_rows(&store, &keys).await?;
         // A connection an admin made in the console ("Connect Salesforce") wins over

@@ -89,6 +89,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the OpenAPI 3.1 document of the `/v1` API (what `GET /v1/openapi.json` serves;
+    /// `docs/openapi.json` is this output).
+    Openapi,
     /// Escalate a handful of real conversations end to end against the built-in
     /// emulator, on a scratch database, and print what happened.
     Demo {
@@ -421,6 +424,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             gateway: Some(gateway),
             token,
         } => crate::demo::remote::run(&gateway, token).await,
+        Command::Openapi => {
+            std::io::stdout()
+                .write_all(crate::http::openapi::to_json().as_bytes())
+                .context("writing the OpenAPI document to stdout")?;
+            Ok(())
+        }
         Command::Bench { command } => crate::bench::run(command).await,
     }
 }

@@ -18,6 +18,7 @@ pub mod inbound;
 pub mod jobs;
 pub mod live;
 pub mod mailsink;
+pub mod metrics;
 pub mod outbox;
 pub mod replies;
 pub mod sandbox_channels;

@@ -87,7 +87,7 @@ async fn log_in_at_salesforce(to_authorize: &Page, username: &str, password: &st
 /// Signs `browser` in with Salesforce; returns the callback's answer.
 async fn sign_in(browser: &mut ConsoleClient, username: &str, password: &str) -> Page {
     let start = browser
-        .get("/console/login/salesforce?next=%2Fconsole%2Fsalesforce%2Fconnection")
+        .get("/console/login/salesforce?next=%2Fconsole%2Fsalesforce")
         .await;
     let callback = log_in_at_salesforce(&start, username, password).await;
     browser.get(&callback).await
@@ -125,13 +125,13 @@ both_databases!(
 
         let done = sign_in(&mut admin, CONSOLE_ADMIN_USERNAME, CONSOLE_ADMIN_PASSWORD).await;
         assert_eq!(done.status, 303, "{}", done.body);
-        assert_eq!(done.location(), Some("/console/salesforce/connection"));
+        assert_eq!(done.location(), Some("/console/salesforce"));
         assert!(admin.cookies().contains_key("handoff_console"));
         assert!(
             !admin.cookies().contains_key("handoff_oauth"),
             "flow cookie cleared"
         );
-        let page = admin.get("/console/salesforce/connection").await;
+        let page = admin.get("/console/salesforce").await;
         assert_eq!(page.status, 200, "{}", page.body);
         assert!(page.body.contains("Ada Admin · admin"), "{}", page.body);
         assert!(page.body.contains("id=\"connect-salesforce\""));
@@ -144,7 +144,7 @@ both_databases!(
         )
         .await;
         assert_eq!(done.status, 303, "{}", done.body);
-        let page = ops.get("/console/salesforce/connection").await;
+        let page = ops.get("/console/salesforce").await;
         assert!(
             page.body.contains("Oscar Operator · operator"),
             "{}",
@@ -317,7 +317,7 @@ both_databases!(
         add_console_user(&app, "root", "a long enough password", "admin").await;
         let mut browser = ConsoleClient::new(&app.gateway.url());
         browser.sign_in("root", "a long enough password").await;
-        let page = browser.get("/console/salesforce/connection").await;
+        let page = browser.get("/console/salesforce").await;
         assert!(page.body.contains("client_credentials"), "{}", page.body);
         assert!(
             !page.body.contains("id=\"connect-salesforce\""),
@@ -350,7 +350,7 @@ both_databases!(
             )
             .await;
         assert_eq!(saved.status, 303, "{}", saved.body);
-        let page = browser.get("/console/salesforce/connection").await;
+        let page = browser.get("/console/salesforce").await;
         assert!(page.body.contains("id=\"connect-salesforce\""));
         assert!(!page.body.contains(DEFAULT_CLIENT_SECRET));
 
@@ -362,13 +362,8 @@ both_databases!(
             log_in_at_salesforce(&start, CONSOLE_ADMIN_USERNAME, CONSOLE_ADMIN_PASSWORD).await;
         let done = browser.get(&callback).await;
         assert_eq!(done.status, 303, "{}", done.body);
-        assert_eq!(
-            done.location(),
-            Some("/console/salesforce/connection?done=connected")
-        );
-        let page = browser
-            .get("/console/salesforce/connection?done=connected")
-            .await;
+        assert_eq!(done.location(), Some("/console/salesforce?done=connected"));
+        let page = browser.get("/console/salesforce?done=connected").await;
         assert!(page.body.contains(CONSOLE_ADMIN_USERNAME), "{}", page.body);
         assert!(page.body.contains("id=\"disconnect-salesforce\""));
 
@@ -421,7 +416,7 @@ both_databases!(
             .expect("starts with the stored connection alone");
 
         // Disconnect: the token is revoked, the rows go, the configured credentials return.
-        let page = browser.get("/console/salesforce/connection").await;
+        let page = browser.get("/console/salesforce").await;
         let gone = browser
             .post_form(
                 "/console/salesforce/disconnect",
@@ -431,7 +426,7 @@ both_databases!(
         assert_eq!(gone.status, 303);
         assert_eq!(
             gone.location(),
-            Some("/console/salesforce/connection?done=disconnected")
+            Some("/console/salesforce?done=disconnected")
         );
         assert!(
             store
@@ -477,7 +472,7 @@ async fn the_sandbox_signs_in_the_emulators_users() {
     assert!(login.body.contains("id=\"sign-in-salesforce\""));
     let done = sign_in(&mut admin, CONSOLE_ADMIN_USERNAME, CONSOLE_ADMIN_PASSWORD).await;
     assert_eq!(done.status, 303, "{}", done.body);
-    let page = admin.get("/console/salesforce/connection").await;
+    let page = admin.get("/console/salesforce").await;
     assert!(page.body.contains("· admin"), "{}", page.body);
     let mut ops = ConsoleClient::new(&running.url());
     let done = sign_in(
@@ -487,7 +482,7 @@ async fn the_sandbox_signs_in_the_emulators_users() {
     )
     .await;
     assert_eq!(done.status, 303, "{}", done.body);
-    let page = ops.get("/console/salesforce/connection").await;
+    let page = ops.get("/console/salesforce").await;
     assert!(page.body.contains("· operator"), "{}", page.body);
     running.stop().await;
 }

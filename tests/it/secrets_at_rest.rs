@@ -317,3 +317,66 @@ both_databases!(
         assert_eq!((again.total, again.resealed, again.failed), (0, 0, 0));
     }
 );
+
+/// The sandbox seals with a random key of its own; a real gateway takes its keys from
+/// `[secrets]`, refuses a bad one naming the setting, and without any starts but stores nothing.
+#[tokio::test]
+async fn the_gateway_builds_its_keyring_from_secrets() {
+    use gateway::Application;
+    use tokio::net::TcpListener;
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sandbox = Application::build_sandbox(gateway::Config::defaults(), listener, true)
+        .await
+        .unwrap();
+    let state = sandbox.state();
+    assert!(
+        state
+            .keys
+            .active_key_id()
+            .is_some_and(|id| id.starts_with("ephemeral-"))
+    );
+    let value = SecretString::from(canary());
+    state
+        .store
+        .put_secret(&state.keys, "salesforce.refresh_token", &value)
+        .await
+        .unwrap();
+    let got = state
+        .store
+        .get_secret(&state.keys, "salesforce.refresh_token")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.expose_secret(), value.expose_secret());
+
+    let emulator = handoff_tests::spawn_emulator().await;
+    let (url, _dir) = fresh_database(Db::Sqlite).await;
+    let mut config = handoff_tests::test_config(&url, &emulator);
+    config.secrets.ephemeral_fallback = false;
+    config.secrets.keys = Some(SecretString::from("k1:c2hvcnQ=".to_owned()));
+    let refused = Application::build(
+        config.clone(),
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    )
+    .await
+    .err()
+    .expect("a bad key is refused")
+    .to_string();
+    assert!(refused.contains("HANDOFF_SECRETS__KEYS"), "{refused}");
+    assert!(refused.contains("AES-256 needs exactly 32"), "{refused}");
+
+    config.secrets.keys = None;
+    let app = Application::build(config, TcpListener::bind("127.0.0.1:0").await.unwrap())
+        .await
+        .expect("starts without keys");
+    let state = app.state();
+    assert!(state.keys.is_empty());
+    let err = state
+        .store
+        .put_secret(&state.keys, "salesforce.refresh_token", &value)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("handoff keys generate"), "{err}");
+}

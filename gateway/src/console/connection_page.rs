@@ -1,11 +1,11 @@
-//! `GET /console/salesforce/connection`: how the gateway reaches the org now (a connection
-//! made in the console, or the configured credentials), "Connect Salesforce" and
+//! The connection section of `GET /console/salesforce`: how the gateway reaches the org now (a
+//! connection made in the console, or the configured credentials), "Connect Salesforce" and
 //! "Disconnect" for admins, and the connected app's consumer key and secret when the config
 //! file does not set them. `POST /console/salesforce/app` saves those (admin, CSRF; the secret
 //! is stored sealed and never shown again).
 
 use axum::Form;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
@@ -19,11 +19,6 @@ use super::oauth::{CONNECTION_PAGE, redirect_uri};
 use super::session::Operator;
 use crate::http::AppState;
 
-#[derive(Deserialize)]
-pub(super) struct DoneQuery {
-    done: Option<String>,
-}
-
 fn notice(done: Option<&str>) -> Option<&'static str> {
     Some(match done? {
         "connected" => "Connected. Salesforce calls now use this connection.",
@@ -36,18 +31,8 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
     })
 }
 
-/// The page.
-pub(super) async fn show(
-    State(state): State<AppState>,
-    op: Operator,
-    headers: HeaderMap,
-    Query(query): Query<DoneQuery>,
-) -> Result<Response, ConsoleError> {
-    let body = section(&state, &op, &headers, query.done.as_deref()).await?;
-    Ok(layout::page("Salesforce connection", Some(&op), body).into_response())
-}
-
-/// The connection section (status, Connect / Disconnect, the app form), for any page.
+/// The connection section (status, Connect / Disconnect, the app form). `done` is the
+/// `?done=` of a redirect after an action, shown as a notice.
 pub async fn section(
     state: &AppState,
     op: &Operator,
@@ -67,10 +52,22 @@ pub async fn section(
         .as_ref()
         .map(|c| c.kind());
     let callback = redirect_uri(state, headers);
+    let sf = &state.config.salesforce;
     Ok(html! {
-        h1 { "Salesforce connection" }
-        @if let Some(text) = notice(done) { p.notice #notice role="status" { (text) } }
         section #connection {
+            h2 { "Connection" }
+            @if let Some(text) = notice(done) { p.notice #notice role="status" { (text) } }
+            dl.facts {
+                dt { "Login URL" } dd { (stored.as_ref().map_or(sf.login_url.as_str(), |c| c.login_url.as_str())) }
+                dt { "Grant" } dd #grant {
+                    @match (&stored, configured) {
+                        (Some(_), _) => "refresh_token (connected in the console)",
+                        (None, Some(kind)) => (kind),
+                        (None, None) => span.bad { "none configured ([salesforce.credentials])" },
+                    }
+                }
+                dt { "API version" } dd { (sf.api_version) }
+            }
             @if let Some(c) = &stored {
                 p #connection-status {
                     "Connected as " strong #connected-username { (c.username) }

@@ -7,6 +7,8 @@
 //! - [`login`]: local accounts' sign-in page, sign-out.
 //! - [`layout`]: the page frame and the security headers of every console response.
 //! - [`home`]: the landing page with the search box.
+//! - [`pages`]: search, sessions, dead jobs, failed deliveries, unmatched inbound, live
+//!   sessions, Salesforce, API tokens.
 //! - [`oauth`]: Sign in with Salesforce and Connect Salesforce ([`connection`] holds what is
 //!   connected, [`connection_page`] shows it).
 
@@ -18,6 +20,7 @@ mod home;
 pub mod layout;
 mod login;
 pub mod oauth;
+pub mod pages;
 pub mod password;
 pub mod session;
 
@@ -38,6 +41,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .merge(login::router())
         .merge(home::router())
+        .merge(pages::router())
         .merge(oauth::router())
         .route("/console/assets/console.css", get(css))
         .layer(axum::middleware::from_fn(harden))

@@ -45,8 +45,8 @@ pub const SIGN_IN_SCOPES: &[&str] = &["api", "openid"];
 pub const CONNECT_SCOPES: &[&str] = &["api", "refresh_token", "openid"];
 /// Where the callback lands.
 pub const CALLBACK_PATH: &str = "/console/oauth/callback";
-/// The console's connection page.
-pub const CONNECTION_PAGE: &str = "/console/salesforce/connection";
+/// The console's Salesforce page, whose connection section has Connect and Disconnect.
+pub const CONNECTION_PAGE: &str = "/console/salesforce";
 
 const PURPOSE_SIGN_IN: &str = "signin";
 const PURPOSE_CONNECT: &str = "connect";
@@ -55,7 +55,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/console/login/salesforce", get(start_sign_in))
         .route(CALLBACK_PATH, get(callback))
-        .route(CONNECTION_PAGE, get(super::connection_page::show))
         .route("/console/salesforce/connect", post(start_connect))
         .route("/console/salesforce/disconnect", post(disconnect))
         .route(

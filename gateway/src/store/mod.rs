@@ -4,6 +4,7 @@
 mod case_events;
 mod case_notes;
 mod console;
+mod console_queries;
 mod delivery_refusals;
 mod email_thread;
 mod entities;
