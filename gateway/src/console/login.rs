@@ -34,18 +34,19 @@ struct NextQuery {
 async fn show(State(state): State<AppState>, Query(query): Query<NextQuery>) -> Response {
     let token = session::random_secret();
     let next = session::safe_return_to(query.next.as_deref());
-    render(&state, &token, &next, None, None)
+    let salesforce = super::salesforce_sign_in_offered(&state).await;
+    render(&state, salesforce, &token, &next, None, None)
 }
 
 fn render(
     state: &AppState,
+    salesforce: bool,
     token: &str,
     next: &str,
     username: Option<&str>,
     error: Option<&str>,
 ) -> Response {
     let secure = session::secure_cookies(state);
-    let salesforce = super::salesforce_sign_in_offered(state);
     let body: Markup = html! {
         div.card {
             h1 { "Sign in to the Handoff console" }
@@ -128,8 +129,10 @@ async fn submit(
         None => {
             tracing::info!("console sign-in refused");
             let token = session::random_secret();
+            let salesforce = super::salesforce_sign_in_offered(&state).await;
             let mut response = render(
                 &state,
+                salesforce,
                 &token,
                 &next,
                 Some(username),

@@ -65,12 +65,16 @@ async fn harden(request: Request, next: Next) -> Response {
     response
 }
 
-/// Whether the sign-in page offers "Sign in with Salesforce": a consumer key is configured
-/// and someone is allowed in.
-pub fn salesforce_sign_in_offered(state: &AppState) -> bool {
+/// Whether the sign-in page offers "Sign in with Salesforce": someone is allowed in by
+/// `[console.salesforce]` and a consumer key is configured or was entered in the console.
+pub async fn salesforce_sign_in_offered(state: &AppState) -> bool {
     let sf = &state.config.console.salesforce;
-    sf.client_id.is_some()
-        && !(sf.allowed_users.is_empty()
-            && sf.allowed_profiles.is_empty()
-            && sf.allowed_permission_sets.is_empty())
+    let anyone_allowed = !(sf.allowed_users.is_empty()
+        && sf.allowed_profiles.is_empty()
+        && sf.allowed_permission_sets.is_empty());
+    anyone_allowed
+        && matches!(
+            connection::app(&state.config, &state.store, &state.keys).await,
+            Ok(Some(_))
+        )
 }
