@@ -83,7 +83,15 @@ pub enum Command {
     },
     /// Escalate a handful of real conversations end to end against the built-in
     /// emulator, on a scratch database, and print what happened.
-    Demo,
+    Demo {
+        /// Escalate into this running gateway (e.g. `handoff serve --sandbox`) instead, and
+        /// print every id each session can be found by in its console.
+        #[arg(long)]
+        gateway: Option<String>,
+        /// An escalate+read API token for --gateway (default: the sandbox's, from /v1/sandbox).
+        #[arg(long, requires = "gateway")]
+        token: Option<String>,
+    },
     /// Measure: Salesforce calls per escalation, and accepted escalations per second.
     Bench {
         #[command(subcommand)]
@@ -177,6 +185,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         whatsapp.url, whatsapp.phone_number_id
                     );
                 }
+                println!(
+                    "  Ops console: http://{addr}/console (local admin {} / {})",
+                    info.console_username, info.console_password
+                );
                 println!("  GET http://{addr}/v1/sandbox for the same, as JSON");
             } else {
                 // Not println!: a closed stdout must not stop the gateway.
@@ -395,7 +407,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Demo => crate::demo::run().await,
+        Command::Demo { gateway: None, .. } => crate::demo::run().await,
+        Command::Demo {
+            gateway: Some(gateway),
+            token,
+        } => crate::demo::remote::run(&gateway, token).await,
         Command::Bench { command } => crate::bench::run(command).await,
     }
 }

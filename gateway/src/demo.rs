@@ -21,6 +21,7 @@ use crate::http::sessions::SessionView;
 use crate::mailsink::MailSink;
 
 mod phones;
+pub mod remote;
 
 pub use phones::PhoneReport;
 

@@ -37,11 +37,8 @@ struct Stack {
 fn emulator_config() -> sf_emulator::EmulatorConfig {
     let mut config = sf_emulator::EmulatorConfig::default();
     config.users.push(sf_emulator::config::UserConfig {
-        username: REP_USERNAME.into(),
-        password: REP_PASSWORD.into(),
-        security_token: String::new(),
         name: Some("Rita Rep".into()),
-        email: None,
+        ..sf_emulator::config::UserConfig::new(REP_USERNAME, REP_PASSWORD)
     });
     config
 }

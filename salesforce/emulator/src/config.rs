@@ -33,6 +33,8 @@ pub struct EmulatorConfig {
     pub email_body_max_length: usize,
     /// Autolaunched flows answerable at `actions/custom/flow/{name}`.
     pub flows: Vec<FlowConfig>,
+    /// The OAuth web-server flow (authorization codes and the refresh tokens it issues).
+    pub web_flow: WebFlowConfig,
     /// Base URL put in every absolute URL the emulator hands out (`instance_url`, the identity
     /// URL, the SOAP `serverUrl`): `scheme://host[:port]`, no path. Set it when clients reach the
     /// emulator through a proxy or another name. Default: the scheme and address it serves on.
@@ -195,10 +197,75 @@ pub struct ConnectedApp {
     /// `invalid_grant` / `no client credentials user enabled`, as Salesforce does.
     #[serde(default)]
     pub run_as: Option<String>,
-    /// Refresh tokens this app accepts (the emulator never issues refresh tokens itself, because
-    /// the flows it implements never do on Salesforce).
+    /// Pre-issued refresh tokens this app accepts (besides those the web-server flow issues).
     #[serde(default)]
     pub refresh_tokens: Vec<RefreshTokenConfig>,
+    /// Callback URLs of the web-server flow: `redirect_uri` must equal one of them exactly.
+    /// More can be added at runtime with `EmulatorHandle::add_callback_url`.
+    #[serde(default)]
+    pub callback_urls: Vec<String>,
+    /// Whether the `authorization_code` grant needs the client secret ("Require Secret for Web
+    /// Server Flow", on by default in Salesforce).
+    #[serde(default = "default_true")]
+    pub require_secret_for_web_server_flow: bool,
+    /// The app's selected OAuth scopes. A web-server flow without `scope` gets all of them; one
+    /// asking for a scope outside them is refused with `invalid_scope`. `full` allows every
+    /// scope except `refresh_token`/`offline_access`, which must be selected themselves.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+}
+
+impl ConnectedApp {
+    /// An app with a client id and secret and the defaults for everything else (no run-as
+    /// user, no JWT key, no callback URLs, secret required, [`default_scopes`]).
+    pub fn new(client_id: &str, client_secret: &str) -> Self {
+        ConnectedApp {
+            client_id: client_id.to_string(),
+            client_secret: client_secret.to_string(),
+            jwt_public_key_pem: None,
+            run_as: None,
+            refresh_tokens: Vec::new(),
+            callback_urls: Vec::new(),
+            require_secret_for_web_server_flow: true,
+            scopes: default_scopes(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// `api`, `id`, `openid`, `refresh_token` (a refresh token is issued by default).
+pub fn default_scopes() -> Vec<String> {
+    ["api", "id", "openid", "refresh_token"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// Limits of the OAuth web-server flow.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct WebFlowConfig {
+    /// An authorization code dies after this many seconds (Salesforce: 15 minutes).
+    pub code_ttl_secs: u64,
+    /// Unredeemed codes held at once; expired ones are purged first, then the oldest.
+    pub max_codes: usize,
+    /// Refresh tokens issued by the flow held at once; past it the oldest is forgotten.
+    pub max_refresh_tokens: usize,
+    /// Callback URLs per connected app (configured plus added at runtime).
+    pub max_callback_urls: usize,
+}
+
+impl Default for WebFlowConfig {
+    fn default() -> Self {
+        WebFlowConfig {
+            code_ttl_secs: 900,
+            max_codes: 10_000,
+            max_refresh_tokens: 10_000,
+            max_callback_urls: 100,
+        }
+    }
 }
 
 /// A pre-issued refresh token and the user it logs in as.
@@ -222,6 +289,32 @@ pub struct UserConfig {
     /// `User.Email`; defaults to the username.
     #[serde(default)]
     pub email: Option<String>,
+    /// Name of the user's Profile (`User.Profile.Name`).
+    #[serde(default = "default_profile")]
+    pub profile: String,
+    /// API names of the permission sets assigned to the user (`PermissionSetAssignment`).
+    #[serde(default)]
+    pub permission_sets: Vec<String>,
+}
+
+/// `System Administrator`.
+pub fn default_profile() -> String {
+    ADMIN_PROFILE.to_string()
+}
+
+impl UserConfig {
+    /// A user with a password, the default profile and no security token or permission sets.
+    pub fn new(username: &str, password: &str) -> Self {
+        UserConfig {
+            username: username.to_string(),
+            password: password.to_string(),
+            security_token: String::new(),
+            name: None,
+            email: None,
+            profile: default_profile(),
+            permission_sets: Vec::new(),
+        }
+    }
 }
 
 /// Inclusive range of accepted API major versions (`v20.0` … `v67.0`).
@@ -256,6 +349,18 @@ pub const DEFAULT_CLIENT_SECRET: &str = "handoff-local-secret";
 pub const DEFAULT_USERNAME: &str = "integration@handoff.local";
 pub const DEFAULT_PASSWORD: &str = "handoff-password";
 pub const DEFAULT_SECURITY_TOKEN: &str = "handoff-token";
+/// The console administrator of the default config (sign in at the login page).
+pub const CONSOLE_ADMIN_USERNAME: &str = "admin@handoff.emulator";
+pub const CONSOLE_ADMIN_PASSWORD: &str = "admin-password";
+/// The read-only console operator of the default config.
+pub const CONSOLE_OPERATOR_USERNAME: &str = "ops@handoff.emulator";
+pub const CONSOLE_OPERATOR_PASSWORD: &str = "ops-password";
+/// Permission sets the default users hold (what a gateway can require).
+pub const CONSOLE_ADMIN_PERMISSION_SET: &str = "Handoff_Console_Admin";
+pub const CONSOLE_OPERATOR_PERMISSION_SET: &str = "Handoff_Console_Operator";
+/// Profile names.
+pub const ADMIN_PROFILE: &str = "System Administrator";
+pub const STANDARD_PROFILE: &str = "Standard User";
 pub const DEFAULT_ORG_ID: &str = "00D5g000004Hnd0";
 /// `Organization.Name` of the emulated org.
 pub const ORG_NAME: &str = "Handoff Emulated Org";
@@ -270,14 +375,28 @@ impl Default for EmulatorConfig {
                 jwt_public_key_pem: None,
                 run_as: Some(DEFAULT_USERNAME.to_string()),
                 refresh_tokens: Vec::new(),
+                callback_urls: Vec::new(),
+                require_secret_for_web_server_flow: true,
+                scopes: default_scopes(),
             }],
-            users: vec![UserConfig {
-                username: DEFAULT_USERNAME.to_string(),
-                password: DEFAULT_PASSWORD.to_string(),
-                security_token: DEFAULT_SECURITY_TOKEN.to_string(),
-                name: Some("Handoff Integration".to_string()),
-                email: None,
-            }],
+            users: vec![
+                UserConfig {
+                    security_token: DEFAULT_SECURITY_TOKEN.to_string(),
+                    name: Some("Handoff Integration".to_string()),
+                    ..UserConfig::new(DEFAULT_USERNAME, DEFAULT_PASSWORD)
+                },
+                UserConfig {
+                    name: Some("Ada Admin".to_string()),
+                    permission_sets: vec![CONSOLE_ADMIN_PERMISSION_SET.to_string()],
+                    ..UserConfig::new(CONSOLE_ADMIN_USERNAME, CONSOLE_ADMIN_PASSWORD)
+                },
+                UserConfig {
+                    name: Some("Oscar Operator".to_string()),
+                    profile: STANDARD_PROFILE.to_string(),
+                    permission_sets: vec![CONSOLE_OPERATOR_PERMISSION_SET.to_string()],
+                    ..UserConfig::new(CONSOLE_OPERATOR_USERNAME, CONSOLE_OPERATOR_PASSWORD)
+                },
+            ],
             daily_api_limit: 100_000,
             custom_fields: default_custom_fields(),
             case_number_start: 1001,
@@ -289,6 +408,7 @@ impl Default for EmulatorConfig {
             tls: None,
             miaw: MiawConfig::default(),
             case_webhook: None,
+            web_flow: WebFlowConfig::default(),
         }
     }
 }
@@ -367,10 +487,49 @@ impl EmulatorConfig {
                     ));
                 }
             }
+            if app.callback_urls.len() > self.web_flow.max_callback_urls {
+                return Err(format!(
+                    "connected app '{}' has more than web_flow.max_callback_urls ({}) callback URLs",
+                    app.client_id, self.web_flow.max_callback_urls
+                ));
+            }
+            for url in &app.callback_urls {
+                check_callback_url(url)
+                    .map_err(|e| format!("callback_urls of app '{}': {e}", app.client_id))?;
+            }
+            for scope in &app.scopes {
+                if scope.is_empty()
+                    || !scope
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    return Err(format!(
+                        "scopes of app '{}': '{scope}' is not a scope name",
+                        app.client_id
+                    ));
+                }
+            }
             if let Some(pem) = &app.jwt_public_key_pem {
                 crate::oauth::decoding_key(pem)
                     .map_err(|e| format!("jwt_public_key_pem of app '{}': {e}", app.client_id))?;
             }
+        }
+        for user in &self.users {
+            check_profile_name(&user.profile)
+                .map_err(|e| format!("user '{}': {e}", user.username))?;
+            for ps in &user.permission_sets {
+                check_permission_set_name(ps)
+                    .map_err(|e| format!("user '{}': {e}", user.username))?;
+            }
+        }
+        if self.web_flow.code_ttl_secs == 0
+            || self.web_flow.max_codes == 0
+            || self.web_flow.max_refresh_tokens == 0
+        {
+            return Err(
+                "web_flow.code_ttl_secs, max_codes and max_refresh_tokens must be at least 1"
+                    .to_string(),
+            );
         }
         if self.miaw.ping_secs == 0 {
             return Err("miaw.ping_secs must be at least 1".to_string());
@@ -405,6 +564,54 @@ impl EmulatorConfig {
         self.connected_apps
             .iter()
             .find(|a| a.client_id == client_id)
+    }
+}
+
+/// Longest callback URL accepted.
+pub const MAX_CALLBACK_URL_LEN: usize = 2000;
+
+/// A callback URL must be absolute (`scheme://…`), without a fragment, at most
+/// [`MAX_CALLBACK_URL_LEN`] characters. Matching against `redirect_uri` is exact.
+pub fn check_callback_url(url: &str) -> Result<(), String> {
+    if url.len() > MAX_CALLBACK_URL_LEN {
+        return Err(format!(
+            "callback URL is longer than {MAX_CALLBACK_URL_LEN} characters"
+        ));
+    }
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| format!("callback URL '{url}' is not an absolute URL: {e}"))?;
+    if parsed.cannot_be_a_base() || parsed.fragment().is_some() {
+        return Err(format!(
+            "callback URL '{url}' must be scheme://host/path without a fragment"
+        ));
+    }
+    Ok(())
+}
+
+/// A Profile name: 1 to 255 characters, no control characters.
+fn check_profile_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
+        return Err(format!(
+            "profile '{name}' must be 1 to 255 printable characters"
+        ));
+    }
+    Ok(())
+}
+
+/// A permission set API name: a letter first, then letters, digits and single underscores,
+/// not ending with one, at most 80 characters (Salesforce's developer-name rule).
+fn check_permission_set_name(name: &str) -> Result<(), String> {
+    let ok = name.len() <= 80
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !name.contains("__")
+        && !name.ends_with('_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "permission set '{name}' is not an API name (a letter, then letters, digits and single underscores, at most 80)"
+        ))
     }
 }
 

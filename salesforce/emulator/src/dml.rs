@@ -56,10 +56,11 @@ pub(crate) fn object<'a>(store: &'a Store, name: &str) -> Result<&'a ObjectDef, 
     store.schema.object(name).ok_or_else(SfError::not_found)
 }
 
-/// Organization is read-only through the API.
+/// Organization, Profile, PermissionSet and PermissionSetAssignment are read-only through the
+/// API (the emulator makes them from its configuration).
 fn writable_object<'a>(store: &'a Store, name: &str, op: &str) -> Result<&'a ObjectDef, SfError> {
     let obj = object(store, name)?;
-    if obj.name == crate::schema::ORGANIZATION {
+    if crate::schema::READ_ONLY_OBJECTS.contains(&obj.name.as_str()) {
         return Err(SfError::dml(
             "INVALID_TYPE_FOR_OPERATION",
             format!("entity type {} does not support {op}", obj.name),

@@ -1,9 +1,9 @@
 #![forbid(unsafe_code)]
-//! A local Salesforce for tests, demos and development: OAuth token endpoint, REST sObjects,
-//! SOQL query with paging, composite, sObject Collections, limits, configured flows, Messaging
-//! for In-App and Web (custom-client REST + SSE, with a rep console), rep replies on Cases with
-//! the webhook Handoff's Apex sends (`cases`), and runtime fault
-//! injection. See `docs/emulator.md`.
+//! A local Salesforce for tests, demos and development: OAuth token endpoint and the
+//! web-server flow (login page, PKCE, userinfo), REST sObjects, SOQL query with paging,
+//! composite, sObject Collections, limits, configured flows, Messaging for In-App and Web
+//! (custom-client REST + SSE, with a rep console), rep replies on Cases with the webhook
+//! Handoff's Apex sends (`cases`), and runtime fault injection. See `docs/emulator.md`.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -29,6 +29,10 @@ mod drain;
 mod error;
 mod identity;
 mod oauth;
+mod oauth_authorize;
+mod oauth_codes;
+mod oauth_login_page;
+mod oauth_userinfo;
 mod rest;
 mod server;
 mod soap;
@@ -38,7 +42,7 @@ mod tls;
 pub use cases::CaseWebhookDelivery;
 pub use config::{
     ApiVersions, CaseWebhookConfig, CaseWebhookJwt, ConnectedApp, CustomParameter, EmulatorConfig,
-    FlowConfig, IdentityKey, MiawConfig, RefreshTokenConfig, UserConfig,
+    FlowConfig, IdentityKey, MiawConfig, RefreshTokenConfig, UserConfig, WebFlowConfig,
 };
 pub use faults::Faults;
 pub use miaw::faults::{FailPlan, MiawFaults, Operation as MiawOperation};

@@ -136,19 +136,23 @@ async fn main() -> anyhow::Result<()> {
     println!("  org id:         {}", handle.config().org_id);
     for app in &handle.config().connected_apps {
         println!(
-            "  connected app:  client_id={} client_secret={} run_as={}",
+            "  connected app:  client_id={} client_secret={} run_as={} callback_urls={:?}",
             app.client_id,
             app.client_secret,
-            app.run_as.as_deref().unwrap_or("(none)")
+            app.run_as.as_deref().unwrap_or("(none)"),
+            app.callback_urls
         );
     }
     for user in &handle.config().users {
         println!(
-            "  user:           username={} password={} security_token={}",
-            user.username, user.password, user.security_token
+            "  user:           username={} password={} security_token={} profile={:?} permission_sets={:?}",
+            user.username, user.password, user.security_token, user.profile, user.permission_sets
         );
     }
     println!("  SOAP login:     {url}/services/Soap/u/64.0");
+    println!(
+        "  login page:     {url}/services/oauth2/authorize  (web-server flow; userinfo at {url}/services/oauth2/userinfo)"
+    );
     println!(
         "  MIAW (SCRT URL): {url}  deployments={:?}",
         handle.config().miaw.deployments

@@ -1,5 +1,6 @@
 //! `POST /services/oauth2/token` (client credentials, username-password, refresh token,
-//! JWT bearer) and `POST /services/oauth2/revoke`.
+//! JWT bearer, authorization code) and `POST /services/oauth2/revoke`. The authorize page is
+//! in `oauth_authorize`, the code store in `oauth_codes`, userinfo in `oauth_userinfo`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,13 +31,13 @@ pub fn decoding_key(pem: &str) -> Result<DecodingKey, String> {
 }
 
 #[derive(Debug)]
-struct OAuthError {
+pub(crate) struct OAuthError {
     status: StatusCode,
     error: &'static str,
     description: &'static str,
 }
 
-fn oauth_error(error: &'static str, description: &'static str) -> OAuthError {
+pub(crate) fn oauth_error(error: &'static str, description: &'static str) -> OAuthError {
     OAuthError {
         status: StatusCode::BAD_REQUEST,
         error,
@@ -60,10 +61,10 @@ impl IntoResponse for OAuthError {
 }
 
 /// The decoded form body.
-struct Form(Vec<(String, String)>);
+pub(crate) struct Form(pub(crate) Vec<(String, String)>);
 
 impl Form {
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == name)
@@ -71,9 +72,28 @@ impl Form {
     }
 }
 
-struct Granted<'a> {
-    app: &'a ConnectedApp,
-    username: String,
+pub(crate) struct Granted<'a> {
+    pub(crate) app: &'a ConnectedApp,
+    pub(crate) username: String,
+    /// Granted scopes, space-separated.
+    pub(crate) scope: String,
+    /// Whether to issue a refresh token (web-server flow with `refresh_token` or
+    /// `offline_access` granted).
+    pub(crate) with_refresh: bool,
+    /// The web-server-flow refresh token this grant redeemed.
+    pub(crate) from_refresh: Option<String>,
+}
+
+impl<'a> Granted<'a> {
+    fn api(app: &'a ConnectedApp, username: String) -> Self {
+        Granted {
+            app,
+            username,
+            scope: "api".to_string(),
+            with_refresh: false,
+            from_refresh: None,
+        }
+    }
 }
 
 pub(crate) async fn token(
@@ -98,19 +118,14 @@ pub(crate) async fn token(
         Some("password") => password(&state, param),
         Some("refresh_token") => refresh_token(&state, param),
         Some(JWT_GRANT) => jwt_bearer(&state, param),
+        Some("authorization_code") => crate::oauth_authorize::redeem(&state, &headers, param),
         _ => Err(oauth_error(
             "unsupported_grant_type",
             "grant type not supported",
         )),
     };
     match result {
-        Ok(granted) => {
-            let (app_secret, client_id) = (
-                granted.app.client_secret.clone(),
-                granted.app.client_id.clone(),
-            );
-            issue(&state, &client_id, &app_secret, &granted.username).into_response()
-        }
+        Ok(granted) => issue(&state, &granted),
         Err(e) => {
             lock(&state.stats).reject(&format!("token:{}", e.error));
             tracing::info!(error = e.error, "token request refused");
@@ -120,7 +135,7 @@ pub(crate) async fn token(
 }
 
 /// `client_id`/`client_secret` from the body, else from HTTP Basic.
-fn client_auth(headers: &HeaderMap, param: &Form) -> Option<(String, String)> {
+pub(crate) fn client_auth(headers: &HeaderMap, param: &Form) -> Option<(String, String)> {
     if let Some(id) = param.get("client_id") {
         return Some((
             id.to_string(),
@@ -138,7 +153,7 @@ fn client_auth(headers: &HeaderMap, param: &Form) -> Option<(String, String)> {
     Some((id.to_string(), secret.to_string()))
 }
 
-fn check_client<'a>(
+pub(crate) fn check_client<'a>(
     state: &'a AppState,
     client_id: &str,
     secret: Option<&str>,
@@ -167,10 +182,7 @@ fn client_credentials<'a>(
         .run_as
         .clone()
         .ok_or_else(|| oauth_error("invalid_grant", "no client credentials user enabled"))?;
-    Ok(Granted {
-        app,
-        username: run_as,
-    })
+    Ok(Granted::api(app, run_as))
 }
 
 fn password<'a>(state: &'a AppState, param: &Form) -> Result<Granted<'a>, OAuthError> {
@@ -192,10 +204,7 @@ fn password<'a>(state: &'a AppState, param: &Form) -> Result<Granted<'a>, OAuthE
             constant_time_eq(given.as_bytes(), expected.as_bytes())
         })
         .ok_or_else(|| oauth_error("invalid_grant", "authentication failure"))?;
-    Ok(Granted {
-        app,
-        username: user.username.clone(),
-    })
+    Ok(Granted::api(app, user.username.clone()))
 }
 
 fn refresh_token<'a>(state: &'a AppState, param: &Form) -> Result<Granted<'a>, OAuthError> {
@@ -204,15 +213,21 @@ fn refresh_token<'a>(state: &'a AppState, param: &Form) -> Result<Granted<'a>, O
         .ok_or_else(|| oauth_error("invalid_client_id", "client identifier invalid"))?;
     let app = check_client(state, id, param.get("client_secret"))?;
     let given = param.get("refresh_token").unwrap_or_default();
+    if let Some(issued) = state.web_flow.refresh(given, &app.client_id) {
+        return Ok(Granted {
+            app,
+            username: issued.username,
+            scope: issued.scope,
+            with_refresh: false,
+            from_refresh: Some(given.to_string()),
+        });
+    }
     let rt = app
         .refresh_tokens
         .iter()
         .find(|rt| constant_time_eq(rt.token.as_bytes(), given.as_bytes()))
         .ok_or_else(|| oauth_error("invalid_grant", "expired access/refresh token"))?;
-    Ok(Granted {
-        app,
-        username: rt.username.clone(),
-    })
+    Ok(Granted::api(app, rt.username.clone()))
 }
 
 fn jwt_bearer<'a>(state: &'a AppState, param: &Form) -> Result<Granted<'a>, OAuthError> {
@@ -277,37 +292,46 @@ fn jwt_bearer<'a>(state: &'a AppState, param: &Form) -> Result<Granted<'a>, OAut
         .config
         .user(subject)
         .ok_or_else(|| oauth_error("invalid_grant", "user hasn't approved this consumer"))?;
-    Ok(Granted {
-        app,
-        username: user.username.clone(),
-    })
+    Ok(Granted::api(app, user.username.clone()))
 }
 
-fn issue(state: &AppState, client_id: &str, client_secret: &str, username: &str) -> Response {
-    let user_id = state.user_id(username);
-    let id_url = format!(
-        "{}/id/{}/{}",
-        state.url,
-        crate::ids::org_id18(&state.config.org_id),
-        user_id
-    );
+/// The token response: a new session, plus a refresh token when the grant asks for one.
+fn issue(state: &AppState, granted: &Granted<'_>) -> Response {
+    let client_id = granted.app.client_id.as_str();
+    let user_id = state.user_id(&granted.username);
+    let id_url = identity_url(state, &user_id);
     let issued_at = chrono::Utc::now().timestamp_millis().to_string();
-    let mut mac = Hmac::<Sha256>::new_from_slice(client_secret.as_bytes())
+    let mut mac = Hmac::<Sha256>::new_from_slice(granted.app.client_secret.as_bytes())
         .expect("HMAC accepts keys of any length");
     mac.update(id_url.as_bytes());
     mac.update(issued_at.as_bytes());
     let signature = STANDARD.encode(mac.finalize().into_bytes());
-    let access_token = new_session(state, &user_id);
-    tracing::info!(client_id, "access token issued");
-    let body = json!({
+    let refresh = granted.with_refresh.then(|| {
+        let token = format!("5Aep861{}", random_token(80));
+        state
+            .web_flow
+            .put_refresh(token.clone(), client_id, &granted.username, &granted.scope);
+        token
+    });
+    let chain = refresh.clone().or_else(|| granted.from_refresh.clone());
+    let access_token = new_session_from(state, &user_id, chain);
+    tracing::info!(
+        client_id,
+        refresh = refresh.is_some(),
+        "access token issued"
+    );
+    let mut body = json!({
         "access_token": access_token,
         "signature": signature,
-        "scope": "api",
+        "scope": granted.scope,
         "instance_url": state.url,
         "id": id_url,
         "token_type": "Bearer",
         "issued_at": issued_at,
     });
+    if let Some(rt) = refresh {
+        body["refresh_token"] = Value::String(rt);
+    }
     let mut resp = (StatusCode::OK, body.to_string()).into_response();
     let h = resp.headers_mut();
     h.insert(
@@ -318,8 +342,22 @@ fn issue(state: &AppState, client_id: &str, client_secret: &str, username: &str)
     resp
 }
 
+/// `{url}/id/{org18}/{user18}`: the identity URL of a user (`id` of a token, `sub` of userinfo).
+pub(crate) fn identity_url(state: &AppState, user_id: &str) -> String {
+    format!(
+        "{}/id/{}/{}",
+        state.url,
+        crate::ids::org_id18(&state.config.org_id),
+        user_id
+    )
+}
+
 /// Starts a session for a user: a fresh `<orgId15>!<opaque>` token (OAuth or SOAP login).
 pub(crate) fn new_session(state: &AppState, user_id: &str) -> String {
+    new_session_from(state, user_id, None)
+}
+
+fn new_session_from(state: &AppState, user_id: &str, refresh: Option<String>) -> String {
     let access_token = format!("{}!{}", state.config.org_id, random_token(96));
     lock(&state.sessions).insert(
         access_token.clone(),
@@ -327,20 +365,26 @@ pub(crate) fn new_session(state: &AppState, user_id: &str) -> String {
             user_id: user_id.to_string(),
             issued: Instant::now(),
             calls: 0,
+            refresh,
         },
     );
     lock(&state.stats).tokens_issued += 1;
     access_token
 }
 
-/// `POST /services/oauth2/revoke` with `token=…`: forgets an access token; 200, empty body.
+/// `POST /services/oauth2/revoke` with `token=…`: forgets an access token, or a refresh token
+/// the web-server flow issued together with every access token it gave; 200, empty body.
 pub(crate) async fn revoke(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let token = form_urlencoded::parse(&body)
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.into_owned());
     match token {
         Some(t) => {
-            lock(&state.sessions).remove(&t);
+            if state.web_flow.revoke_refresh(&t) {
+                lock(&state.sessions).retain(|_, s| s.refresh.as_deref() != Some(t.as_str()));
+            } else {
+                lock(&state.sessions).remove(&t);
+            }
             StatusCode::OK.into_response()
         }
         None => oauth_error("unsupported_token_type", "this token type is not supported")
@@ -348,7 +392,7 @@ pub(crate) async fn revoke(State(state): State<Arc<AppState>>, body: Bytes) -> R
     }
 }
 
-fn random_token(len: usize) -> String {
+pub(crate) fn random_token(len: usize) -> String {
     const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._";
     let mut rng = rand::rng();
     let mut s = String::with_capacity(len + 2);

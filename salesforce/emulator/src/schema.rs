@@ -162,7 +162,8 @@ impl Schema {
     }
 
     /// The standard objects Handoff works with: Case, CaseComment, EmailMessage,
-    /// Contact, Account, User, and the (read-only) Organization.
+    /// Contact, Account, User, and the (read-only) Organization, Profile, PermissionSet and
+    /// PermissionSetAssignment.
     pub fn standard() -> Self {
         Schema {
             objects: vec![
@@ -172,6 +173,9 @@ impl Schema {
                 contact(),
                 account(),
                 user(),
+                profile(),
+                permission_set(),
+                permission_set_assignment(),
                 organization(),
                 conversation(),
                 messaging_session(),
@@ -489,11 +493,88 @@ fn user() -> ObjectDef {
         },
         f("Name", "Full Name", FieldKind::String, Some(121)),
         f("Email", "Email", FieldKind::Email, Some(128)),
+        reference("ProfileId", "Profile ID", PROFILE, "Profile"),
     ]);
     ObjectDef {
         name: "User".into(),
         label: "User".into(),
         key_prefix: "005".into(),
+        fields,
+        children: vec![ChildRel {
+            name: "PermissionSetAssignments".into(),
+            child_object: PERMISSION_SET_ASSIGNMENT.into(),
+            field: "AssigneeId".into(),
+        }],
+    }
+}
+
+/// Fields the configuration sets and the API only reads.
+fn read_only(name: &str, label: &str, kind: FieldKind, length: Option<usize>) -> FieldDef {
+    FieldDef {
+        createable: false,
+        updateable: false,
+        ..f(name, label, kind, length)
+    }
+}
+
+/// `Profile` (key prefix `00e`): one per profile name the configured users have.
+fn profile() -> ObjectDef {
+    let mut fields = system_fields();
+    fields.push(read_only("Name", "Name", FieldKind::String, Some(255)));
+    ObjectDef {
+        name: PROFILE.into(),
+        label: "Profile".into(),
+        key_prefix: "00e".into(),
+        fields,
+        children: vec![ChildRel {
+            name: "Users".into(),
+            child_object: "User".into(),
+            field: "ProfileId".into(),
+        }],
+    }
+}
+
+/// `PermissionSet` (key prefix `0PS`): `Name` is the API name, `Label` the display name.
+fn permission_set() -> ObjectDef {
+    let mut fields = system_fields();
+    fields.extend([
+        read_only("Name", "Name", FieldKind::String, Some(80)),
+        read_only("Label", "Label", FieldKind::String, Some(80)),
+    ]);
+    ObjectDef {
+        name: PERMISSION_SET.into(),
+        label: "Permission Set".into(),
+        key_prefix: "0PS".into(),
+        fields,
+        children: vec![ChildRel {
+            name: "Assignments".into(),
+            child_object: PERMISSION_SET_ASSIGNMENT.into(),
+            field: "PermissionSetId".into(),
+        }],
+    }
+}
+
+/// `PermissionSetAssignment` (key prefix `0Pa`): a permission set given to a user.
+fn permission_set_assignment() -> ObjectDef {
+    let mut fields = system_fields();
+    let ro_ref = |name: &str, label: &str, target: &str, relationship: &str| FieldDef {
+        createable: false,
+        updateable: false,
+        ..reference(name, label, target, relationship)
+    };
+    fields.extend([
+        ro_ref("AssigneeId", "Assignee ID", "User", "Assignee"),
+        ro_ref(
+            "PermissionSetId",
+            "Permission Set ID",
+            PERMISSION_SET,
+            "PermissionSet",
+        ),
+    ]);
+    ObjectDef {
+        name: PERMISSION_SET_ASSIGNMENT.into(),
+        label: "Permission Set Assignment".into(),
+        key_prefix: "0Pa".into(),
         fields,
         children: vec![],
     }
@@ -635,6 +716,18 @@ fn messaging_session() -> ObjectDef {
 
 /// The one object the API can read but never create, update or delete.
 pub const ORGANIZATION: &str = "Organization";
+/// Read-only through the API too: made from the configured users.
+pub const PROFILE: &str = "Profile";
+pub const PERMISSION_SET: &str = "PermissionSet";
+pub const PERMISSION_SET_ASSIGNMENT: &str = "PermissionSetAssignment";
+
+/// Objects the API can read but never create, update or delete.
+pub const READ_ONLY_OBJECTS: [&str; 4] = [
+    ORGANIZATION,
+    PROFILE,
+    PERMISSION_SET,
+    PERMISSION_SET_ASSIGNMENT,
+];
 
 /// What SOQL execution needs from the record store.
 pub trait DataSource {

@@ -24,7 +24,7 @@ use crate::rest::query::Cursors;
 use crate::schema::Record;
 use crate::stats::Stats;
 use crate::store::Store;
-use crate::{admin, drain, identity, oauth, rest, soap, tls};
+use crate::{admin, drain, identity, oauth, oauth_authorize, oauth_userinfo, rest, soap, tls};
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -38,6 +38,8 @@ pub(crate) struct Session {
     pub(crate) issued: Instant,
     /// API calls made with this token.
     pub(crate) calls: u32,
+    /// The web-server-flow refresh token it came from (revoking that ends it too).
+    pub(crate) refresh: Option<String>,
 }
 
 /// Everything the handlers share.
@@ -56,6 +58,8 @@ pub(crate) struct AppState {
     pub(crate) miaw: crate::miaw::Miaw,
     /// Rep replies on Cases and the case webhook.
     pub(crate) cases: crate::cases::Cases,
+    /// The OAuth web-server flow: callback URLs, codes, issued refresh tokens.
+    pub(crate) web_flow: crate::oauth_codes::WebFlow,
 }
 
 impl AppState {
@@ -68,6 +72,35 @@ impl AppState {
         let ids: Vec<String> = config.users.iter().map(|_| store.mint_id("User")).collect();
         let now = crate::dml::now_string();
         let first = ids.first().cloned().unwrap_or_default();
+        let system = |id: &str| system_record(id, &now, &first);
+        // Profiles and permission sets named by the users, in first-seen order.
+        let mut profiles: Vec<(String, String)> = Vec::new();
+        let mut permission_sets: Vec<(String, String)> = Vec::new();
+        for u in &config.users {
+            if !profiles.iter().any(|(name, _)| *name == u.profile) {
+                let id = store.mint_id(crate::schema::PROFILE);
+                let mut r = system(&id);
+                r.insert("Name".into(), Value::String(u.profile.clone()));
+                store.insert(crate::schema::PROFILE, r);
+                profiles.push((u.profile.clone(), id));
+            }
+            for ps in &u.permission_sets {
+                if !permission_sets.iter().any(|(name, _)| name == ps) {
+                    let id = store.mint_id(crate::schema::PERMISSION_SET);
+                    let mut r = system(&id);
+                    r.insert("Name".into(), Value::String(ps.clone()));
+                    r.insert("Label".into(), Value::String(ps.replace('_', " ")));
+                    store.insert(crate::schema::PERMISSION_SET, r);
+                    permission_sets.push((ps.clone(), id));
+                }
+            }
+        }
+        let id_of = |list: &[(String, String)], name: &str| {
+            list.iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, id)| id.clone())
+                .unwrap_or_default()
+        };
         let user_def = store
             .schema
             .object("User")
@@ -78,8 +111,7 @@ impl AppState {
             for f in &user_def.fields {
                 r.insert(f.name.clone(), f.default.clone().unwrap_or(Value::Null));
             }
-            r.insert("Id".into(), Value::String(id.clone()));
-            r.insert("IsDeleted".into(), Value::Bool(false));
+            r.extend(system(id));
             r.insert("Username".into(), Value::String(u.username.clone()));
             r.insert(
                 "Name".into(),
@@ -89,20 +121,35 @@ impl AppState {
                 "Email".into(),
                 Value::String(u.email.clone().unwrap_or_else(|| u.username.clone())),
             );
-            for f in ["CreatedDate", "LastModifiedDate", "SystemModstamp"] {
-                r.insert(f.into(), Value::String(now.clone()));
-            }
-            for f in ["CreatedById", "LastModifiedById"] {
-                r.insert(f.into(), Value::String(first.clone()));
-            }
+            r.insert(
+                "ProfileId".into(),
+                Value::String(id_of(&profiles, &u.profile)),
+            );
             store.insert("User", r);
             users.insert(u.username.to_ascii_lowercase(), id.clone());
+            let mut assigned: Vec<&String> = Vec::new();
+            for ps in &u.permission_sets {
+                if assigned.contains(&ps) {
+                    continue;
+                }
+                assigned.push(ps);
+                let psa_id = store.mint_id(crate::schema::PERMISSION_SET_ASSIGNMENT);
+                let mut psa = system(&psa_id);
+                psa.insert("AssigneeId".into(), Value::String(id.clone()));
+                psa.insert(
+                    "PermissionSetId".into(),
+                    Value::String(id_of(&permission_sets, ps)),
+                );
+                store.insert(crate::schema::PERMISSION_SET_ASSIGNMENT, psa);
+            }
         }
         store.insert(
             crate::schema::ORGANIZATION,
             organization_record(&config, &first, &now),
         );
+        let web_flow = crate::oauth_codes::WebFlow::new(&config);
         Ok(AppState {
+            web_flow,
             config,
             url,
             store: Mutex::new(store),
@@ -145,6 +192,20 @@ impl AppState {
     }
 }
 
+/// A record with only its id and system fields set.
+fn system_record(id: &str, now: &str, created_by: &str) -> Record {
+    let mut r = Record::new();
+    r.insert("Id".into(), Value::String(id.to_string()));
+    r.insert("IsDeleted".into(), Value::Bool(false));
+    for f in ["CreatedDate", "LastModifiedDate", "SystemModstamp"] {
+        r.insert(f.into(), Value::String(now.to_string()));
+    }
+    for f in ["CreatedById", "LastModifiedById"] {
+        r.insert(f.into(), Value::String(created_by.to_string()));
+    }
+    r
+}
+
 /// The org's own `Organization` record.
 fn organization_record(config: &EmulatorConfig, user_id: &str, now: &str) -> Record {
     let mut r = Record::new();
@@ -182,6 +243,14 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/services/oauth2/token", post(oauth::token))
         .route("/services/oauth2/revoke", post(oauth::revoke))
+        .route(
+            "/services/oauth2/authorize",
+            get(oauth_authorize::show).post(oauth_authorize::login),
+        )
+        .route(
+            "/services/oauth2/userinfo",
+            get(oauth_userinfo::get).post(oauth_userinfo::get),
+        )
         .route("/services/Soap/u/{version}", post(soap::partner))
         .route("/id/{org}/{user}", get(identity::get))
         .route("/services/data", get(rest::versions))
@@ -280,6 +349,14 @@ impl EmulatorHandle {
     /// [`crate::cases::DELIVERY_LOG_LIMIT`]).
     pub fn case_webhook_deliveries(&self) -> Vec<crate::cases::CaseWebhookDelivery> {
         lock(&self.state.cases.deliveries).iter().cloned().collect()
+    }
+
+    /// Registers another callback URL (exact match) for the web-server flow of the connected
+    /// app `client_id`, e.g. a gateway's `http://127.0.0.1:PORT/console/oauth/callback` once
+    /// its port is known. Idempotent. Errors: unknown app, a URL that is not absolute or has a
+    /// fragment, or the app's `web_flow.max_callback_urls` reached.
+    pub fn add_callback_url(&self, client_id: &str, url: &str) -> Result<(), String> {
+        self.state.web_flow.add_callback_url(client_id, url)
     }
 
     /// Snapshot of the live records of an object (empty for an unknown object).

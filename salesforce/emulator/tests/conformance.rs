@@ -234,13 +234,9 @@ async fn client_credentials_success_body_matches_the_reference() {
 #[tokio::test]
 async fn token_endpoint_errors() {
     let mut config = EmulatorConfig::default();
-    config.connected_apps.push(ConnectedApp {
-        client_id: "no-run-as".into(),
-        client_secret: "s".into(),
-        jwt_public_key_pem: None,
-        run_as: None,
-        refresh_tokens: vec![],
-    });
+    config
+        .connected_apps
+        .push(ConnectedApp::new("no-run-as", "s"));
     let h = spawn(config).await;
     let http = reqwest::Client::new();
     let url = h.url();
@@ -295,6 +291,14 @@ async fn token_endpoint_errors() {
         ),
         (
             vec![("grant_type", "authorization_code"), ("code", "x")],
+            "invalid_client_id",
+            "client identifier invalid",
+        ),
+        (
+            vec![
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("code", "x"),
+            ],
             "unsupported_grant_type",
             "grant type not supported",
         ),
@@ -374,11 +378,8 @@ async fn jwt_bearer_grant() {
     let mut config = EmulatorConfig::default();
     config.connected_apps[0].jwt_public_key_pem = Some(PUBLIC_KEY.to_string());
     config.connected_apps.push(ConnectedApp {
-        client_id: "cert-app".into(),
-        client_secret: "cert-secret".into(),
         jwt_public_key_pem: Some(CERT.to_string()),
-        run_as: None,
-        refresh_tokens: vec![],
+        ..ConnectedApp::new("cert-app", "cert-secret")
     });
     let h = spawn(config).await;
     let http = reqwest::Client::new();

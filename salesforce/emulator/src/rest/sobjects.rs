@@ -78,7 +78,7 @@ pub(crate) fn created_reply(call: &Call, object: &str, id: &str, upsert: bool) -
 }
 
 pub(crate) fn object_info(obj: &ObjectDef, base: &str) -> Value {
-    let writable = obj.name != crate::schema::ORGANIZATION;
+    let writable = !crate::schema::READ_ONLY_OBJECTS.contains(&obj.name.as_str());
     json!({
         "name": obj.name,
         "label": obj.label,
