@@ -37,7 +37,10 @@ async fn a_local_account_signs_in_and_out() {
     // Anonymous: the console sends the browser to the sign-in page, remembering where to.
     browser.goto("/console").await;
     browser.wait_for_path("/console/login").await;
-    assert_eq!(browser.current_path().await, "/console/login?next=%2Fconsole");
+    assert_eq!(
+        browser.current_path().await,
+        "/console/login?next=%2Fconsole"
+    );
 
     // A wrong password: refused, still on the sign-in page, with the reason shown.
     browser.fill("username", "ops.lead").await;
@@ -384,7 +387,10 @@ async fn salesforce_users_sign_in_through_the_salesforce_login() {
     )
     .await;
     let who = browser.text_of("form.who span").await;
-    assert!(who.contains("Oscar Operator") && who.contains("operator"), "{who}");
+    assert!(
+        who.contains("Oscar Operator") && who.contains("operator"),
+        "{who}"
+    );
     browser.close().await;
 }
 
@@ -477,11 +483,7 @@ async fn screenshots_of_the_main_pages() {
     .await;
     let case = escalated_case(
         &app,
-        &email_escalation(
-            "password-reset-ann",
-            "ann@example.com",
-            short_transcript(),
-        ),
+        &email_escalation("password-reset-ann", "ann@example.com", short_transcript()),
     )
     .await;
     store

@@ -88,7 +88,9 @@ impl Browser {
             Ok(paths) => paths,
             Err(why) if required() => panic!("HANDOFF_REQUIRE_BROWSER=1 but {why}"),
             Err(why) => {
-                eprintln!("browser test skipped: {why}; set HANDOFF_REQUIRE_BROWSER=1 to fail instead");
+                eprintln!(
+                    "browser test skipped: {why}; set HANDOFF_REQUIRE_BROWSER=1 to fail instead"
+                );
                 return None;
             }
         };
@@ -233,7 +235,10 @@ impl Browser {
     /// Types `text` into the field with id `id` (after clearing it).
     pub async fn fill(&self, id: &str, text: &str) {
         let field = self.wait_for(&format!("#{id}")).await;
-        field.clear().await.unwrap_or_else(|e| panic!("clear #{id}: {e}"));
+        field
+            .clear()
+            .await
+            .unwrap_or_else(|e| panic!("clear #{id}: {e}"));
         field
             .send_keys(text)
             .await
@@ -289,7 +294,10 @@ impl Browser {
     async fn excerpt(&self) -> String {
         let text = self
             .client
-            .execute("return document.body ? document.body.innerText : ''", Vec::new())
+            .execute(
+                "return document.body ? document.body.innerText : ''",
+                Vec::new(),
+            )
             .await
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
