@@ -70,6 +70,9 @@ pub enum StartError {
         "inbound email configuration: {0}. Fix that setting in the config file or its HANDOFF_CHANNELS__EMAIL__INBOUND__* variable."
     )]
     Inbound(String),
+    /// `[secrets]` is wrong; the message names the setting.
+    #[error("secrets configuration: {0}")]
+    Secrets(#[from] crate::secrets::SecretsError),
 }
 
 /// A Standard Webhooks signing secret: `whsec_` and 32 random bytes in base64.
@@ -203,6 +206,8 @@ impl Application {
         config.miaw.org_id = emulator.config().org_id.clone();
         config.miaw.deployment = SANDBOX_MIAW_DEPLOYMENT.into();
         let channel_emulators = start_channel_emulators(&mut config, addr).await?;
+        // Secrets the sandbox stores live as long as it: a random key unless one is configured.
+        config.secrets.ephemeral_fallback = true;
         let dir = tempfile::tempdir().map_err(StartError::Emulator)?;
         config.database_url = format!(
             "sqlite://{}?mode=rwc",
@@ -255,6 +260,8 @@ impl Application {
         scratch: Option<tempfile::TempDir>,
         plugins: Vec<Arc<dyn channels::Channel>>,
     ) -> Result<Application, StartError> {
+        // Before any work, so the first requests and Salesforce calls are recorded.
+        crate::metrics::install();
         let credentials = config
             .salesforce
             .credentials
@@ -271,6 +278,8 @@ impl Application {
         let inbound = Arc::new(
             crate::inbound::InboundSettings::from_config(&config).map_err(StartError::Inbound)?,
         );
+        let keys = Arc::new(crate::secrets::Keyring::from_config(&config.secrets)?);
+        check_sealed_rows(&store, &keys).await?;
         let config = Arc::new(config);
         let wake = Arc::new(Notify::new());
         let mut registry = channels::Registry::from_config(&config.channels)?;
@@ -335,6 +344,7 @@ impl Application {
             session_streams,
             replies,
             inbound,
+            keys,
         };
         Ok(Application {
             listener,
@@ -428,6 +438,32 @@ impl Application {
             task,
         })
     }
+}
+
+/// Tells the operator, at start, about stored secrets this keyring cannot open (their key is
+/// not configured) or when no key is configured at all. Starting goes on either way: only
+/// what needs those secrets fails, with the same advice.
+async fn check_sealed_rows(
+    store: &Store,
+    keys: &crate::secrets::Keyring,
+) -> Result<(), StartError> {
+    let counts = store.secret_key_counts().await?;
+    let missing: Vec<&str> = counts
+        .keys()
+        .map(String::as_str)
+        .filter(|id| !keys.has_key(id))
+        .collect();
+    if !missing.is_empty() {
+        tracing::warn!(
+            missing_key_ids = ?missing,
+            "Stored secrets are sealed with keys that are not configured: add those keys back to [secrets] keys, or re-enter the credentials in the console. `handoff keys status` shows the details."
+        );
+    } else if keys.is_empty() {
+        tracing::info!(
+            "No [secrets] key is configured: the console cannot store credentials until one is (`handoff keys generate`, docs/security.md)."
+        );
+    }
+    Ok(())
 }
 
 /// The sandbox's SMS and WhatsApp: for each of `[channels.sms]` and `[channels.whatsapp]`

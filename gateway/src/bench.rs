@@ -272,6 +272,8 @@ async fn start_with(
     )
     .await?;
     let mut config = Config::defaults();
+    // What a run stores is sealed with a key that lives as long as the run.
+    config.secrets.ephemeral_fallback = true;
     // Every benchmark escalation comes from one address: each must make its own Case.
     config.case.append_to_open_case = false;
     let dir = match database_url {

@@ -1,5 +1,7 @@
 //! The `handoff` command line.
 
+pub mod keys;
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -65,6 +67,12 @@ pub enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
+    /// The keys that seal stored secrets: generate one, show which seal what, re-seal
+    /// everything with the active key (docs/security.md).
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
     /// Erase what the retention policy says has expired, once, and exit.
     Retention {
         #[command(subcommand)]
@@ -81,6 +89,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the OpenAPI 3.1 document of the `/v1` API (what `GET /v1/openapi.json` serves;
+    /// `docs/openapi.json` is this output).
+    Openapi,
     /// Escalate a handful of real conversations end to end against the built-in
     /// emulator, on a scratch database, and print what happened.
     Demo {
@@ -374,6 +385,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             }
         }
+        Command::Keys { command } => keys::run(cli.config.as_deref(), command).await,
         Command::Retention {
             command: RetentionCommand::Run,
         } => {
@@ -412,6 +424,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             gateway: Some(gateway),
             token,
         } => crate::demo::remote::run(&gateway, token).await,
+        Command::Openapi => {
+            std::io::stdout()
+                .write_all(crate::http::openapi::to_json().as_bytes())
+                .context("writing the OpenAPI document to stdout")?;
+            Ok(())
+        }
         Command::Bench { command } => crate::bench::run(command).await,
     }
 }

@@ -60,6 +60,11 @@ pub struct SecretsConfig {
     pub keys: Option<secrecy::SecretString>,
     /// A file holding the same entries, one per line (`#` starts a comment).
     pub keys_file: Option<std::path::PathBuf>,
+    /// Not a setting: with no key configured, seal with one random key that lives as long as
+    /// the process (`crate::secrets::Keyring::ephemeral`). The sandbox, the demo, the
+    /// benchmarks and the tests set it; a real `serve` without keys stores no secret.
+    #[serde(skip)]
+    pub ephemeral_fallback: bool,
 }
 
 /// `[console]`: the ops console.

@@ -249,16 +249,36 @@ pub fn sqlite_busy_or_locked(extended_code: i32) -> bool {
     matches!(extended_code & 0xff, 5 | 6)
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// The body of every error answer (`application/problem+json`, RFC 9457).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(
+    example = json!({
+        "type": "https://handoff.dev/problems/missing_field",
+        "title": "Invalid request",
+        "status": 400,
+        "detail": "session_id is required",
+        "code": "missing_field",
+        "field": "session_id"
+    })
+)]
+pub struct Problem {
+    /// `https://handoff.dev/problems/<code>`.
     #[serde(rename = "type")]
-    kind: String,
-    title: &'a str,
-    status: u16,
-    detail: String,
-    code: &'a str,
+    #[schema(format = "uri")]
+    pub kind: String,
+    /// A short, human summary of the status (`Invalid request`, `Not found`, …).
+    pub title: String,
+    /// The HTTP status code, repeated.
+    #[schema(minimum = 400, maximum = 599)]
+    pub status: u16,
+    /// What went wrong and how to fix it; never a secret, never personal data.
+    pub detail: String,
+    /// A stable, machine-readable error code (`missing_field`, `unauthenticated`,
+    /// `insufficient_scope`, `not_found`, `session_conflict`, …).
+    pub code: String,
+    /// The offending field, header or setting, where there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
+    pub field: Option<String>,
 }
 
 impl IntoResponse for ApiError {
@@ -281,11 +301,11 @@ impl IntoResponse for ApiError {
         };
         let body = Problem {
             kind: format!("https://handoff.dev/problems/{code}"),
-            title,
+            title: title.to_owned(),
             status: status.as_u16(),
             detail: self.to_string(),
-            code,
-            field,
+            code: code.to_owned(),
+            field: field.map(str::to_owned),
         };
         let mut response = (status, axum::Json(body)).into_response();
         response.headers_mut().insert(

@@ -18,9 +18,11 @@ pub mod inbound;
 pub mod jobs;
 pub mod live;
 pub mod mailsink;
+pub mod metrics;
 pub mod outbox;
 pub mod replies;
 pub mod sandbox_channels;
+pub mod secrets;
 pub mod store;
 pub mod telemetry;
 

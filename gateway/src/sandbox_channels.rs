@@ -22,7 +22,7 @@ pub const SMS_NUMBER: &str = "+15550100000";
 pub const WHATSAPP_TEMPLATE: &str = "case_update";
 
 /// How to reach the sandbox's Twilio emulator (in `GET /v1/sandbox` as `twilio_emulator`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TwilioSandbox {
     /// The emulator's base URL (`[channels.sms] api_url`); its control routes are under
     /// `/__emulator/twilio/` (a customer texting: `POST …/inbound`).
@@ -35,7 +35,7 @@ pub struct TwilioSandbox {
 }
 
 /// How to reach the sandbox's WhatsApp Cloud API emulator (`whatsapp_emulator`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WhatsappSandbox {
     /// The emulator's base URL (`[channels.whatsapp] api_url`); control routes under
     /// `/__emulator/whatsapp/`.

@@ -501,16 +501,28 @@ impl TokenCache {
         let exposed: Vec<(&str, &str)> =
             form.iter().map(|(k, v)| (*k, v.expose_secret())).collect();
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let response = self
-            .http
-            .post(self.endpoint.clone())
-            .header(ACCEPT, "application/json")
-            .form(&exposed)
-            .send()
-            .await
-            .map_err(|e| Error::transport(&e))?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(|e| Error::transport(&e))?;
+        let started = std::time::Instant::now();
+        let answer = async {
+            let response = self
+                .http
+                .post(self.endpoint.clone())
+                .header(ACCEPT, "application/json")
+                .form(&exposed)
+                .send()
+                .await?;
+            let status = response.status();
+            Ok::<_, reqwest::Error>((status, response.bytes().await?))
+        }
+        .await;
+        crate::metrics::record(
+            "token",
+            started.elapsed(),
+            match &answer {
+                Ok((status, _)) => crate::metrics::Outcome::Answered(status.as_u16()),
+                Err(_) => crate::metrics::Outcome::Transport,
+            },
+        );
+        let (status, body) = answer.map_err(|e| Error::transport(&e))?;
         if !status.is_success() {
             return Err(Error::from_oauth_response(status.as_u16(), &body));
         }

@@ -157,6 +157,8 @@ struct Inner {
     permits: Semaphore,
     api_calls: AtomicU64,
     limit_info: Mutex<Option<LimitInfo>>,
+    /// The instance URL of the last access token a request used.
+    instance_url: Mutex<Option<Url>>,
 }
 
 /// What a request is for, for logging.
@@ -270,6 +272,7 @@ impl Client {
                 permits: Semaphore::new(config.max_concurrency),
                 api_calls: AtomicU64::new(0),
                 limit_info: Mutex::new(None),
+                instance_url: Mutex::new(None),
             }),
         })
     }
@@ -288,6 +291,16 @@ impl Client {
     pub fn limit_info(&self) -> Option<LimitInfo> {
         self.inner
             .limit_info
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The org's instance URL (from the last access token a request used), e.g.
+    /// `https://acme.my.salesforce.com/`; `None` before the first request.
+    pub fn instance_url(&self) -> Option<Url> {
+        self.inner
+            .instance_url
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
@@ -589,6 +602,7 @@ impl Client {
         let mut refreshed = false;
         loop {
             let url = self.url_for(&token, &call.target)?;
+            self.remember_instance(&token);
             let reply = self
                 .send_once(&call, url, &token, payload.as_deref())
                 .await?;
@@ -648,7 +662,16 @@ impl Client {
             Ok::<_, reqwest::Error>((status, headers, body))
         }
         .await;
-        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let elapsed = started.elapsed();
+        crate::metrics::record(
+            op.name,
+            elapsed,
+            match &outcome {
+                Ok((status, _, _)) => crate::metrics::Outcome::Answered(status.as_u16()),
+                Err(_) => crate::metrics::Outcome::Transport,
+            },
+        );
+        let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         let (status, headers, body) = outcome.map_err(|e| {
             let err = Error::transport(&e);
             tracing::warn!(
@@ -708,6 +731,17 @@ impl Client {
         }
         Url::parse(&format!("{base}{path}"))
             .map_err(|_| Error::Invalid("could not build the request URL".to_owned()))
+    }
+
+    fn remember_instance(&self, token: &AccessToken) {
+        let mut known = self
+            .inner
+            .instance_url
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if known.as_ref() != Some(&token.instance_url) {
+            *known = Some(token.instance_url.clone());
+        }
     }
 
     fn record_limits(&self, headers: &HeaderMap) {

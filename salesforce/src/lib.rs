@@ -34,6 +34,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod limits;
+pub mod metrics;
 pub mod miaw;
 mod path;
 pub mod soql;

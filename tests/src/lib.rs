@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 
 pub mod browser;
 pub mod console;
+pub mod dbdump;
 pub mod ops_console;
 pub mod phone;
 pub mod receiver;
@@ -122,6 +123,8 @@ pub fn test_config(db_url: &str, emulator: &sf_emulator::EmulatorHandle) -> Conf
     // Test escalations share one customer address; each makes its own Case unless a test
     // turns Case append on (tests/it/case_join.rs).
     config.case.append_to_open_case = false;
+    // Secrets the gateway stores (console credentials) are sealed with a per-test random key.
+    config.secrets.ephemeral_fallback = true;
     // Chat signs its webhooks with the published Standard Webhooks test secret and may call a
     // receiver the test runs on loopback.
     config.channels.insert(

@@ -363,6 +363,8 @@ pub async fn run(args: ChannelsArgs) -> anyhow::Result<()> {
         .context("emulator has no app")?;
     let dir = tempfile::tempdir()?;
     let mut config = Config::defaults();
+    // What a run stores is sealed with a key that lives as long as the run.
+    config.secrets.ephemeral_fallback = true;
     config.database_url = format!(
         "sqlite://{}?mode=rwc",
         dir.path().join("bench.db").display()

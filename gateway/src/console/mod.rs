@@ -7,12 +7,15 @@
 //! - [`login`]: local accounts' sign-in page, sign-out.
 //! - [`layout`]: the page frame and the security headers of every console response.
 //! - [`home`]: the landing page with the search box.
+//! - [`pages`]: search, sessions, dead jobs, failed deliveries, unmatched inbound, live
+//!   sessions, Salesforce, API tokens.
 
 pub mod accounts;
 pub mod error;
 mod home;
 pub mod layout;
 mod login;
+pub mod pages;
 pub mod password;
 pub mod session;
 
@@ -33,6 +36,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .merge(login::router())
         .merge(home::router())
+        .merge(pages::router())
         .route("/console/assets/console.css", get(css))
         .layer(axum::middleware::from_fn(harden))
 }

@@ -2,21 +2,27 @@
 
 use std::sync::{Arc, LazyLock};
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::{Json, Router};
 use serde_json::Value;
 use tokio::sync::Semaphore;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use channels::Registry;
 
 use super::AppState;
 use super::auth::require;
 use super::body::read_json;
+use super::openapi::{
+    BadRequest, Forbidden, IdempotencyKey, IdempotencyKeyReused, PayloadTooLarge, RequestTimeout,
+    ServerError, Unauthenticated, Unavailable, UnsupportedMediaType,
+};
+use super::schemas::EscalationRequest;
 use super::sessions::SessionView;
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::escalation::request::{self, Escalation};
 use crate::escalation::{CREATE_CASE_JOB, mapper, route, voice};
 use crate::store::{Accepted, NewLive, Scope, now_ms};
@@ -30,10 +36,34 @@ static PARSE_PERMITS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
     Arc::new(Semaphore::new(cores))
 });
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/escalations", post(escalate))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(escalate))
 }
 
+/// Escalate a conversation to a human rep. The session is stored durably, with its first job,
+/// before the answer; the same `session_id` with the same body answers the same session again.
+#[utoipa::path(
+    post,
+    path = "/v1/escalations",
+    operation_id = "escalate",
+    tag = "escalations",
+    security(("bearer" = ["escalate"])),
+    params(IdempotencyKey),
+    request_body(content = EscalationRequest, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Accepted: the session, durable before this answer.", body = SessionView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 408, response = RequestTimeout),
+        (status = 409, description = "`session_conflict`: this `session_id` was escalated with a different body; `session_id_conflict`: another session's id equals it ignoring letter case; `idempotency_key_in_flight`: a request with this `Idempotency-Key` is still running.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = IdempotencyKeyReused),
+        (status = 500, response = ServerError),
+        (status = 503, response = Unavailable),
+    )
+)]
 #[tracing::instrument(skip_all, fields(session_id, channel))]
 async fn escalate(
     State(state): State<AppState>,

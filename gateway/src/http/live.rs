@@ -9,22 +9,29 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use futures_util::Stream;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use channels::webhook::Envelope;
 
 use super::AppState;
 use super::auth::require;
 use super::body::read_json;
-use crate::error::ApiError;
+use super::extract::Path;
+use super::openapi::{
+    BadRequest, Forbidden, IdempotencyKey, IdempotencyKeyReused, NotFound, PayloadTooLarge,
+    RequestTimeout, ServerError, Unauthenticated, Unavailable, UnsupportedMediaType,
+};
+use super::schemas::{CloseAnswer, MessageAccepted, MessageRequest};
+use crate::error::{ApiError, Problem};
 use crate::escalation::mapper;
 use crate::outbox::deliver::outbound_message;
 use crate::store::{LiveState, Queued, Scope, delivery};
@@ -39,11 +46,11 @@ const STREAM_BATCH: u64 = 100;
 /// replica may have written).
 const STREAM_POLL: Duration = Duration::from_secs(1);
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/sessions/{id}/messages", post(message))
-        .route("/v1/sessions/{id}/close", post(close))
-        .route("/v1/sessions/{id}/stream", get(stream))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(message))
+        .routes(routes!(close))
+        .routes(routes!(stream))
 }
 
 /// Why a live operation cannot happen on a session that exists.
@@ -60,12 +67,39 @@ fn not_live(state: Option<LiveState>) -> ApiError {
     }
 }
 
+/// A customer message to the rep of a live session: split into parts the rep can receive and
+/// queued behind the conversation's send limit. The end keyword closes the session instead.
+#[utoipa::path(
+    post,
+    path = "/v1/sessions/{id}/messages",
+    operation_id = "send_message",
+    tag = "live",
+    security(("bearer" = ["escalate"])),
+    params(("id" = String, Path, description = "The session id."), IdempotencyKey),
+    request_body(content = MessageRequest, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Queued for the rep (`status: queued`), or the end keyword: the session is closing.", body = MessageAccepted),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 409, description = "`session_closed`: the live session is over; `session_not_live`: the session is a Case, not a live chat; `idempotency_key_in_flight`: a request with this `Idempotency-Key` is still running.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = IdempotencyKeyReused),
+        (status = 429, description = "`too_many_queued_messages`: `miaw.max_queued_messages` messages already wait for the rep; retry after `Retry-After` seconds.", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
+        (status = 500, response = ServerError),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn message(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<MessageAccepted>), ApiError> {
     require(&state, &headers, Scope::Escalate).await?;
     let json = read_json(&headers, body, state.config.max_body_bytes).await?;
     let text = match json.get("text") {
@@ -127,7 +161,13 @@ async fn message(
                 state.wake.notify_one();
                 Ok((
                     StatusCode::ACCEPTED,
-                    Json(json!({"session_id": id, "ended": true, "status": "closing"})),
+                    Json(MessageAccepted {
+                        session_id: id,
+                        status: "closing".into(),
+                        ids: None,
+                        parts: None,
+                        ended: Some(true),
+                    }),
                 ))
             }
             other => Err(not_live(other)),
@@ -149,12 +189,13 @@ async fn message(
             state.wake.notify_one();
             Ok((
                 StatusCode::ACCEPTED,
-                Json(json!({
-                    "session_id": id,
-                    "ids": parts.iter().map(|p| &p.id).collect::<Vec<_>>(),
-                    "parts": parts.len(),
-                    "status": "queued",
-                })),
+                Json(MessageAccepted {
+                    ids: Some(parts.iter().map(|p| p.id.clone()).collect()),
+                    parts: Some(parts.len()),
+                    session_id: id,
+                    status: "queued".into(),
+                    ended: None,
+                }),
             ))
         }
         Queued::NotLive(s) => Err(not_live(s)),
@@ -162,11 +203,35 @@ async fn message(
     }
 }
 
+/// Ends a live session: the conversation is closed in Salesforce and the customer told.
+/// Closing twice is not an error.
+#[utoipa::path(
+    post,
+    path = "/v1/sessions/{id}/close",
+    operation_id = "close_session",
+    tag = "live",
+    security(("bearer" = ["escalate"])),
+    params(("id" = String, Path, description = "The session id."), IdempotencyKey),
+    responses(
+        (status = 200, description = "The session had already ended (`status: closed`).", body = CloseAnswer),
+        (status = 202, description = "The session is closing (`status: closing`).", body = CloseAnswer),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 409, description = "`session_not_live`: the session is a Case, not a live chat; `idempotency_key_in_flight`: a request with this `Idempotency-Key` is still running.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = IdempotencyKeyReused),
+        (status = 500, response = ServerError),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn close(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CloseAnswer>), ApiError> {
     require(&state, &headers, Scope::Escalate).await?;
     if state.store.session(&id).await?.is_none() {
         return Err(ApiError::NotFound);
@@ -180,17 +245,26 @@ async fn close(
             state.wake.notify_one();
             Ok((
                 StatusCode::ACCEPTED,
-                Json(json!({"session_id": id, "status": "closing"})),
+                Json(CloseAnswer {
+                    session_id: id,
+                    status: "closing".into(),
+                }),
             ))
         }
         // Closing twice is not an error: the session ends (or has ended) either way.
         Some(LiveState::Closing) => Ok((
             StatusCode::ACCEPTED,
-            Json(json!({"session_id": id, "status": "closing"})),
+            Json(CloseAnswer {
+                session_id: id,
+                status: "closing".into(),
+            }),
         )),
         Some(LiveState::Ended) => Ok((
             StatusCode::OK,
-            Json(json!({"session_id": id, "status": "closed"})),
+            Json(CloseAnswer {
+                session_id: id,
+                status: "closed".into(),
+            }),
         )),
         other => Err(not_live(other)),
     }
@@ -208,6 +282,31 @@ fn parse_event_id(raw: &str) -> Option<(i64, String)> {
         .then(|| (at, id.to_string()))
 }
 
+/// The session's outbox as Server-Sent Events: the envelopes the chat webhook carries
+/// (`{"id", "type", "session_id", "data": {"text", "sender_name", "at"}}`), the event name
+/// being the `type`. `Last-Event-ID` resumes after an event this stream sent; the stream ends
+/// after `session.closed`.
+#[utoipa::path(
+    get,
+    path = "/v1/sessions/{id}/stream",
+    operation_id = "session_stream",
+    tag = "live",
+    security(("bearer" = ["read"])),
+    params(
+        ("id" = String, Path, description = "The session id."),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event (an `id` this stream sent: `<created_at>-<delivery id>`)."),
+    ),
+    responses(
+        (status = 200, description = "An endless `text/event-stream` (keep-alive comments every 15 s) until the session closes.", body = String, content_type = "text/event-stream"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = ServerError),
+        (status = 503, description = "`too_many_streams`: `http.max_session_streams` streams are open; or the gateway is overloaded or its database unavailable. Retry after `Retry-After` seconds.", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
+    )
+)]
 async fn stream(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -3,12 +3,16 @@
 pub(crate) mod auth;
 pub(crate) mod body;
 mod escalations;
+pub(crate) mod extract;
 mod health;
 mod idempotency;
 pub mod jobs;
 pub mod live;
+mod metrics_layer;
+pub mod openapi;
 pub(crate) mod page;
 mod sandbox;
+pub mod schemas;
 pub mod sessions;
 mod shed;
 mod tokens;
@@ -22,6 +26,8 @@ use tokio::sync::{Notify, Semaphore};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::config::Config;
 use crate::escalation::gate::Gate;
@@ -53,17 +59,33 @@ pub struct AppState {
     pub replies: Arc<crate::replies::Replies>,
     /// The inbound email route's settings (`[channels.email.inbound]`).
     pub inbound: Arc<crate::inbound::InboundSettings>,
+    /// The keys that seal the secrets Handoff stores (`[secrets]`, docs/security.md).
+    pub keys: Arc<crate::secrets::Keyring>,
 }
 
-pub fn router(state: AppState) -> Router {
-    let permits = Arc::new(Semaphore::new(state.config.http.max_in_flight));
-    let api = Router::new()
+/// The bearer-token API (every POST honours `Idempotency-Key`) and this API's description.
+/// Every route is added with `routes!`, so it is in the OpenAPI document too.
+fn token_api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(escalations::router())
         .merge(sessions::router())
         .merge(live::router())
         .merge(jobs::router())
         .merge(sandbox::router())
         .merge(tokens::router())
+        .routes(routes!(openapi::serve))
+}
+
+/// Every documented route: the token API and the `/v1` routes of [`crate::inbound`]. The
+/// OpenAPI document ([`openapi::document`]) is built from exactly these; [`router`] serves them.
+pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
+    token_api().merge(crate::inbound::router())
+}
+
+pub fn router(state: AppState) -> Router {
+    let permits = Arc::new(Semaphore::new(state.config.http.max_in_flight));
+    let (api, _) = token_api().split_for_parts();
+    let api = api
         // Every POST above honours an Idempotency-Key header (not the fallback).
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -81,7 +103,8 @@ pub fn router(state: AppState) -> Router {
         Arc::clone(&permits),
         shed::shed,
     ));
-    let inbound = crate::inbound::router().route_layer(axum::middleware::from_fn_with_state(
+    let (inbound, _) = crate::inbound::router().split_for_parts();
+    let inbound = inbound.route_layer(axum::middleware::from_fn_with_state(
         Arc::clone(&permits),
         shed::shed,
     ));
@@ -96,6 +119,8 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .fallback(|| async { crate::error::ApiError::NotFound })
         .with_state(state)
+        // Per route (so the matched template is known), around shedding and every handler.
+        .layer(axum::middleware::from_fn(metrics_layer::record))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(SetSensitiveRequestHeadersLayer::new([

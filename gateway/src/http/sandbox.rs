@@ -3,15 +3,19 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
+use super::openapi::{NotFound, Unavailable};
 use crate::error::ApiError;
 
-#[derive(Debug, Clone, Serialize)]
+/// How to reach the sandbox's emulators, and a token with every scope (design §7).
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SandboxInfo {
     pub salesforce_url: String,
     pub client_id: String,
@@ -34,10 +38,24 @@ pub struct SandboxInfo {
     pub console_password: String,
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/sandbox", get(sandbox))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(sandbox))
 }
 
+/// In sandbox mode (`handoff serve --sandbox`), how to reach the built-in Salesforce
+/// emulator (a connected app's client credentials) and an API token with every scope.
+/// Unauthenticated: the sandbox listens on loopback only.
+#[utoipa::path(
+    get,
+    path = "/v1/sandbox",
+    operation_id = "sandbox",
+    tag = "meta",
+    responses(
+        (status = 200, description = "The sandbox's emulators and its admin token.", body = SandboxInfo),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn sandbox(State(state): State<AppState>) -> Result<Json<Arc<SandboxInfo>>, ApiError> {
     state.sandbox.clone().map(Json).ok_or(ApiError::NotFound)
 }

@@ -1,28 +1,33 @@
 //! Reading sessions: by id, by any id, and their event timeline.
 
-use axum::extract::{Path, Query, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::require;
+use super::extract::{Path, Query};
+use super::openapi::{BadRequest, Forbidden, NotFound, ServerError, Unauthenticated, Unavailable};
 use super::page::{self, DeliveryKey, IdKey, SessionKey};
 use crate::error::ApiError;
 use crate::store::{Scope, delivery, event, session};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/sessions", get(find))
-        .route("/v1/sessions/{id}", get(one))
-        .route("/v1/sessions/{id}/events", get(events))
-        .route("/v1/sessions/{id}/deliveries", get(deliveries))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(find))
+        .routes(routes!(one))
+        .routes(routes!(events))
+        .routes(routes!(deliveries))
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// The customer as the escalation named them.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CustomerView {
     pub name: Option<String>,
     pub email: Option<String>,
@@ -30,12 +35,14 @@ pub struct CustomerView {
 }
 
 /// The public shape of a session (design §7).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SessionView {
     pub id: String,
     pub channel: String,
+    /// `case` or `messaging`.
     pub route: String,
     pub status: String,
+    /// The Case's 18-character id, once it is recorded.
     pub salesforce_case_id: Option<String>,
     pub salesforce_case_number: Option<String>,
     pub salesforce_miaw_session_id: Option<String>,
@@ -44,7 +51,11 @@ pub struct SessionView {
     pub comments_written: i32,
     pub salesforce_calls: i32,
     pub last_error: Option<String>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
     pub created_at: String,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
     pub updated_at: String,
     /// The session's outbox rows, oldest first (design §7.1).
     #[serde(default)]
@@ -52,7 +63,7 @@ pub struct SessionView {
 }
 
 /// One outbound message to the customer and where it stands.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DeliveryView {
     pub id: String,
     pub channel: String,
@@ -119,11 +130,40 @@ impl From<session::Model> for SessionView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// One event of a session's timeline.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EventView {
+    /// RFC 3339.
+    #[schema(format = DateTime)]
     pub at: String,
+    /// `accepted`, `case_created`, `attempt_failed`, …
     pub kind: String,
+    /// What the event records; its shape depends on `kind`.
     pub data: Value,
+}
+
+/// A page of sessions, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionPage {
+    pub sessions: Vec<SessionView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A page of a session's events, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventPage {
+    pub events: Vec<EventView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A page of a session's deliveries, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryPage {
+    pub deliveries: Vec<DeliveryView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
 }
 
 impl From<event::Model> for EventView {
@@ -140,6 +180,23 @@ impl From<event::Model> for EventView {
 /// `GET /v1/sessions/{id}/deliveries`.
 const DELIVERIES_IN_VIEW: u64 = 50;
 
+/// A session: its state, its Salesforce ids and its newest deliveries.
+#[utoipa::path(
+    get,
+    path = "/v1/sessions/{id}",
+    operation_id = "get_session",
+    tag = "sessions",
+    security(("bearer" = ["read"])),
+    params(("id" = String, Path, description = "The session id.")),
+    responses(
+        (status = 200, description = "The session, with its newest 50 deliveries.", body = SessionView),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = ServerError),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn one(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -159,19 +216,42 @@ async fn one(
     Ok(Json(view))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct FindQuery {
+    /// Any id: session id, Case id (15 or 18), CaseNumber, MIAW conversation id,
+    /// MessagingSession id, customer email or phone. Required.
+    #[param(required = true)]
     id: Option<String>,
+    /// Sessions per page, 1–500 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
+    /// The previous page's `next_cursor`.
     cursor: Option<String>,
 }
 
-/// `{"sessions": […], "next_cursor": …}`, newest first.
+/// Sessions matching any id, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/sessions",
+    operation_id = "find_sessions",
+    tag = "sessions",
+    security(("bearer" = ["read"])),
+    params(FindQuery),
+    responses(
+        (status = 200, description = "`{\"sessions\": […], \"next_cursor\": …}`, newest first.", body = SessionPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 500, response = ServerError),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn find(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<FindQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionPage>, ApiError> {
     require(&state, &headers, Scope::Read).await?;
     let id = query.id.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
         ApiError::invalid(
@@ -194,24 +274,46 @@ async fn find(
         id: s.id.clone(),
     });
     let sessions: Vec<SessionView> = rows.into_iter().map(SessionView::from).collect();
-    Ok(Json(
-        serde_json::json!({ "sessions": sessions, "next_cursor": next_cursor }),
-    ))
+    Ok(Json(SessionPage {
+        sessions,
+        next_cursor,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PageQuery {
+    /// Rows per page, 1–500 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
+    /// The previous page's `next_cursor`.
     cursor: Option<String>,
 }
 
-/// `{"events": […], "next_cursor": …}`, oldest first.
+/// The session's timeline, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/sessions/{id}/events",
+    operation_id = "session_events",
+    tag = "sessions",
+    security(("bearer" = ["read"])),
+    params(("id" = String, Path, description = "The session id."), PageQuery),
+    responses(
+        (status = 200, description = "`{\"events\": [{\"at\", \"kind\", \"data\"}…], \"next_cursor\": …}`, oldest first.", body = EventPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = ServerError),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(query): Query<PageQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventPage>, ApiError> {
     require(&state, &headers, Scope::Read).await?;
     let page = page::request::<IdKey<'e'>>(query.limit.as_deref(), query.cursor.as_deref())?;
     state.store.session(&id).await?.ok_or(ApiError::NotFound)?;
@@ -221,18 +323,36 @@ async fn events(
         .await?;
     let (rows, next_cursor) = page::finish(rows, page.limit, |e| IdKey::<'e'>(e.id));
     let events: Vec<EventView> = rows.into_iter().map(EventView::from).collect();
-    Ok(Json(
-        serde_json::json!({ "events": events, "next_cursor": next_cursor }),
-    ))
+    Ok(Json(EventPage {
+        events,
+        next_cursor,
+    }))
 }
 
-/// `{"deliveries": […], "next_cursor": …}`, oldest first: every outbox row of the session.
+/// Every outbox row of the session, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/sessions/{id}/deliveries",
+    operation_id = "session_deliveries",
+    tag = "sessions",
+    security(("bearer" = ["read"])),
+    params(("id" = String, Path, description = "The session id."), PageQuery),
+    responses(
+        (status = 200, description = "`{\"deliveries\": […], \"next_cursor\": …}`, oldest first.", body = DeliveryPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = ServerError),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn deliveries(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(query): Query<PageQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeliveryPage>, ApiError> {
     require(&state, &headers, Scope::Read).await?;
     let page = page::request::<DeliveryKey>(query.limit.as_deref(), query.cursor.as_deref())?;
     state.store.session(&id).await?.ok_or(ApiError::NotFound)?;
@@ -249,7 +369,8 @@ async fn deliveries(
         id: d.id.clone(),
     });
     let deliveries: Vec<DeliveryView> = rows.into_iter().map(DeliveryView::from).collect();
-    Ok(Json(
-        serde_json::json!({ "deliveries": deliveries, "next_cursor": next_cursor }),
-    ))
+    Ok(Json(DeliveryPage {
+        deliveries,
+        next_cursor,
+    }))
 }

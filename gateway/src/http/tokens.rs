@@ -2,21 +2,28 @@
 //! nor its hash ever leaves the database. A revocation holds from the next
 //! request on: every request looks its token up.
 
-use axum::extract::{Path, Query, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
+use axum::extract::State;
 use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::{Admin, RequireScope};
-use crate::error::ApiError;
+use super::extract::{Path, Query};
+use super::openapi::{
+    BadRequest, Forbidden, IdempotencyKey, IdempotencyKeyReused, NotFound, PayloadTooLarge,
+    RequestTimeout, ServerError, Unauthenticated, Unavailable,
+};
+use crate::error::{ApiError, Problem};
 use crate::store::api_token;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/tokens", get(list))
-        .route("/v1/tokens/{id}/revoke", post(revoke))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(revoke))
 }
 
 /// Default and largest page of `GET /v1/tokens`.
@@ -24,12 +31,18 @@ pub const DEFAULT_PAGE: u64 = 50;
 pub const MAX_PAGE: u64 = 500;
 
 /// The public shape of a token: never its secret or hash.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TokenView {
+    #[schema(format = Uuid)]
     pub id: String,
     pub name: String,
+    /// `read`, `escalate`, `admin`.
     pub scopes: Vec<String>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
     pub created_at: String,
+    /// RFC 3339; `null` while the token is live.
+    #[schema(format = DateTime)]
     pub revoked_at: Option<String>,
 }
 
@@ -52,7 +65,8 @@ impl From<api_token::Model> for TokenView {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// A page of tokens.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TokenPage {
     pub tokens: Vec<TokenView>,
     /// Pass as `cursor` for the next page; absent on the last page.
@@ -60,12 +74,33 @@ pub struct TokenPage {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Tokens per page, 1–500 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
+    /// The previous page's `next_cursor`.
     cursor: Option<String>,
 }
 
+/// API tokens: id, name, scopes, created, revoked (never the secret).
+#[utoipa::path(
+    get,
+    path = "/v1/tokens",
+    operation_id = "list_tokens",
+    tag = "operations",
+    security(("bearer" = ["admin"])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of tokens.", body = TokenPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 500, response = ServerError),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn list(
     _: RequireScope<Admin>,
     State(state): State<AppState>,
@@ -110,6 +145,29 @@ async fn list(
     }))
 }
 
+/// Revokes a token: its next request is refused (401). Revoking a revoked token answers it
+/// again.
+#[utoipa::path(
+    post,
+    path = "/v1/tokens/{id}/revoke",
+    operation_id = "revoke_token",
+    tag = "operations",
+    security(("bearer" = ["admin"])),
+    params(("id" = String, Path, format = Uuid, description = "The token's id (not its secret)."), IdempotencyKey),
+    responses(
+        (status = 200, description = "The token, revoked.", body = TokenView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 409, description = "`idempotency_key_in_flight`: a request with this `Idempotency-Key` is still running.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = IdempotencyKeyReused),
+        (status = 500, response = ServerError),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn revoke(
     RequireScope(operator, _): RequireScope<Admin>,
     State(state): State<AppState>,

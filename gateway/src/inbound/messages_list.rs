@@ -2,28 +2,33 @@
 //! webhooks by what became of them, newest first, paged; `GET /v1/inbound-messages/{id}` adds
 //! the text and attachments (until retention erases them).
 
-use axum::extract::{Path, Query, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::http::AppState;
 use crate::http::auth::require;
+use crate::http::extract::{Path, Query};
+use crate::http::openapi::{
+    BadRequest, Forbidden, NotFound, ServerError, Unauthenticated, Unavailable,
+};
 use crate::http::page::{self, CursorKey};
 use crate::store::{INBOUND_SESSION_PREFIX, InboundMessageState, InboundMessageSummary, Scope};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/inbound-messages", get(list))
-        .route("/v1/inbound-messages/{id}", get(one))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(one))
 }
 
 /// One inbound message as operators see it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct InboundMessageView {
     pub id: String,
     pub channel: String,
@@ -32,19 +37,49 @@ pub struct InboundMessageView {
     pub session_id: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
     pub received_at: String,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
     pub updated_at: String,
-    /// Only in `GET /v1/inbound-messages/{id}`.
+    /// Only in `GET /v1/inbound-messages/{id}` (`null` once retention erased it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
-    /// Only in `GET /v1/inbound-messages/{id}`: `[{"url", "content_type", "filename"}]`.
+    /// Only in `GET /v1/inbound-messages/{id}`: the attachments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub media: Option<Value>,
+    pub media: Option<Vec<MediaView>>,
     /// Only in `GET /v1/inbound-messages/{id}`: the answers sent to the sender outside any
-    /// session (help, opt-in, unknown sender) — `[{"id", "state", "attempts",
-    /// "provider_status", "last_error"}]`, without their text.
+    /// session (help, opt-in, unknown sender), without their text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub answers: Option<Vec<Value>>,
+    pub answers: Option<Vec<AnswerView>>,
+}
+
+/// An attachment of an inbound message.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MediaView {
+    pub url: String,
+    pub content_type: Option<String>,
+    pub filename: Option<String>,
+}
+
+/// An answer sent to the sender of an inbound message outside any session.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AnswerView {
+    pub id: String,
+    /// queued | sending | sent | failed
+    pub state: String,
+    pub attempts: i32,
+    pub provider_status: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// A page of inbound messages, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InboundMessagePage {
+    pub inbound_messages: Vec<InboundMessageView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
 }
 
 fn ms(t: i64) -> String {
@@ -97,20 +132,56 @@ impl CursorKey for MessageKey {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// What became of the message (default `unmatched`).
+    #[param(inline, value_type = Option<InboundMessageListState>)]
     state: Option<String>,
+    /// Messages per page, 1–500 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
+    /// The previous page's `next_cursor`.
     cursor: Option<String>,
 }
 
-/// `{"inbound_messages": […], "next_cursor": …}`: messages in one state (default
-/// `unmatched`), newest first, without their text.
+/// What became of an inbound message (`InboundMessageState::ALL`).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum InboundMessageListState {
+    ToRep,
+    CaseNote,
+    OptOut,
+    OptIn,
+    Help,
+    Unmatched,
+    Refused,
+    EndChat,
+}
+
+/// Customer messages from provider webhooks in one state (default `unmatched`), newest
+/// first, without their text.
+#[utoipa::path(
+    get,
+    path = "/v1/inbound-messages",
+    operation_id = "list_inbound_messages",
+    tag = "inbound",
+    security(("bearer" = ["read"])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "`{\"inbound_messages\": […], \"next_cursor\": …}`, newest first.", body = InboundMessagePage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 500, response = ServerError),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<InboundMessagePage>, ApiError> {
     require(&state, &headers, Scope::Read).await?;
     let wanted = query.state.unwrap_or_else(|| "unmatched".into());
     if !InboundMessageState::ALL.contains(&wanted.as_str()) {
@@ -137,12 +208,29 @@ async fn list(
         id: m.id.clone(),
     });
     let messages: Vec<InboundMessageView> = rows.into_iter().map(Into::into).collect();
-    Ok(Json(
-        json!({"inbound_messages": messages, "next_cursor": next_cursor}),
-    ))
+    Ok(Json(InboundMessagePage {
+        inbound_messages: messages,
+        next_cursor,
+    }))
 }
 
 /// One inbound message with its text, attachments and the answers it got.
+#[utoipa::path(
+    get,
+    path = "/v1/inbound-messages/{id}",
+    operation_id = "get_inbound_message",
+    tag = "inbound",
+    security(("bearer" = ["read"])),
+    params(("id" = String, Path, description = "The inbound message's id (`<channel>:<provider message id>`).")),
+    responses(
+        (status = 200, description = "The message.", body = InboundMessageView),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = ServerError),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn one(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -159,14 +247,12 @@ async fn one(
         .latest_deliveries(&format!("{INBOUND_SESSION_PREFIX}{}", m.id), 20)
         .await?
         .into_iter()
-        .map(|d| {
-            json!({
-                "id": d.id,
-                "state": d.state,
-                "attempts": d.attempts,
-                "provider_status": d.provider_status,
-                "last_error": d.last_error,
-            })
+        .map(|d| AnswerView {
+            id: d.id,
+            state: d.state,
+            attempts: d.attempts,
+            provider_status: d.provider_status,
+            last_error: d.last_error,
         })
         .collect();
     Ok(Json(InboundMessageView {
@@ -188,6 +274,21 @@ async fn one(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The documented states are exactly the ones the store lists by.
+    #[test]
+    fn documented_states_are_the_stored_ones() {
+        let schema =
+            serde_json::to_value(<InboundMessageListState as utoipa::PartialSchema>::schema())
+                .unwrap();
+        let documented: Vec<&str> = schema["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(documented, InboundMessageState::ALL);
+    }
 
     #[test]
     fn cursors_round_trip_ids_with_any_printable_characters() {

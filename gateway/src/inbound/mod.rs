@@ -15,17 +15,20 @@ pub mod provider;
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::routing::post;
 use chrono::{SecondsFormat, TimeZone, Utc};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use channels::email::{AppendAs, InboundCredentials, InboundEmail, ThreadToken, reply_tokens};
 use channels::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
@@ -35,6 +38,10 @@ use crate::error::ApiError;
 use crate::http::AppState;
 use crate::http::auth::require;
 use crate::http::body::read_bytes;
+use crate::http::extract::{Path, Query};
+use crate::http::openapi::{
+    BadRequest, Forbidden, NotFound, ServerError, Unauthenticated, Unavailable,
+};
 use crate::http::page::{self, CursorKey};
 use crate::store::{
     InboundState, InboundSummary, MatchKeys, MatchedBy, NewInbound, Scope, case_note_id,
@@ -74,8 +81,10 @@ impl InboundSettings {
     }
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+/// The inbound routes: provider webhooks outside `/v1` (plain `route`, not in the OpenAPI
+/// document: their shapes are the providers'), and the documented `/v1` ones (`routes!`).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(provider::router())
         .merge(messages_list::router())
         .route("/channels/email/inbound", post(receive_signed))
@@ -83,8 +92,8 @@ pub fn router() -> Router<AppState> {
             "/channels/email/inbound/{path_token}",
             post(receive_at_path),
         )
-        .route("/v1/inbound-emails", get(list))
-        .route("/v1/inbound-emails/{id}", get(one))
+        .routes(routes!(list))
+        .routes(routes!(one))
 }
 
 /// HMAC-signed: the headers are checked before the body is read, the
@@ -147,10 +156,21 @@ fn same_secret(given: &[u8], expected: &[u8]) -> bool {
 /// The dedupe key: SHA-256 of the Message-ID (exactly as sent: ids are
 /// case-sensitive), or of the raw bytes when there is none.
 fn inbound_id(email: &InboundEmail, raw: &[u8]) -> String {
-    let digest = match &email.message_id {
-        Some(id) => Sha256::digest(format!("message-id:{id}").as_bytes()),
-        None => Sha256::digest(raw),
-    };
+    match &email.message_id {
+        Some(id) => message_id_key(id),
+        None => hex(&Sha256::digest(raw)),
+    }
+}
+
+/// The `inbound_emails` id of the email whose `Message-ID` (without angle brackets) is
+/// `message_id`: how the console finds an inbound email by the id an operator pastes.
+pub(crate) fn message_id_key(message_id: &str) -> String {
+    hex(&Sha256::digest(
+        format!("message-id:{message_id}").as_bytes(),
+    ))
+}
+
+fn hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -296,16 +316,21 @@ fn raw_text(raw: &[u8]) -> String {
 }
 
 /// One inbound email as operators see it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct InboundEmailView {
+    /// SHA-256 (hex) of the Message-ID, or of the raw message when it has none.
     pub id: String,
+    /// `appended`, `unmatched` or `ignored_auto_reply`.
     pub state: String,
     pub session_id: Option<String>,
     pub message_id: Option<String>,
     pub from: Option<String>,
     pub subject: Option<String>,
+    /// Bytes.
     pub size: i64,
     pub reason: Option<String>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
     pub received_at: String,
     /// Only in `GET /v1/inbound-emails/{id}`, and only for unmatched emails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -359,20 +384,59 @@ impl CursorKey for InboundKey {
     }
 }
 
-#[derive(Deserialize)]
+/// A page of inbound emails, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InboundEmailPage {
+    pub inbound_emails: Vec<InboundEmailView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// What became of an inbound email (`InboundState::ALL`).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum InboundEmailListState {
+    Appended,
+    Unmatched,
+    IgnoredAutoReply,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// What became of the email (default `unmatched`).
+    #[param(inline, value_type = Option<InboundEmailListState>)]
     state: Option<String>,
+    /// Emails per page, 1–500 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
+    /// The previous page's `next_cursor`.
     cursor: Option<String>,
 }
 
-/// `{"inbound_emails": […], "next_cursor": …}`: emails in one state (default
-/// `unmatched`), newest first, without their raw text.
+/// Customers' emails in one state (default `unmatched`), newest first, without their raw
+/// text.
+#[utoipa::path(
+    get,
+    path = "/v1/inbound-emails",
+    operation_id = "list_inbound_emails",
+    tag = "inbound",
+    security(("bearer" = ["read"])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "`{\"inbound_emails\": […], \"next_cursor\": …}`, newest first.", body = InboundEmailPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 500, response = ServerError),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<InboundEmailPage>, ApiError> {
     require(&state, &headers, Scope::Read).await?;
     let wanted = query.state.unwrap_or_else(|| "unmatched".into());
     if !InboundState::ALL.contains(&wanted.as_str()) {
@@ -396,12 +460,29 @@ async fn list(
         id: e.id.clone(),
     });
     let emails: Vec<InboundEmailView> = rows.into_iter().map(Into::into).collect();
-    Ok(Json(
-        json!({"inbound_emails": emails, "next_cursor": next_cursor}),
-    ))
+    Ok(Json(InboundEmailPage {
+        inbound_emails: emails,
+        next_cursor,
+    }))
 }
 
 /// One inbound email, with its raw message when it was kept (unmatched ones).
+#[utoipa::path(
+    get,
+    path = "/v1/inbound-emails/{id}",
+    operation_id = "get_inbound_email",
+    tag = "inbound",
+    security(("bearer" = ["read"])),
+    params(("id" = String, Path, description = "The inbound email's id.")),
+    responses(
+        (status = 200, description = "The email.", body = InboundEmailView),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = ServerError),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn one(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -430,6 +511,21 @@ async fn one(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The documented states are exactly the ones the store lists by.
+    #[test]
+    fn documented_states_are_the_stored_ones() {
+        let schema =
+            serde_json::to_value(<InboundEmailListState as utoipa::PartialSchema>::schema())
+                .unwrap();
+        let documented: Vec<&str> = schema["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(documented, InboundState::ALL);
+    }
 
     #[test]
     fn ids_follow_the_message_id_exactly() {

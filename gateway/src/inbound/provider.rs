@@ -7,29 +7,37 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chrono::Utc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use channels::{
     Channel, ChannelError, ChannelKind, InboundEvent, InboundMessage, InboundRequest, StatusUpdate,
 };
 
 use super::prepare::prepare;
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::http::AppState;
 use crate::http::body::read_bytes;
+use crate::http::extract::Path;
+use crate::http::openapi::{
+    BadRequest, InvalidSignature, NotFound, PayloadTooLarge, RequestTimeout, ServerError,
+};
+use crate::http::schemas::InboundAck;
 use crate::store::{Deliverer, InboundOutcome, NewInboundMessage};
 
 /// The largest provider webhook body read (413 beyond, before anything is parsed).
 pub const MAX_WEBHOOK_BYTES: usize = 1024 * 1024;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+/// The built-in providers' webhooks (outside `/v1`, not in the OpenAPI document: their shapes
+/// are Twilio's and Meta's) and bridges' (`routes!`, documented).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .route("/channels/sms/inbound", post(sms))
         .route("/channels/sms/status", post(sms))
         .route(
@@ -37,7 +45,7 @@ pub fn router() -> Router<AppState> {
             post(whatsapp).get(whatsapp_handshake),
         )
         .route("/channels/whatsapp/status", post(whatsapp))
-        .route("/v1/channels/{name}/inbound", post(bridge))
+        .routes(routes!(bridge))
 }
 
 async fn sms(
@@ -60,8 +68,34 @@ async fn whatsapp(
     receive(state, channel, &uri, headers, body).await
 }
 
-/// A bridge's inbound messages. Any name that is not an enabled bridge taking inbound
-/// webhooks (a built-in channel, an unknown or disabled name) is the same 404.
+/// A bridge channel's inbound messages, signed as a Standard Webhook with the bridge's
+/// `whsec_…` secret (`webhook-id`, `webhook-timestamp`, `webhook-signature`). Any name that is
+/// not an enabled bridge taking inbound webhooks (a built-in channel, an unknown or disabled
+/// name) is the same 404.
+#[utoipa::path(
+    post,
+    path = "/v1/channels/{name}/inbound",
+    operation_id = "bridge_inbound",
+    tag = "inbound",
+    params(
+        ("name" = String, Path, description = "The bridge channel's name (`[channels.<name>]`)."),
+        ("webhook-id" = String, Header, description = "The message id (dedupes retries)."),
+        ("webhook-timestamp" = String, Header, description = "Unix seconds; refused when too far from now."),
+        ("webhook-signature" = String, Header, description = "`v1,<base64 HMAC-SHA256>` over `id.timestamp.body`."),
+    ),
+    request_body(content = Object, content_type = "application/json", description = "The bridge's messages (`docs/channels/inbound.md`)."),
+    responses(
+        (status = 200, description = "Verified and recorded (or already recorded).", body = InboundAck),
+        (status = 400, response = BadRequest),
+        (status = 401, response = InvalidSignature),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 500, response = ServerError),
+        (status = 503, description = "`public_url_not_configured` or `inbound_not_configured` (`field` names the setting), or the gateway is overloaded or its database unavailable.", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying (overloaded, database unavailable)."))),
+    )
+)]
 async fn bridge(
     State(state): State<AppState>,
     Path(name): Path<String>,

@@ -137,6 +137,7 @@ impl Worker {
         match channel.deliver(&target, &message).await {
             Ok(delivered) => {
                 tracing::info!(delivery_id = %row.id, attempt, "Delivered to the customer.");
+                crate::metrics::record_delivery(&row.channel, row.created_at);
                 let data = json!({
                     "delivery_id": row.id,
                     "provider_id": delivered.provider_id,

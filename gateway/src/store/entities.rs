@@ -451,7 +451,6 @@ pub mod opt_out {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-#[allow(dead_code)] // used by the console and secrets modules as they land
 pub mod secret {
     use sea_orm::entity::prelude::*;
 
@@ -520,7 +519,6 @@ pub mod console_session {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-#[allow(dead_code)] // used by the console and secrets modules as they land
 pub mod oauth_flow {
     use sea_orm::entity::prelude::*;
 

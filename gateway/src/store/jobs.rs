@@ -108,7 +108,7 @@ impl Store {
                       OR (state = $4 AND lease_until < $3 AND attempts < max_attempts)) \
                      AND {of_class} \
                    ORDER BY run_at, id LIMIT $6{lock}) \
-                 RETURNING id, kind, session_id, payload, attempts, max_attempts"
+                 RETURNING id, kind, session_id, payload, attempts, max_attempts, run_at"
             ),
         );
         let stmt = Statement::from_sql_and_values(
@@ -127,6 +127,12 @@ impl Store {
         let mut jobs = Vec::with_capacity(rows.len());
         for row in rows {
             let (id, kind, session_id) = job_of(&row)?;
+            let due: i64 = row.try_get("", "run_at")?;
+            crate::metrics::record_queue_age(
+                kind.as_ref().map_or("undecodable", JobKind::name),
+                due,
+                now,
+            );
             jobs.push(ClaimedJob {
                 id,
                 kind,

@@ -4,6 +4,7 @@
 mod case_events;
 mod case_notes;
 mod console;
+mod console_queries;
 mod delivery_refusals;
 mod email_thread;
 mod entities;
@@ -18,6 +19,7 @@ mod outbox;
 mod provider_status;
 mod retention;
 mod retention_inbound;
+mod secrets;
 mod sessions;
 mod tokens;
 
@@ -53,6 +55,9 @@ pub use jobs::{ABANDONED_ERROR, AbandonedJob, CaseRecord, ClaimedJob, JoinedCase
 pub use live::{Effects, LiveState, NewLive, NewLiveMessage, Queued, message_kind};
 pub use outbox::{DeliveryState, NewDelivery};
 pub use retention::{RetentionPolicy, RetentionReport};
+pub use secrets::{
+    MAX_SECRET_NAME_LEN, RESEAL_BATCH, ResealFailure, ResealReport, SealedTable, SecretStoreError,
+};
 pub use sessions::Accepted;
 pub use tokens::{NewToken, Scope, TokenIdentity, hash_token};
 

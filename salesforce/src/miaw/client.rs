@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -404,7 +404,18 @@ impl MiawClient {
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-Id", id);
         }
-        let response = match tokio::time::timeout(self.inner.timeout, request.send()).await {
+        let started = Instant::now();
+        let sent = tokio::time::timeout(self.inner.timeout, request.send()).await;
+        // Timed until the answer's head: the stream itself lasts as long as the session.
+        crate::metrics::record(
+            "miaw_subscribe",
+            started.elapsed(),
+            match &sent {
+                Ok(Ok(response)) => crate::metrics::Outcome::Answered(response.status().as_u16()),
+                Ok(Err(_)) | Err(_) => crate::metrics::Outcome::Transport,
+            },
+        );
+        let response = match sent {
             Ok(Ok(response)) => response,
             Ok(Err(err)) => return Err(MiawError::transport(&err)),
             Err(_) => {
@@ -470,6 +481,7 @@ impl MiawClient {
         conversation: Option<&ConversationId>,
         request: RequestBuilder,
     ) -> Result<Vec<u8>, MiawError> {
+        let started = Instant::now();
         let result = async {
             let response = request
                 .send()
@@ -481,6 +493,17 @@ impl MiawClient {
             Ok::<(StatusCode, HeaderMap, Vec<u8>), MiawError>((status, headers, body))
         }
         .await;
+        crate::metrics::record(
+            // Bounded: `operation` is one of this client's fixed names.
+            format!("miaw_{operation}"),
+            started.elapsed(),
+            match &result {
+                Ok((status, _, _)) => crate::metrics::Outcome::Answered(status.as_u16()),
+                // Too large a body is an answer, but not one we could read: count it with
+                // the transport failures.
+                Err(_) => crate::metrics::Outcome::Transport,
+            },
+        );
         let (status, headers, body) = match result {
             Ok(parts) => parts,
             Err(err) => {
