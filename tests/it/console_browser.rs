@@ -87,10 +87,11 @@ async fn search_lands_on(browser: &Browser, query: &str, session_id: &str) {
     browser
         .wait_for_path(&format!("/console/sessions/{session_id}"))
         .await;
-    let summary = browser.text_of("#summary").await;
-    assert!(
-        summary.contains(session_id),
-        "searching {query:?}: the summary does not name {session_id}: {summary}"
+    let heading = browser.text_of("main h1").await;
+    assert_eq!(
+        heading,
+        format!("Session {session_id}"),
+        "searching {query:?}"
     );
 }
 
@@ -249,6 +250,11 @@ async fn an_admin_retries_a_dead_job() {
     let retry = format!("retry-{job_id}");
     browser.click(&retry).await;
     // The job leaves the dead letters and runs again: the Case is created.
+    let notice = browser.text_of("p.notice.ok").await;
+    assert!(
+        notice.contains(&format!("Job {job_id} is queued again")),
+        "{notice}"
+    );
     wait_gone(&browser, &retry).await;
     let session = app
         .driver()
@@ -257,16 +263,7 @@ async fn an_admin_retries_a_dead_job() {
         .expect("Case created after the retry");
     assert!(session.salesforce_case_id.is_some());
     browser.goto("/console/jobs").await;
-    browser.wait_for("main").await;
-    assert_eq!(
-        browser
-            .execute(&format!(
-                "return document.getElementById({}) === null",
-                json!(retry)
-            ))
-            .await,
-        json!(true)
-    );
+    browser.wait_for("#no-dead-jobs").await;
     browser.close().await;
 }
 
@@ -421,7 +418,8 @@ async fn a_hostile_transcript_renders_as_inert_text() {
         return;
     };
     browser.goto("/console/sessions/browser-hostile-1").await;
-    let transcript = browser.text_of("#transcript").await;
+    browser.wait_for("#transcript").await;
+    let transcript = browser.text_of("div.transcript").await;
     for text in [script, image, link, unbroken.as_str()] {
         assert!(
             transcript.contains(text),
@@ -510,7 +508,7 @@ async fn screenshots_of_the_main_pages() {
     browser
         .goto(&format!("/console/sessions/{}", case.id))
         .await;
-    shoot("session", "#transcript").await;
+    shoot("session", "div.transcript").await;
     browser.goto("/console/jobs").await;
     shoot("jobs", "[id^=retry-]").await;
     browser.goto("/console/tokens").await;
