@@ -225,6 +225,7 @@ impl Application {
             .create_console_user(SANDBOX_CONSOLE_ADMIN, &console_hash, "admin")
             .await
             .map_err(|e| StartError::Console(e.to_string()))?;
+        sandbox_salesforce_sign_in(&mut config, &emulator, &app, addr)?;
         let info = SandboxInfo {
             salesforce_url: emulator.url(),
             client_id: app.client_id,
@@ -262,13 +263,43 @@ impl Application {
     ) -> Result<Application, StartError> {
         // Before any work, so the first requests and Salesforce calls are recorded.
         crate::metrics::install();
-        let credentials = config
-            .salesforce
-            .credentials
-            .clone()
-            .ok_or(StartError::NoCredentials)?;
+        let keys = Arc::new(crate::secrets::Keyring::from_config(&config.secrets)?);
+        check_sealed_rows(&store, &keys).await?;
+        // A connection an admin made in the console ("Connect Salesforce") wins over
+        // salesforce.credentials; either one is enough to start.
+        let stored = match crate::console::connection::stored_credentials(&config, &store, &keys)
+            .await
+        {
+            Ok(stored) => stored,
+            Err(e) if config.salesforce.credentials.is_some() => {
+                tracing::warn!(
+                    error = %e,
+                    "The Salesforce connection stored by the console cannot be read; using salesforce.credentials. Connect again in the console."
+                );
+                None
+            }
+            Err(e) => {
+                return Err(StartError::Salesforce(format!(
+                    "the Salesforce connection stored by the console cannot be read ({e}), and salesforce.credentials is not configured"
+                )));
+            }
+        };
+        let (login_url, credentials) = match stored {
+            Some((login_url, credentials)) => {
+                tracing::info!("using the Salesforce connection made in the console");
+                (login_url, credentials)
+            }
+            None => (
+                config.salesforce.login_url.clone(),
+                config
+                    .salesforce
+                    .credentials
+                    .clone()
+                    .ok_or(StartError::NoCredentials)?,
+            ),
+        };
         let client = salesforce::Client::new(salesforce::ClientConfig {
-            login_url: config.salesforce.login_url.clone(),
+            login_url,
             api_version: config.salesforce.api_version.clone(),
             credentials,
             timeout: Duration::from_secs(config.salesforce.timeout_secs),
@@ -278,8 +309,6 @@ impl Application {
         let inbound = Arc::new(
             crate::inbound::InboundSettings::from_config(&config).map_err(StartError::Inbound)?,
         );
-        let keys = Arc::new(crate::secrets::Keyring::from_config(&config.secrets)?);
-        check_sealed_rows(&store, &keys).await?;
         let config = Arc::new(config);
         let wake = Arc::new(Notify::new());
         let mut registry = channels::Registry::from_config(&config.channels)?;
@@ -438,6 +467,60 @@ impl Application {
             task,
         })
     }
+}
+
+/// "Sign in with Salesforce" out of the box in the sandbox: unless `[console.salesforce]` names
+/// an app, the emulator's default app signs in its users holding the permission sets
+/// `Handoff_Console_Admin` (admins) and `Handoff_Console_Operator` (read-only), and this
+/// gateway's callback URLs (loopback address, `localhost`, `public_url`) are registered on it.
+fn sandbox_salesforce_sign_in(
+    config: &mut Config,
+    emulator: &sf_emulator::EmulatorHandle,
+    app: &sf_emulator::config::ConnectedApp,
+    addr: SocketAddr,
+) -> Result<(), StartError> {
+    use sf_emulator::config::{CONSOLE_ADMIN_PERMISSION_SET, CONSOLE_OPERATOR_PERMISSION_SET};
+    let sf = &mut config.console.salesforce;
+    if sf.client_id.is_some() {
+        return Ok(());
+    }
+    sf.client_id = Some(app.client_id.clone());
+    sf.client_secret = Some(SecretString::from(app.client_secret.clone()));
+    sf.login_url = Some(emulator.url());
+    if sf.allowed_users.is_empty()
+        && sf.allowed_profiles.is_empty()
+        && sf.allowed_permission_sets.is_empty()
+    {
+        sf.allowed_permission_sets = vec![
+            CONSOLE_ADMIN_PERMISSION_SET.to_owned(),
+            CONSOLE_OPERATOR_PERMISSION_SET.to_owned(),
+        ];
+    }
+    if sf.admin_users.is_empty()
+        && sf.admin_profiles.is_empty()
+        && sf.admin_permission_sets.is_empty()
+    {
+        sf.admin_permission_sets = vec![CONSOLE_ADMIN_PERMISSION_SET.to_owned()];
+    }
+    let host = if addr.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        addr.ip()
+    };
+    let path = crate::console::oauth::CALLBACK_PATH;
+    let mut callbacks = vec![
+        format!("http://{}{path}", SocketAddr::new(host, addr.port())),
+        format!("http://localhost:{}{path}", addr.port()),
+    ];
+    if let Some(public) = &config.public_url {
+        callbacks.push(format!("{}{path}", public.trim_end_matches('/')));
+    }
+    for url in callbacks {
+        emulator
+            .add_callback_url(&app.client_id, &url)
+            .map_err(StartError::Salesforce)?;
+    }
+    Ok(())
 }
 
 /// Tells the operator, at start, about stored secrets this keyring cannot open (their key is

@@ -543,3 +543,85 @@ fn doctor_exits_non_zero_with_the_fix_for_each_failure() {
             .any(|c| c["id"] == "salesforce.credentials" && c["status"] == "fail")
     );
 }
+
+/// The README's browser walk-through: `handoff demo --gateway URL` escalates the demo's
+/// conversations into a running `serve --sandbox` and prints every id each session can be
+/// found by, each of which the gateway then finds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_into_a_running_sandbox_prints_ids_the_gateway_finds() {
+    let (child, addr, mut stdout) = serve(
+        handoff_clean()
+            .args(["serve", "--sandbox", "--listen", "127.0.0.1:0"])
+            .stderr(Stdio::null()),
+    );
+    let mut token = String::new();
+    while !token.contains("API token") {
+        token.clear();
+        assert!(
+            stdout.read_line(&mut token).unwrap() > 0,
+            "no token printed"
+        );
+    }
+    let token = token.rsplit(' ').next().unwrap().trim().to_string();
+    let base = format!("http://{addr}");
+    let gateway = base.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        handoff_clean()
+            .args(["demo", "--gateway", &gateway])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Every labelled id line: "    <label>  <value>".
+    let mut kinds = std::collections::BTreeSet::new();
+    let http = reqwest::Client::new();
+    for line in printed.lines().filter(|l| l.starts_with("    ")) {
+        let line = line.trim();
+        let Some((label, value)) = line.split_once("  ") else {
+            continue;
+        };
+        let value = value.trim();
+        kinds.insert(label.trim().to_string());
+        let found: serde_json::Value = http
+            .get(format!("{base}/v1/sessions"))
+            .query(&[("id", value)])
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let hits = found["sessions"].as_array().map_or(0, Vec::len);
+        // Provider message ids are found by the console's search, not the API's.
+        if label.trim() != "provider message id" {
+            assert!(hits >= 1, "{label} {value} found nothing: {found}");
+        }
+    }
+    for kind in [
+        "session id",
+        "Case id (18)",
+        "Case id (15)",
+        "CaseNumber",
+        "MIAW conversation",
+        "MessagingSession",
+        "customer email",
+        "customer phone",
+        "provider message id",
+    ] {
+        assert!(kinds.contains(kind), "no {kind} printed:\n{printed}");
+    }
+    sigterm(&child);
+    let mut child = child;
+    tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+}

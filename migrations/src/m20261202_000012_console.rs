@@ -64,6 +64,14 @@ enum OauthFlows {
     ExpiresAt,
 }
 
+/// The console's failed-deliveries page reads `deliveries` by state, newest first.
+#[derive(DeriveIden)]
+enum Deliveries {
+    Table,
+    State,
+    UpdatedAt,
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -145,10 +153,29 @@ impl MigrationTrait for Migration {
                     .col(OauthFlows::ExpiresAt)
                     .to_owned(),
             )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .if_not_exists()
+                    .name("idx_deliveries_state_updated")
+                    .table(Deliveries::Table)
+                    .col(Deliveries::State)
+                    .col(Deliveries::UpdatedAt)
+                    .to_owned(),
+            )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("idx_deliveries_state_updated")
+                    .table(Deliveries::Table)
+                    .to_owned(),
+            )
+            .await?;
         for table in [
             OauthFlows::Table.into_iden(),
             ConsoleSessions::Table.into_iden(),

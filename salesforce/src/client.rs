@@ -1,7 +1,9 @@
 //! The Salesforce REST client.
 //!
 //! [`Client`] is cheap to clone and shares one `reqwest::Client`, one [`TokenCache`], one
-//! concurrency limit and its counters between clones. Every method sends one request
+//! concurrency limit and its counters between clones. [`Client::set_credentials`] swaps the
+//! token cache at runtime (e.g. after an admin connects the org in the console); calls already
+//! in flight finish with the cache they started with. Every method sends one request
 //! (plus, at most once, the same request again after a shared token refresh when
 //! Salesforce answers 401). Nothing else is retried: retry policy belongs to the caller,
 //! guided by [`Error::class`](crate::Error::class) and
@@ -12,7 +14,7 @@
 //! usernames.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
@@ -153,7 +155,11 @@ pub struct Client {
 struct Inner {
     http: reqwest::Client,
     api_version: String,
-    tokens: TokenCache,
+    login_url: String,
+    /// The current token cache; replaced whole by [`Client::set_credentials`].
+    tokens: RwLock<Arc<TokenCache>>,
+    /// Token requests sent by caches that were replaced.
+    retired_token_requests: AtomicU64,
     permits: Semaphore,
     api_calls: AtomicU64,
     limit_info: Mutex<Option<LimitInfo>>,
@@ -268,7 +274,9 @@ impl Client {
             inner: Arc::new(Inner {
                 http,
                 api_version: config.api_version,
-                tokens,
+                login_url: config.login_url,
+                tokens: RwLock::new(Arc::new(tokens)),
+                retired_token_requests: AtomicU64::new(0),
                 permits: Semaphore::new(config.max_concurrency),
                 api_calls: AtomicU64::new(0),
                 limit_info: Mutex::new(None),
@@ -279,7 +287,54 @@ impl Client {
 
     /// Obtains a token now (if none is cached), to check credentials at startup.
     pub async fn authenticate(&self) -> Result<()> {
-        self.inner.tokens.token().await.map(|_| ())
+        self.tokens().token().await.map(|_| ())
+    }
+
+    /// Switches to other credentials against the configured login URL; see
+    /// [`Client::set_credentials_at`].
+    pub fn set_credentials(&self, credentials: &Credentials) -> Result<()> {
+        let login_url = self.inner.login_url.clone();
+        self.set_credentials_at(&login_url, credentials)
+    }
+
+    /// Switches every clone of this client to `credentials`, whose tokens come from
+    /// `{login_url}/services/oauth2/token`. The cached token is dropped: the next call
+    /// obtains one with the new credentials. Calls in flight finish with the old token (and
+    /// refresh, if they must, with the old credentials). Nothing is sent here; bad
+    /// credentials (a JWT key that does not parse, a bad URL) are refused and change nothing.
+    pub fn set_credentials_at(&self, login_url: &str, credentials: &Credentials) -> Result<()> {
+        let fresh = Arc::new(TokenCache::new(
+            self.inner.http.clone(),
+            login_url,
+            credentials,
+        )?);
+        let old = std::mem::replace(
+            &mut *self
+                .inner
+                .tokens
+                .write()
+                .unwrap_or_else(PoisonError::into_inner),
+            fresh,
+        );
+        self.inner
+            .retired_token_requests
+            .fetch_add(old.token_requests(), Ordering::Relaxed);
+        tracing::info!(
+            grant = credentials.kind(),
+            "salesforce credentials switched"
+        );
+        Ok(())
+    }
+
+    /// The token cache in use now.
+    fn tokens(&self) -> Arc<TokenCache> {
+        Arc::clone(
+            &self
+                .inner
+                .tokens
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     /// The API version in use, e.g. `v66.0`.
@@ -310,7 +365,8 @@ impl Client {
     pub fn stats(&self) -> ClientStats {
         ClientStats {
             api_calls: self.inner.api_calls.load(Ordering::Relaxed),
-            token_requests: self.inner.tokens.token_requests(),
+            token_requests: self.inner.retired_token_requests.load(Ordering::Relaxed)
+                + self.tokens().token_requests(),
         }
     }
 
@@ -372,7 +428,7 @@ impl Client {
     /// (`…/id/<OrgId>/<UserId>`), obtaining a token first if needed. `None` when the
     /// token endpoint sent no identity URL.
     pub async fn identity(&self) -> Result<Option<(String, String)>> {
-        let token = self.inner.tokens.token().await?;
+        let token = self.tokens().token().await?;
         Ok(token.identity_url.as_deref().and_then(|url| {
             let mut parts = url.trim_end_matches('/').rsplit('/');
             let user = parts.next()?.to_string();
@@ -598,7 +654,8 @@ impl Client {
             .map(serde_json::to_vec)
             .transpose()
             .map_err(|e| Error::Invalid(format!("request body is not serializable: {e}")))?;
-        let mut token = self.inner.tokens.token().await?;
+        let tokens = self.tokens();
+        let mut token = tokens.token().await?;
         let mut refreshed = false;
         loop {
             let url = self.url_for(&token, &call.target)?;
@@ -613,7 +670,7 @@ impl Client {
                     generation = token.generation,
                     "salesforce rejected the access token; refreshing once"
                 );
-                token = self.inner.tokens.refresh(token.generation).await?;
+                token = tokens.refresh(token.generation).await?;
                 refreshed = true;
                 continue;
             }

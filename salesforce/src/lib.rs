@@ -38,6 +38,7 @@ pub mod metrics;
 pub mod miaw;
 mod path;
 pub mod soql;
+pub mod web_flow;
 
 pub use auth::{AccessToken, Credentials, TokenCache};
 pub use client::{
@@ -51,3 +52,4 @@ pub use ids::{IdError, SalesforceId};
 pub use limits::LimitInfo;
 pub use reqwest::Method;
 pub use soql::SoqlError;
+pub use web_flow::{Authorize, UserAccess, UserInfo, WebFlow, WebTokens};

@@ -828,3 +828,60 @@ async fn identity_and_describe() {
         "{err}"
     );
 }
+
+/// Switching credentials at runtime: every clone uses the new grant from the next call on,
+/// the old cached token is dropped, bad credentials are refused and change nothing, and the
+/// token-request counter keeps counting across the switch.
+#[tokio::test]
+async fn credentials_switch_at_runtime() {
+    let emulator = start(emulator_config(|c| {
+        c["connected_apps"][0]["refresh_tokens"] =
+            json!([{"token": "handoff-refresh", "username": USERNAME}]);
+    }))
+    .await;
+    let client = Client::new(config_for(
+        &emulator,
+        Credentials::ClientCredentials {
+            client_id: CLIENT_ID.into(),
+            client_secret: "wrong-secret".into(),
+        },
+    ))
+    .unwrap();
+    let clone = client.clone();
+    let err = client
+        .query("SELECT Id FROM Case LIMIT 1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Auth, "{err}");
+
+    let bad_jwt = Credentials::JwtBearer {
+        client_id: CLIENT_ID.into(),
+        username: USERNAME.into(),
+        private_key_pem: "not a key".into(),
+        audience: "https://login.salesforce.com".into(),
+    };
+    assert!(matches!(
+        client.set_credentials(&bad_jwt),
+        Err(Error::Invalid(_))
+    ));
+    assert!(client.query("SELECT Id FROM Case LIMIT 1").await.is_err());
+
+    client
+        .set_credentials(&Credentials::RefreshToken {
+            client_id: CLIENT_ID.into(),
+            client_secret: CLIENT_SECRET.into(),
+            refresh_token: "handoff-refresh".into(),
+        })
+        .unwrap();
+    let page = clone.query("SELECT Id FROM Case LIMIT 1").await.unwrap();
+    assert!(page.done);
+    // Two failed client-credentials attempts, then one refresh-token grant.
+    assert_eq!(client.stats().token_requests, 3);
+    assert_eq!(emulator.stats().tokens_issued, 1);
+
+    // Switching again drops the cached token: the next call asks for a new one.
+    client.set_credentials(&client_credentials()).unwrap();
+    clone.query("SELECT Id FROM Case LIMIT 1").await.unwrap();
+    assert_eq!(client.stats().token_requests, 4);
+    assert_eq!(emulator.stats().tokens_issued, 2);
+}

@@ -12,6 +12,7 @@ mod channel_outbox;
 mod channels;
 mod console_browser;
 mod console_core;
+mod console_oauth;
 mod console_pages;
 mod data;
 mod demo;

@@ -9,12 +9,17 @@
 //! - [`home`]: the landing page with the search box.
 //! - [`pages`]: search, sessions, dead jobs, failed deliveries, unmatched inbound, live
 //!   sessions, Salesforce, API tokens.
+//! - [`oauth`]: Sign in with Salesforce and Connect Salesforce ([`connection`] holds what is
+//!   connected, [`connection_page`] shows it).
 
 pub mod accounts;
+pub mod connection;
+pub mod connection_page;
 pub mod error;
 mod home;
 pub mod layout;
 mod login;
+pub mod oauth;
 pub mod pages;
 pub mod password;
 pub mod session;
@@ -37,6 +42,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(login::router())
         .merge(home::router())
         .merge(pages::router())
+        .merge(oauth::router())
         .route("/console/assets/console.css", get(css))
         .layer(axum::middleware::from_fn(harden))
 }

@@ -15,6 +15,7 @@ mod inbound_messages;
 mod job_list;
 mod jobs;
 mod live;
+mod oauth_flows;
 mod outbox;
 mod provider_status;
 mod retention;
@@ -53,6 +54,7 @@ pub use inbound_messages::{
 };
 pub use jobs::{ABANDONED_ERROR, AbandonedJob, CaseRecord, ClaimedJob, JoinedCase};
 pub use live::{Effects, LiveState, NewLive, NewLiveMessage, Queued, message_kind};
+pub use oauth_flows::{NewOauthFlow, OauthFlow};
 pub use outbox::{DeliveryState, NewDelivery};
 pub use retention::{RetentionPolicy, RetentionReport};
 pub use secrets::{

@@ -2,7 +2,8 @@
 //! reported it (`Sforce-Limit-Info`), this replica's request counters, and the connection.
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
 use axum::routing::get;
 use maud::{Markup, html};
 
@@ -16,7 +17,18 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/console/salesforce", get(show))
 }
 
-async fn show(State(state): State<AppState>, op: Operator) -> Markup {
+#[derive(serde::Deserialize)]
+struct DoneQuery {
+    done: Option<String>,
+}
+
+async fn show(
+    State(state): State<AppState>,
+    op: Operator,
+    headers: HeaderMap,
+    Query(query): Query<DoneQuery>,
+) -> Markup {
+    let connection = connection_section(&state, &op, &headers, query.done.as_deref()).await;
     let gate = state.gate.snapshot();
     let limits = state.salesforce.limit_info();
     let stats = state.salesforce.stats();
@@ -61,7 +73,7 @@ async fn show(State(state): State<AppState>, op: Operator) -> Markup {
                 }
             }
         }
-        (connection_section(&state, &op))
+        (connection)
     };
     layout::page("Salesforce", Some(&op), body)
 }
