@@ -388,6 +388,23 @@ async fn salesforce_users_sign_in_through_the_salesforce_login() {
         who.contains("Oscar Operator") && who.contains("operator"),
         "{who}"
     );
+    browser.click_css("form.who button[type=submit]").await;
+    browser.wait_for("#sign-in").await;
+
+    // A user of the org that no rule lets in: refused, and not signed in.
+    browser.click("sign-in-salesforce").await;
+    browser.wait_for_path("/services/oauth2/authorize").await;
+    browser.fill("username", sf_config::DEFAULT_USERNAME).await;
+    browser.fill("password", sf_config::DEFAULT_PASSWORD).await;
+    browser.click("Login").await;
+    browser
+        .wait_until(
+            "the refusal is shown",
+            "return document.body.innerText.includes('Your Salesforce user may not use this console')",
+        )
+        .await;
+    browser.goto("/console").await;
+    browser.wait_for_path("/console/login").await;
     browser.close().await;
 }
 
@@ -503,6 +520,8 @@ async fn screenshots_of_the_main_pages() {
     };
     browser.goto("/console/login").await;
     shoot("sign-in", "#sign-in-salesforce").await;
+    browser.click("sign-in-salesforce").await;
+    shoot("salesforce-login", "#Login").await;
     sign_in(&browser, "ops.admin", PASSWORD).await;
     shoot("search", "#q").await;
     browser
