@@ -10,6 +10,7 @@ mod case_round_trip;
 mod channel_inbound;
 mod channel_outbox;
 mod channels;
+mod console_browser;
 mod console_core;
 mod console_oauth;
 mod console_pages;

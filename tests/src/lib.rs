@@ -10,6 +10,7 @@ use gateway::{Application, RunningApp};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
+pub mod browser;
 pub mod console;
 pub mod dbdump;
 pub mod ops_console;
