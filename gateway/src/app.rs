@@ -33,7 +33,7 @@ pub enum StartError {
     )]
     Database(#[from] sea_orm::DbErr),
     #[error(
-        "salesforce.credentials is not configured. Set it in the config file (see deploy/handoff.example.toml) or via HANDOFF_SALESFORCE__CREDENTIALS__* — or try `handoff serve --sandbox` to run against the built-in emulator."
+        "salesforce.credentials is not configured. Set it in the config file (see deploy/handoff.example.toml) or via HANDOFF_SALESFORCE__CREDENTIALS__*, or set [console.salesforce] client_id (and a secrets key) to connect the org from the console — or try `handoff serve --sandbox` to run against the built-in emulator."
     )]
     NoCredentials,
     #[error("cannot build the Salesforce client: {0}")]
@@ -289,14 +289,25 @@ impl Application {
                 tracing::info!("using the Salesforce connection made in the console");
                 (login_url, credentials)
             }
-            None => (
-                config.salesforce.login_url.clone(),
-                config
-                    .salesforce
-                    .credentials
-                    .clone()
-                    .ok_or(StartError::NoCredentials)?,
-            ),
+            None => match config.salesforce.credentials.clone() {
+                Some(credentials) => (config.salesforce.login_url.clone(), credentials),
+                // No credentials anywhere, but the console can connect the org: start, accept
+                // escalations (they wait in the queue), and let an admin connect.
+                None if matches!(
+                    crate::console::connection::app(&config, &store, &keys).await,
+                    Ok(Some(_))
+                ) && config.console.enabled =>
+                {
+                    tracing::warn!(
+                        "No Salesforce credentials yet: escalations are accepted and wait until an admin connects the org at /console/salesforce."
+                    );
+                    (
+                        config.salesforce.login_url.clone(),
+                        salesforce::Credentials::NotConnected,
+                    )
+                }
+                None => return Err(StartError::NoCredentials),
+            },
         };
         let client = salesforce::Client::new(salesforce::ClientConfig {
             login_url,

@@ -66,6 +66,11 @@ pub enum Credentials {
         #[serde(default)]
         security_token: SecretString,
     },
+    /// No credentials yet: no token request is sent and every call fails with the OAuth error
+    /// `not_connected` (an auth failure, retried) until the client is given credentials with
+    /// `Client::set_credentials` — an admin connecting the org in a console. Not configurable.
+    #[serde(skip)]
+    NotConnected,
     /// Refresh-token flow (a token from an earlier interactive authorization).
     RefreshToken {
         /// Consumer key.
@@ -85,6 +90,7 @@ impl Credentials {
             Credentials::ClientCredentials { .. } => "client_credentials",
             Credentials::Password { .. } => "password",
             Credentials::RefreshToken { .. } => "refresh_token",
+            Credentials::NotConnected => "not_connected",
         }
     }
 }
@@ -112,6 +118,7 @@ enum Grant {
         client_secret: SecretString,
         refresh_token: SecretString,
     },
+    NotConnected,
 }
 
 impl Grant {
@@ -166,6 +173,7 @@ impl Grant {
                 client_secret: client_secret.clone(),
                 refresh_token: refresh_token.clone(),
             },
+            Credentials::NotConnected => Grant::NotConnected,
         })
     }
 
@@ -225,9 +233,19 @@ impl Grant {
                 ("client_secret", client_secret.clone()),
                 ("refresh_token", rotated.unwrap_or(refresh_token).clone()),
             ],
+            Grant::NotConnected => {
+                return Err(Error::OAuth {
+                    status: 401,
+                    error: NOT_CONNECTED.to_owned(),
+                    description: "no Salesforce credentials yet: an admin connects the org in the console (/console/salesforce), or set salesforce.credentials".to_owned(),
+                });
+            }
         })
     }
 }
+
+/// The OAuth `error` of every call made while the client has [`Credentials::NotConnected`].
+pub const NOT_CONNECTED: &str = "not_connected";
 
 /// Claims of a Salesforce JWT bearer assertion.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -545,6 +563,30 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.expose_secret().to_owned()))
             .collect()
+    }
+
+    #[tokio::test]
+    async fn not_connected_sends_nothing_and_says_how_to_connect() {
+        let cache = TokenCache::new(
+            reqwest::Client::new(),
+            // Nothing listens here: a request would be a transport error, not not_connected.
+            "http://127.0.0.1:9",
+            &Credentials::NotConnected,
+        )
+        .unwrap();
+        let err = cache.token().await.unwrap_err();
+        assert!(
+            matches!(&err, Error::OAuth { error, .. } if error == NOT_CONNECTED),
+            "{err}"
+        );
+        assert!(err.to_string().contains("/console/salesforce"));
+        assert_eq!(err.class(), crate::ErrorClass::Auth);
+        assert_eq!(cache.token_requests(), 0);
+        // It cannot be configured.
+        assert!(
+            serde_json::from_value::<Credentials>(serde_json::json!({"type": "not_connected"}))
+                .is_err()
+        );
     }
 
     #[test]

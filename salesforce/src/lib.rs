@@ -40,7 +40,7 @@ mod path;
 pub mod soql;
 pub mod web_flow;
 
-pub use auth::{AccessToken, Credentials, TokenCache};
+pub use auth::{AccessToken, Credentials, NOT_CONNECTED, TokenCache};
 pub use client::{
     Client, ClientConfig, ClientStats, MAX_COLLECTION_RECORDS, QueryPage, SaveResult, UpsertResult,
 };

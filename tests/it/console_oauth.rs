@@ -450,12 +450,113 @@ both_databases!(
         drop(third);
         second.stop().await;
 
-        // Nothing connected and no credentials configured: the gateway does not start.
+        // Nothing connected and no credentials configured, but the app entered in the console
+        // is still there: the gateway starts, not connected (see the test below).
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let fourth = Application::build(bare, listener)
+            .await
+            .expect("starts not connected");
+        assert_eq!(
+            fourth.state().salesforce.stats().token_requests,
+            0,
+            "nothing to ask a token with"
+        );
+    }
+);
+
+both_databases!(
+    a_gateway_with_no_credentials_accepts_escalations_until_an_admin_connects,
+    |db: Db| async move {
+        let emulator = handoff_tests::spawn_emulator().await;
+        let (db_url, _dir) = handoff_tests::fresh_database(db).await;
+        let mut config = handoff_tests::test_config(&db_url, &emulator);
+        config.salesforce.credentials = None;
+        config.secrets.keys = Some(gateway::secrets::generate_entry().entry);
+        let sf = &mut config.console.salesforce;
+        sf.client_id = Some(DEFAULT_CLIENT_ID.into());
+        sf.client_secret = Some(DEFAULT_CLIENT_SECRET.into());
+        sf.allowed_permission_sets = both_sets().map(str::to_owned).to_vec();
+        sf.admin_permission_sets = vec![CONSOLE_ADMIN_PERMISSION_SET.into()];
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        config.public_url = Some(url.clone());
+        emulator
+            .add_callback_url(DEFAULT_CLIENT_ID, &format!("{url}/console/oauth/callback"))
+            .unwrap();
+        // Without the console's app it would refuse to start (NoCredentials).
+        let mut no_app = config.clone();
+        no_app.console.salesforce.client_id = None;
         assert!(matches!(
-            Application::build(bare, listener).await,
+            Application::build(no_app, TcpListener::bind("127.0.0.1:0").await.unwrap()).await,
             Err(gateway::app::StartError::NoCredentials)
         ));
+        let running = Application::build(config, listener)
+            .await
+            .expect("starts not connected")
+            .spawn()
+            .unwrap();
+        let store = running.state.store.clone();
+        let token = store
+            .create_token(
+                "t",
+                &[gateway::store::Scope::Escalate, gateway::store::Scope::Read],
+            )
+            .await
+            .unwrap()
+            .secret;
+        let driver = Driver::new(running.url(), token).unwrap();
+
+        // Accepted while not connected; it waits (the Salesforce page says why).
+        let id = unique("unconnected");
+        let accepted = driver.escalate(&escalation(&id, 2)).await.unwrap();
+        assert_eq!(accepted.salesforce_case_id, None);
+        let phc = gateway::console::password::hash("a long enough password").unwrap();
+        store
+            .create_console_user("root", &phc, "admin")
+            .await
+            .unwrap();
+        let mut browser = ConsoleClient::new(&running.url());
+        browser.sign_in("root", "a long enough password").await;
+        let page = browser.get("/console/salesforce").await;
+        assert!(page.body.contains("Not connected"), "{}", page.body);
+        assert_eq!(running.state.salesforce.stats().token_requests, 0);
+        let session = driver.session(&id).await.unwrap();
+        assert_eq!(session.salesforce_case_id, None);
+
+        // Connect: the waiting escalation becomes a Case, created as the admin who connected.
+        let start = browser
+            .post_form(
+                "/console/salesforce/connect",
+                &[("csrf", &page.csrf().unwrap())],
+            )
+            .await;
+        let callback =
+            log_in_at_salesforce(&start, CONSOLE_ADMIN_USERNAME, CONSOLE_ADMIN_PASSWORD).await;
+        let done = browser.get(&callback).await;
+        assert_eq!(done.location(), Some("/console/salesforce?done=connected"));
+        let case_id = driver
+            .wait_escalated(&id, WAIT)
+            .await
+            .unwrap()
+            .salesforce_case_id
+            .unwrap();
+        let sf = salesforce::Client::new(salesforce::ClientConfig::new(
+            emulator.url(),
+            salesforce::Credentials::ClientCredentials {
+                client_id: DEFAULT_CLIENT_ID.into(),
+                client_secret: DEFAULT_CLIENT_SECRET.into(),
+            },
+        ))
+        .unwrap();
+        let rows = sf
+            .query(&format!(
+                "SELECT CreatedBy.Username FROM Case WHERE Id = '{case_id}'"
+            ))
+            .await
+            .unwrap()
+            .records;
+        assert_eq!(rows[0]["CreatedBy"]["Username"], CONSOLE_ADMIN_USERNAME);
+        running.stop().await;
     }
 );
 

@@ -664,7 +664,18 @@ async fn disconnect(
                 .map_err(|e| ConsoleError::Internal(e.to_string()))?;
             "disconnected"
         }
-        None => "disconnected-none-left",
+        None => {
+            // Nothing left to call Salesforce with: calls wait (and the breaker holds the
+            // queue) until an admin connects again.
+            state
+                .salesforce
+                .set_credentials_at(
+                    &state.config.salesforce.login_url,
+                    &salesforce::Credentials::NotConnected,
+                )
+                .map_err(|e| ConsoleError::Internal(e.to_string()))?;
+            "disconnected-none-left"
+        }
     };
     tracing::info!(
         admin = op.subject.as_str(),

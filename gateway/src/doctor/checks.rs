@@ -93,6 +93,7 @@ fn credential_strings(credentials: &salesforce::Credentials) -> Vec<(&'static st
             ("client_secret", client_secret.expose_secret()),
             ("username", username),
         ],
+        C::NotConnected => Vec::new(),
     }
 }
 
